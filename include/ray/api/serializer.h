@@ -1,0 +1,107 @@
+// Serialization of user values: msgpack-c, Ray's contract.
+//
+// Any type msgpack-c can pack and convert works: arithmetic types, bool,
+// std::string, std containers, tuples, std::vector<std::byte>, and user
+// structs with MSGPACK_DEFINE(fields...). Each task argument and each return
+// value is one msgpack blob.
+//
+// ObjectRefs and ActorHandles inside a value are serialized by id; while a
+// value is being serialized, the ids of the ObjectRefs in it are collected so
+// the runtime can keep those objects alive as long as the value exists.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <msgpack.hpp>
+#include <string>
+#include <vector>
+
+#include "ray/api/ray_exception.h"
+#include "ray/api/visibility.h"
+
+namespace ray {
+namespace internal {
+
+// While alive on a thread, records every ObjectRef serialized on that thread.
+// Scopes nest; the innermost one collects.
+class RAY_EXPORT ContainedRefCollector {
+ public:
+  explicit ContainedRefCollector(std::vector<std::string> *ids);
+  ~ContainedRefCollector();
+  ContainedRefCollector(const ContainedRefCollector &) = delete;
+  ContainedRefCollector &operator=(const ContainedRefCollector &) = delete;
+
+ private:
+  std::vector<std::string> *previous_;
+};
+
+// Called by ObjectRef's serializer: records `object_id` in the innermost
+// collector of this thread, if any.
+RAY_EXPORT void RecordContainedObjectRef(const std::string &object_id);
+
+// A serialized object the runtime hands out: bytes that stay valid as long as
+// the buffer lives (they may be a view into shared memory).
+class RAY_EXPORT ObjectBuffer {
+ public:
+  virtual ~ObjectBuffer() = default;
+  virtual const char *Data() const = 0;
+  virtual size_t Size() const = 0;
+};
+
+class Serializer {
+ public:
+  template <typename T>
+  static msgpack::sbuffer Serialize(const T &value) {
+    msgpack::sbuffer buffer;
+    msgpack::pack(buffer, value);
+    return buffer;
+  }
+
+  // Serializes `value` and appends the ids of ObjectRefs found inside it.
+  template <typename T>
+  static msgpack::sbuffer Serialize(const T &value, std::vector<std::string> *contained_ids) {
+    ContainedRefCollector collector(contained_ids);
+    return Serialize(value);
+  }
+
+  template <typename T>
+  static T Deserialize(const char *data, size_t size) {
+    T value;
+    DeserializeInto(data, size, &value);
+    return value;
+  }
+
+  template <typename T>
+  static T Deserialize(const char *data, size_t size, size_t offset) {
+    return Deserialize<T>(data + offset, size - offset);
+  }
+
+  // Converts the msgpack value in [data, data+size) into *out. Strings and
+  // binaries are read in place (no intermediate copy). Throws
+  // msgpack::type_error when the value does not convert to T.
+  template <typename T>
+  static void DeserializeInto(const char *data, size_t size, T *out) {
+    msgpack::object_handle handle =
+        msgpack::unpack(data, size, &Serializer::ReferenceInPlace, nullptr);
+    handle.get().convert(*out);
+  }
+
+  template <typename T>
+  static std::shared_ptr<T> DeserializeShared(const char *data, size_t size) {
+    auto value = std::make_shared<T>();
+    DeserializeInto(data, size, value.get());
+    return value;
+  }
+
+  // Whether the blob is msgpack nil (what void functions return).
+  static bool IsNil(const char *data, size_t size) {
+    return size == 1 && static_cast<unsigned char>(data[0]) == 0xc0;
+  }
+
+ private:
+  static bool ReferenceInPlace(msgpack::type::object_type, std::size_t, void *) { return true; }
+};
+
+}  // namespace internal
+}  // namespace ray

@@ -1,0 +1,86 @@
+#include "src/api/local/local_context.h"
+
+#include "ray/api/ray_exception.h"
+
+namespace sunray {
+namespace {
+
+thread_local ExecutionContext *current_context = nullptr;
+
+// Keeps the serialized result of a call alive as the object's value.
+class SbufferObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit SbufferObject(msgpack::sbuffer buffer) : buffer_(std::move(buffer)) {}
+  const char *Data() const override { return buffer_.data(); }
+  size_t Size() const override { return buffer_.size(); }
+
+ private:
+  msgpack::sbuffer buffer_;
+};
+
+}  // namespace
+
+ExecutionContext *CurrentExecutionContext() { return current_context; }
+
+ExecutionContextScope::ExecutionContextScope(ExecutionContext context)
+    : context_(std::move(context)), previous_(current_context) {
+  current_context = &context_;
+}
+
+ExecutionContextScope::~ExecutionContextScope() { current_context = previous_; }
+
+std::optional<ErrorInfo> LocalServices::ResolveArgs(
+    const std::vector<ray::internal::TaskArg> &args, ResolvedArgs *resolved) const {
+  resolved->views.reserve(args.size());
+  for (const auto &arg : args) {
+    if (arg.buffer) {
+      resolved->views.push_back({arg.buffer->data(), arg.buffer->size()});
+      continue;
+    }
+    MemoryStore::Value value;
+    try {
+      TaskPool::BlockedScope blocked;
+      value = store.Get({arg.object_id}, -1).at(0);
+    } catch (const ray::internal::UnreconstructableException &e) {
+      return ErrorInfo{ErrorType::kObjectLost, e.what(), "", "", ""};
+    } catch (const ray::internal::RayException &e) {
+      return ErrorInfo{ErrorType::kWorkerDied, e.what(), "", "", ""};
+    }
+    if (value.error) return *value.error;  // a failed dependency fails the call the same way
+    resolved->views.push_back({value.data->Data(), value.data->Size()});
+    resolved->keep_alive.push_back(std::move(value.data));
+  }
+  return std::nullopt;
+}
+
+void LocalServices::RetainArgs(const std::vector<ray::internal::TaskArg> &args) const {
+  for (const auto &arg : args) {
+    if (!arg.buffer) store.AddReference(arg.object_id);
+    for (const auto &inner : arg.contained_object_ids) store.AddReference(inner);
+  }
+}
+
+void LocalServices::ReleaseArgs(const std::vector<ray::internal::TaskArg> &args) const {
+  for (const auto &arg : args) {
+    if (!arg.buffer) store.RemoveReference(arg.object_id);
+    for (const auto &inner : arg.contained_object_ids) store.RemoveReference(inner);
+  }
+}
+
+void LocalServices::StoreResult(const std::string &return_id, ExecutionResult result) const {
+  if (result.error) {
+    StoreError(return_id, std::move(*result.error));
+    return;
+  }
+  MemoryStore::Value value;
+  value.data = std::make_shared<SbufferObject>(std::move(result.data));
+  store.Seal(return_id, std::move(value), result.contained_ids);
+}
+
+void LocalServices::StoreError(const std::string &return_id, ErrorInfo error) const {
+  MemoryStore::Value value;
+  value.error = std::make_shared<const ErrorInfo>(std::move(error));
+  store.Seal(return_id, std::move(value), {});
+}
+
+}  // namespace sunray

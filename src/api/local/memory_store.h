@@ -1,0 +1,91 @@
+// In-process object store with reference counting: where local mode keeps
+// every object (and, later, where an owner keeps its small objects).
+//
+// An entry is pending until Put seals it with a value or an error. Each
+// entry counts references: ObjectRefs in this process, tasks that take it
+// as an argument, and other objects whose values contain it. When the count
+// drops to zero the entry is freed (also while still pending: the value that
+// arrives later is dropped), and the objects it contained lose a reference.
+//
+// Thread-safe. Get and Wait block the calling thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "ray/api/serializer.h"
+#include "src/api/object_error.h"
+
+namespace sunray {
+
+class MemoryStore {
+ public:
+  struct Value {
+    std::shared_ptr<ray::internal::ObjectBuffer> data;  // set for values
+    std::shared_ptr<const ErrorInfo> error;             // set for errors
+  };
+
+  MemoryStore() = default;
+  MemoryStore(const MemoryStore &) = delete;
+  MemoryStore &operator=(const MemoryStore &) = delete;
+
+  // Adds a pending entry with no references.
+  void CreatePending(const std::string &id);
+
+  // Seals `id`. `contained` are ids serialized inside the value; each gains a
+  // reference while this entry lives. Returns false (and drops the value) if
+  // the entry was freed or already sealed.
+  bool Seal(const std::string &id, Value value, const std::vector<std::string> &contained);
+
+  // Blocks until every id is sealed; returns their values in order.
+  // timeout_ms < 0 waits forever. Throws RayTimeoutException on expiry,
+  // UnreconstructableException for an id that is not in the store, and
+  // RayException once the store is shut down.
+  std::vector<Value> Get(const std::vector<std::string> &ids, int timeout_ms);
+
+  // Blocks until `num_objects` of `ids` are sealed or the timeout passed;
+  // returns which are sealed. Unknown ids count as sealed (Get reports them).
+  std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects, int timeout_ms);
+
+  // Runs `callback` once every id is sealed or unknown (at once if they all
+  // are already). Runs it on the thread that seals the last one.
+  void OnSealed(const std::vector<std::string> &ids, std::function<void()> callback);
+
+  void AddReference(const std::string &id);
+  void RemoveReference(const std::string &id);
+
+  bool Contains(const std::string &id) const;
+  size_t Size() const;
+
+  // Wakes every blocked Get and Wait with an error; later calls fail too.
+  void Shutdown();
+
+ private:
+  struct Entry {
+    bool sealed = false;
+    Value value;
+    int64_t references = 0;
+    std::vector<std::string> contained;
+    std::vector<std::function<void()>> on_sealed;
+  };
+
+  bool AllSealedLocked(const std::vector<std::string> &ids) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t CountSealedLocked(const std::vector<std::string> &ids) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops one reference; frees entries that reach zero (and, in turn, what
+  // they contained). Callbacks of freed entries go to *orphaned.
+  void ReleaseLocked(const std::string &id, std::vector<std::function<void()>> *orphaned)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  absl::CondVar sealed_cv_;
+  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace sunray

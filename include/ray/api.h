@@ -167,9 +167,8 @@ internal::TaskCaller<F> Task(F function) {
   std::string name = internal::FunctionManager::Instance().GetFunctionName(function);
   if (name.empty()) {
     throw internal::RayException(
-        "Function not found. Please use RAY_REMOTE to register this function: a function of "
-        "type " +
-        internal::TypeName<F>() + " is not registered.");
+        "Function not found. Please use RAY_REMOTE to register this function: " +
+        internal::DescribeFunction(function) + " is not registered.");
   }
   return internal::TaskCaller<F>(function, internal::RemoteFunctionHolder("", std::move(name)));
 }
@@ -207,9 +206,9 @@ internal::ActorCreator<F> Actor(F factory) {
   std::string name = internal::FunctionManager::Instance().GetFunctionName(factory);
   if (name.empty()) {
     throw internal::RayException(
-        "Function not found. Please use RAY_REMOTE to register this function: an actor "
-        "factory of type " +
-        internal::TypeName<F>() + " is not registered.");
+        "Function not found. Please use RAY_REMOTE to register this function: the actor "
+        "factory " +
+        internal::DescribeFunction(factory) + " is not registered.");
   }
   std::string class_name = internal::TypeName<typename internal::ActorTypeOf<F>::type>();
   return internal::ActorCreator<F>(
@@ -238,8 +237,9 @@ boost::optional<ActorHandle<T>> GetActor(const std::string &name,
 RAY_EXPORT boost::optional<ActorHandleXlang> GetActor(const std::string &name,
                                                       const std::string &ray_namespace = "");
 
-// Inside an actor method: ends the actor after this method (no restart). The
-// method's own result fails with RayActorException. Anywhere else throws
+// Inside an actor method: ends the actor for good (no restart). It throws an
+// internal exception that unwinds the method; that call's result and every
+// later call fail with RayActorException. Anywhere else throws
 // std::logic_error.
 RAY_EXPORT void ExitActor();
 

@@ -1,5 +1,7 @@
 #include "ray/api/function_manager.h"
 
+#include <dlfcn.h>
+
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -113,6 +115,15 @@ std::string FunctionManager::GetClassNameByFuncName(const std::string &function_
   name = name.substr(first, last - first + 1);
   size_t scope = name.rfind("::");
   return scope == std::string::npos ? "" : name.substr(0, scope);
+}
+
+std::string SymbolNameAt(const void *address) {
+  Dl_info info{};
+  if (address == nullptr || dladdr(address, &info) == 0 || info.dli_sname == nullptr ||
+      info.dli_saddr != address) {
+    return "";
+  }
+  return boost::core::demangle(info.dli_sname);
 }
 
 std::vector<std::string> SplitRemoteFunctionNames(const std::string &names) {

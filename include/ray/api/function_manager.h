@@ -44,6 +44,22 @@ std::string TypeName() {
   return boost::core::demangle(typeid(T).name());
 }
 
+// The demangled name of the symbol at `address` when the dynamic symbol
+// table has one (functions in shared libraries, or in executables linked
+// with -rdynamic), else "".
+RAY_EXPORT std::string SymbolNameAt(const void *address);
+
+// Names `f` for error messages: its symbol where known, and its type.
+template <typename F>
+std::string DescribeFunction(const F &f) {
+  std::string symbol;
+  if constexpr (std::is_pointer_v<F>) {
+    symbol = SymbolNameAt(reinterpret_cast<const void *>(f));
+  }
+  if (symbol.empty()) return "a function of type " + TypeName<F>();
+  return symbol + " (of type " + TypeName<F>() + ")";
+}
+
 template <typename T>
 T UnpackArg(const std::string &function_name, size_t index, const ArgView &arg) {
   try {
@@ -164,7 +180,7 @@ class RAY_EXPORT FunctionManager {
   // The registered name of `f`, or "" if it is not registered.
   template <typename F>
   std::string GetFunctionName(const F &f) const {
-    return FindName(FunctionKey(f));
+    return FindName(FunctionKey<std::decay_t<F>>(f));
   }
 
   // Invokers by name; null when unknown. The pointers stay valid for the

@@ -10,11 +10,13 @@
 // the runtime can keep those objects alive as long as the value exists.
 #pragma once
 
+#include <boost/core/demangle.hpp>
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <msgpack.hpp>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "ray/api/ray_exception.h"
@@ -87,10 +89,20 @@ class Serializer {
     handle.get().convert(*out);
   }
 
+  // Deserializes a value read back from the runtime. Throws RayException
+  // naming T when the bytes are not a T.
   template <typename T>
   static std::shared_ptr<T> DeserializeShared(const char *data, size_t size) {
     auto value = std::make_shared<T>();
-    DeserializeInto(data, size, value.get());
+    try {
+      DeserializeInto(data, size, value.get());
+    } catch (const RayException &) {
+      throw;
+    } catch (const std::exception &e) {
+      throw RayException(std::string("The object's value could not be read as the requested "
+                                     "type (") +
+                         boost::core::demangle(typeid(T).name()) + "): " + e.what());
+    }
     return value;
   }
 

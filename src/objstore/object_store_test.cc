@@ -1,0 +1,133 @@
+#include "src/objstore/object_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace sunray {
+namespace {
+
+constexpr size_t kMiB = 1 << 20;
+
+std::unique_ptr<ObjectStore> MakeStore(size_t capacity) {
+  auto store = ObjectStore::Create({capacity, "sunray-test-store"});
+  EXPECT_TRUE(store.ok()) << store.status();
+  return *std::move(store);
+}
+
+ObjectID RandomObject() { return ObjectID::ForTask(TaskID::FromRandom(), 1); }
+
+TEST(ObjectStoreTest, CreateSealGetReadsWhatWasWritten) {
+  auto store = MakeStore(4 * kMiB);
+  const ObjectID id = RandomObject();
+  auto location = store->CreateObject(id, 5, 2, /*creator=*/1);
+  ASSERT_TRUE(location.ok()) << location.status();
+  EXPECT_EQ(location->offset % 64, 0u);
+  std::memcpy(store->segment().base() + location->offset, "helloMD", 7);
+  EXPECT_TRUE(absl::IsUnavailable(store->Get(id, 2).status()));
+  ASSERT_TRUE(store->Seal(id).ok());
+  auto read = store->Get(id, 2);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(std::string(store->segment().base() + read->offset, 5), "hello");
+  EXPECT_EQ(read->metadata_size, 2u);
+  EXPECT_TRUE(store->ContainsSealed(id));
+}
+
+TEST(ObjectStoreTest, SecondMappingSeesTheSameBytesZeroCopy) {
+  auto store = MakeStore(kMiB);
+  const ObjectID id = RandomObject();
+  auto location = store->CreateObject(id, 3, 0, 1);
+  ASSERT_TRUE(location.ok());
+  std::memcpy(store->segment().base() + location->offset, "abc", 3);
+  ASSERT_TRUE(store->Seal(id).ok());
+  // What another process does with the descriptor it receives.
+  auto mapping = SharedMemorySegment::Attach(dup(store->segment().fd()));
+  ASSERT_TRUE(mapping.ok()) << mapping.status();
+  EXPECT_EQ(std::string((*mapping)->base() + location->offset, 3), "abc");
+}
+
+TEST(ObjectStoreTest, DuplicateCreateIsRejected) {
+  auto store = MakeStore(kMiB);
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE(store->CreateObject(id, 10, 0, 1).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(store->CreateObject(id, 10, 0, 1).status()));
+}
+
+TEST(ObjectStoreTest, ObjectLargerThanTheStoreFailsWithSizes) {
+  auto store = MakeStore(kMiB);
+  auto result = store->CreateObject(RandomObject(), 2 * kMiB, 0, 1);
+  ASSERT_TRUE(absl::IsResourceExhausted(result.status()));
+  const std::string message(result.status().message());
+  EXPECT_NE(message.find("object store full"), std::string::npos) << message;
+  EXPECT_NE(message.find(std::to_string(2 * kMiB)), std::string::npos) << message;
+  EXPECT_NE(message.find(std::to_string(kMiB)), std::string::npos) << message;
+}
+
+TEST(ObjectStoreTest, FullStoreRefusesUntilSpaceIsFreed) {
+  auto store = MakeStore(kMiB);
+  const ObjectID first = RandomObject();
+  ASSERT_TRUE(store->CreateObject(first, 700 * 1024, 0, 1).ok());
+  ASSERT_TRUE(store->Seal(first).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(store->CreateObject(RandomObject(), 700 * 1024, 0, 1).status()));
+  ASSERT_TRUE(store->Release(first, 1).ok());
+  ASSERT_TRUE(store->Delete(first).ok());
+  EXPECT_TRUE(store->CreateObject(RandomObject(), 700 * 1024, 0, 1).ok());
+}
+
+TEST(ObjectStoreTest, DeleteWaitsForPinsToBeReleased) {
+  auto store = MakeStore(kMiB);
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE(store->CreateObject(id, 100, 0, 1).ok());
+  ASSERT_TRUE(store->Seal(id).ok());
+  ASSERT_TRUE(store->Release(id, 1).ok());
+  ASSERT_TRUE(store->Get(id, 7).ok());
+  ASSERT_TRUE(store->Delete(id).ok());
+  EXPECT_EQ(store->GetStats().num_objects, 1u);  // still pinned by client 7
+  EXPECT_TRUE(absl::IsNotFound(store->Get(id, 8).status()));
+  ASSERT_TRUE(store->Release(id, 7).ok());
+  EXPECT_EQ(store->GetStats().num_objects, 0u);
+  EXPECT_EQ(store->GetStats().used_bytes, 0u);
+}
+
+TEST(ObjectStoreTest, ReleaseClientDropsPinsAndAbortsUnsealedObjects) {
+  auto store = MakeStore(kMiB);
+  const ObjectID sealed = RandomObject();
+  const ObjectID unsealed = RandomObject();
+  ASSERT_TRUE(store->CreateObject(sealed, 100, 0, 1).ok());
+  ASSERT_TRUE(store->Seal(sealed).ok());
+  ASSERT_TRUE(store->Delete(sealed).ok());
+  ASSERT_TRUE(store->CreateObject(unsealed, 100, 0, 1).ok());
+  EXPECT_EQ(store->GetStats().num_objects, 2u);
+  store->ReleaseClient(1);
+  EXPECT_EQ(store->GetStats().num_objects, 0u);
+  EXPECT_EQ(store->GetStats().used_bytes, 0u);
+}
+
+TEST(ObjectStoreTest, AbortFreesOnlyTheCreatorsUnsealedObject) {
+  auto store = MakeStore(kMiB);
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE(store->CreateObject(id, 100, 0, 1).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Abort(id, 2)));
+  EXPECT_TRUE(store->Abort(id, 1).ok());
+  EXPECT_TRUE(absl::IsNotFound(store->Seal(id)));
+}
+
+TEST(ObjectStoreTest, ManyObjectsReuseFreedSpace) {
+  auto store = MakeStore(4 * kMiB);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<ObjectID> ids;
+    for (int i = 0; i < 30; ++i) {
+      ids.push_back(RandomObject());
+      ASSERT_TRUE(store->CreateObject(ids.back(), 100 * 1024, 16, 1).ok()) << round << " " << i;
+      ASSERT_TRUE(store->Seal(ids.back()).ok());
+      ASSERT_TRUE(store->Release(ids.back(), 1).ok());
+    }
+    for (const auto &id : ids) ASSERT_TRUE(store->Delete(id).ok());
+  }
+  EXPECT_EQ(store->GetStats().used_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace sunray

@@ -218,6 +218,10 @@ internal::ActorCreator<F> Actor(F factory) {
 RAY_EXPORT internal::ActorCreator<PyActorClass> Actor(PyActorClass actor_class);
 RAY_EXPORT internal::ActorCreator<JavaActorClass> Actor(JavaActorClass actor_class);
 
+template <typename T>
+boost::optional<ActorHandle<T>> GetActor(const std::string &name,
+                                         const std::string &ray_namespace);
+
 // The live actor named `name` in the job's namespace, if any. The caller
 // names the actor's class; it is not checked.
 template <typename T>

@@ -7,6 +7,7 @@
 #include <typeinfo>
 
 #include "ray/api/ray_exception.h"
+#include "ray/api/ray_runtime_holder.h"
 #include "ray/api/serializer.h"
 
 namespace sunray {
@@ -35,7 +36,8 @@ template <typename Invoke>
 ExecutionResult FunctionExecutor::Run(const std::string &name, Invoke &&invoke) const {
   ExecutionResult result;
   try {
-    ray::internal::ContainedRefCollector collector(&result.contained_ids);
+    ray::internal::ContainedRefCollector collector(&result.contained_ids,
+                                                   /*hold_references=*/true);
     result.data = invoke();
   } catch (const ray::internal::RayIntentionalSystemExitException &) {
     result.exit_actor = true;
@@ -48,7 +50,10 @@ ExecutionResult FunctionExecutor::Run(const std::string &name, Invoke &&invoke) 
   } catch (...) {
     result.error = TaskExecutionError(name, CurrentExceptionTypeName(), "(not a std::exception)");
   }
-  if (result.error) result.contained_ids.clear();
+  if (result.error) {
+    for (const auto &id : result.contained_ids) ray::internal::RemoveLocalReference(id);
+    result.contained_ids.clear();
+  }
   return result;
 }
 

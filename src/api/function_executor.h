@@ -18,7 +18,8 @@ namespace sunray {
 struct ExecutionResult {
   // The serialized return value (valid when !error).
   msgpack::sbuffer data;
-  // ObjectRefs serialized inside `data`.
+  // ObjectRefs serialized inside `data`. Each holds one local reference
+  // (taken while serializing) that the runtime drops after storing the value.
   std::vector<std::string> contained_ids;
   std::optional<ErrorInfo> error;
   // The function called ray::ExitActor().

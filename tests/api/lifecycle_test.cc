@@ -1,10 +1,12 @@
 // ray::Init, ray::Shutdown, ray::IsInitialized, command-line flags and the
 // job namespace.
 #include <future>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "tests/api/runtime_fixture.h"
+#include "runtime_fixture.h"
 
 namespace {
 
@@ -142,8 +144,7 @@ TEST_P(LifecycleTest, ShutdownFailsAWaitingGet) {
   ASSERT_EQ(waiter.wait_for(std::chrono::milliseconds(kTimeoutMs)), std::future_status::ready);
   EXPECT_TRUE(Throws<RayException>([&] { waiter.get(); }));
   gate.Release();  // lets Shutdown join the task's thread
-  ASSERT_EQ(shutdown.wait_for(std::chrono::milliseconds(kTimeoutMs)),
-            std::future_status::ready);
+  ASSERT_EQ(shutdown.wait_for(std::chrono::milliseconds(kTimeoutMs)), std::future_status::ready);
   EXPECT_FALSE(ray::IsInitialized());
 }
 
@@ -213,8 +214,8 @@ TEST_P(LifecycleTest, ValidActorLifetimeFlagsAreAccepted) {
 TEST_P(LifecycleTest, BadActorLifetimeFlagThrows) {
   auto config = Config();
   Argv args({"prog", "--ray_default_actor_lifetime=forever"});
-  EXPECT_TRUE(Throws<RayException>([&] { ray::Init(config, args.argc(), args.argv()); },
-                                   {"forever"}));
+  EXPECT_TRUE(
+      Throws<RayException>([&] { ray::Init(config, args.argc(), args.argv()); }, {"forever"}));
   EXPECT_FALSE(ray::IsInitialized());
 }
 

@@ -28,11 +28,10 @@
 // The runtimes the parametrized suites run against.
 #define SUNRAY_TEST_RUNTIMES ::testing::Values(std::string("local"))
 
-#define SUNRAY_INSTANTIATE_RUNTIMES(Suite)                                 \
-  INSTANTIATE_TEST_SUITE_P(Runtimes, Suite, SUNRAY_TEST_RUNTIMES,          \
-                           [](const ::testing::TestParamInfo<std::string> &info) { \
-                             return info.param;                            \
-                           })
+#define SUNRAY_INSTANTIATE_RUNTIMES(Suite)   \
+  INSTANTIATE_TEST_SUITE_P(                  \
+      Runtimes, Suite, SUNRAY_TEST_RUNTIMES, \
+      [](const ::testing::TestParamInfo<std::string> &info) { return info.param; })
 
 namespace sunray_test {
 
@@ -162,9 +161,8 @@ template <typename E, typename F>
 
 // Whether `text` is a non-empty lower- or upper-case hex string.
 inline bool IsHex(const std::string &text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-    return std::isxdigit(c) != 0;
-  });
+  return !text.empty() && std::all_of(text.begin(), text.end(),
+                                      [](unsigned char c) { return std::isxdigit(c) != 0; });
 }
 
 }  // namespace sunray_test

@@ -26,16 +26,20 @@ namespace ray {
 namespace internal {
 
 // While alive on a thread, records every ObjectRef serialized on that thread.
-// Scopes nest; the innermost one collects.
+// Scopes nest; the innermost one collects. With hold_references, each
+// recorded id also gains a local reference, which the caller must drop
+// (RemoveLocalReference) once the value is stored: a task's return value may
+// be the only holder of a ref, and it is destroyed right after serializing.
 class RAY_EXPORT ContainedRefCollector {
  public:
-  explicit ContainedRefCollector(std::vector<std::string> *ids);
+  explicit ContainedRefCollector(std::vector<std::string> *ids, bool hold_references = false);
   ~ContainedRefCollector();
   ContainedRefCollector(const ContainedRefCollector &) = delete;
   ContainedRefCollector &operator=(const ContainedRefCollector &) = delete;
 
  private:
   std::vector<std::string> *previous_;
+  bool previous_hold_;
 };
 
 // Called by ObjectRef's serializer: records `object_id` in the innermost

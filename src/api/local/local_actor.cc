@@ -34,6 +34,7 @@ bool LocalActor::IsDead() const {
 }
 
 void LocalActor::Submit(Call call) {
+  call.retries_left = options_.max_task_retries;
   {
     absl::MutexLock lock(&mu_);
     if (state_ != State::kDead && !stopping_) {
@@ -245,6 +246,7 @@ void LocalActor::RunCall(absl::MutexLock &, Call call) {
   }
   if (incarnation != incarnation_) {
     // The actor died while this call ran: the result is lost with it.
+    for (const auto &id : result.contained_ids) services_.store.RemoveReference(id);
     if (state_ != State::kDead && CanRetry(call)) {
       if (call.retries_left > 0) --call.retries_left;
       queue_.push_front(std::move(call));

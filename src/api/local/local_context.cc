@@ -75,6 +75,8 @@ void LocalServices::StoreResult(const std::string &return_id, ExecutionResult re
   MemoryStore::Value value;
   value.data = std::make_shared<SbufferObject>(std::move(result.data));
   store.Seal(return_id, std::move(value), result.contained_ids);
+  // The executor's references kept them alive until the value held them.
+  for (const auto &id : result.contained_ids) store.RemoveReference(id);
 }
 
 void LocalServices::StoreError(const std::string &return_id, ErrorInfo error) const {

@@ -45,6 +45,7 @@ void TaskPool::WorkerLoop() {
     std::function<void()> task = std::move(queue_.front());
     queue_.pop_front();
     ++running_;
+    MaybeStartThreadLocked();  // more queued work and no idle thread: add one
     mu_.Unlock();
     task();
     task = nullptr;  // destroy captures outside the lock

@@ -1,0 +1,196 @@
+#include "src/control/control_service.h"
+
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "src/common/id.h"
+#include "src/rpc/rpc.h"
+
+namespace sunray {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr char kToken[] = "test-cluster-token";
+constexpr milliseconds kTimeout{5000};
+
+class ControlServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto port = server_.Start("127.0.0.1:0", {&service_});
+    ASSERT_TRUE(port.ok()) << port.status();
+    address_ = "127.0.0.1:" + std::to_string(*port);
+    stub_ = proto::ControlService::NewStub(rpc::MakeChannel(address_));
+  }
+  void TearDown() override { server_.Stop(); }
+
+  std::unique_ptr<grpc::ClientContext> Context() {
+    return rpc::MakeClientContext(kToken, kTimeout);
+  }
+
+  proto::NodeInfo MakeNode() {
+    proto::NodeInfo node;
+    node.set_node_id(NodeID::FromRandom().Hex());
+    node.mutable_address()->set_ip("127.0.0.1");
+    node.mutable_address()->set_port(4321);
+    (*node.mutable_total()->mutable_amounts())["CPU"] = 2 * 10000;
+    return node;
+  }
+
+  ControlService service_{{kToken}};
+  rpc::RpcServer server_;
+  std::string address_;
+  std::unique_ptr<proto::ControlService::Stub> stub_;
+};
+
+TEST_F(ControlServiceTest, RegisteredNodesAreListedAndCanDie) {
+  proto::RegisterNodeRequest request;
+  *request.mutable_node() = MakeNode();
+  proto::RegisterNodeReply reply;
+  ASSERT_TRUE(stub_->RegisterNode(Context().get(), request, &reply).ok());
+
+  proto::GetAllNodesReply nodes;
+  ASSERT_TRUE(stub_->GetAllNodes(Context().get(), {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_EQ(nodes.nodes(0).state(), proto::NodeInfo::ALIVE);
+  EXPECT_EQ(nodes.nodes(0).total().amounts().at("CPU"), 20000);
+
+  proto::UnregisterNodeRequest unregister;
+  unregister.set_node_id(request.node().node_id());
+  unregister.set_reason("stopped");
+  proto::UnregisterNodeReply unregistered;
+  ASSERT_TRUE(stub_->UnregisterNode(Context().get(), unregister, &unregistered).ok());
+  nodes.Clear();
+  ASSERT_TRUE(stub_->GetAllNodes(Context().get(), {}, &nodes).ok());
+  EXPECT_EQ(nodes.nodes(0).state(), proto::NodeInfo::DEAD);
+  EXPECT_EQ(nodes.nodes(0).death_reason(), "stopped");
+}
+
+TEST_F(ControlServiceTest, MalformedNodeIsRejectedWithAClearError) {
+  proto::RegisterNodeRequest request;
+  *request.mutable_node() = MakeNode();
+  request.mutable_node()->set_node_id("not-hex");
+  proto::RegisterNodeReply reply;
+  grpc::Status status = stub_->RegisterNode(Context().get(), request, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("not-hex"), std::string::npos);
+  // The service keeps serving.
+  proto::GetAllNodesReply nodes;
+  EXPECT_TRUE(stub_->GetAllNodes(Context().get(), {}, &nodes).ok());
+  EXPECT_EQ(nodes.nodes_size(), 0);
+}
+
+TEST_F(ControlServiceTest, JobsGetIncreasingIdsAndFinish) {
+  proto::AddJobRequest request;
+  request.set_driver_pid(42);
+  request.set_ray_namespace("ns");
+  proto::AddJobReply first, second;
+  ASSERT_TRUE(stub_->AddJob(Context().get(), request, &first).ok());
+  ASSERT_TRUE(stub_->AddJob(Context().get(), request, &second).ok());
+  EXPECT_EQ(first.job().job_id(), "01000000");
+  EXPECT_EQ(second.job().job_id(), "02000000");
+
+  proto::MarkJobFinishedRequest finish;
+  finish.set_job_id(first.job().job_id());
+  proto::MarkJobFinishedReply finished;
+  ASSERT_TRUE(stub_->MarkJobFinished(Context().get(), finish, &finished).ok());
+  proto::GetAllJobsReply jobs;
+  ASSERT_TRUE(stub_->GetAllJobs(Context().get(), {}, &jobs).ok());
+  ASSERT_EQ(jobs.jobs_size(), 2);
+  EXPECT_TRUE(jobs.jobs(0).finished());
+  EXPECT_FALSE(jobs.jobs(1).finished());
+
+  finish.set_job_id("ffffffff");
+  EXPECT_EQ(stub_->MarkJobFinished(Context().get(), finish, &finished).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ControlServiceTest, KvPutGetDeleteAndListByPrefixPerNamespace) {
+  auto put = [&](const std::string &ns, const std::string &key, const std::string &value,
+                 bool overwrite) {
+    proto::KvPutRequest request;
+    request.set_ray_namespace(ns);
+    request.set_key(key);
+    request.set_value(value);
+    request.set_overwrite(overwrite);
+    proto::KvPutReply reply;
+    EXPECT_TRUE(stub_->KvPut(Context().get(), request, &reply).ok());
+    return reply.added();
+  };
+  auto get = [&](const std::string &ns, const std::string &key) {
+    proto::KvGetRequest request;
+    request.set_ray_namespace(ns);
+    request.set_key(key);
+    proto::KvGetReply reply;
+    EXPECT_TRUE(stub_->KvGet(Context().get(), request, &reply).ok());
+    return reply.found() ? reply.value() : std::string("<missing>");
+  };
+  EXPECT_TRUE(put("a", "job/1", "x", false));
+  EXPECT_FALSE(put("a", "job/1", "y", false));
+  EXPECT_EQ(get("a", "job/1"), "x");
+  EXPECT_FALSE(put("a", "job/1", "y", true));
+  EXPECT_EQ(get("a", "job/1"), "y");
+  EXPECT_TRUE(put("a", "job/2", "z", false));
+  EXPECT_TRUE(put("a", "other", "o", false));
+  EXPECT_TRUE(put("b", "job/1", "b", false));
+
+  proto::KvKeysRequest keys_request;
+  keys_request.set_ray_namespace("a");
+  keys_request.set_prefix("job/");
+  proto::KvKeysReply keys;
+  ASSERT_TRUE(stub_->KvKeys(Context().get(), keys_request, &keys).ok());
+  ASSERT_EQ(keys.keys_size(), 2);
+  EXPECT_EQ(keys.keys(0), "job/1");
+  EXPECT_EQ(keys.keys(1), "job/2");
+
+  proto::KvDelRequest del;
+  del.set_ray_namespace("a");
+  del.set_key("job/");
+  del.set_by_prefix(true);
+  proto::KvDelReply deleted;
+  ASSERT_TRUE(stub_->KvDel(Context().get(), del, &deleted).ok());
+  EXPECT_EQ(deleted.deleted(), 2);
+  EXPECT_EQ(get("a", "job/1"), "<missing>");
+  EXPECT_EQ(get("a", "other"), "o");
+  EXPECT_EQ(get("b", "job/1"), "b");
+}
+
+// Calls `method` with an empty request and the given token (none if empty).
+grpc::Status CallRaw(grpc::GenericStub &stub, const std::string &method,
+                     const std::string &token) {
+  grpc::ClientContext context;
+  if (!token.empty()) context.AddMetadata(rpc::kTokenHeader, token);
+  context.set_deadline(std::chrono::system_clock::now() + kTimeout);
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);  // an empty protobuf message
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status status) { done.set_value(std::move(status)); });
+  return done.get_future().get();
+}
+
+TEST_F(ControlServiceTest, EveryMethodRejectsCallersWithoutTheToken) {
+  const auto *service = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      "sunray.proto.ControlService");
+  ASSERT_NE(service, nullptr);
+  ASSERT_GT(service->method_count(), 0);
+  grpc::GenericStub stub(rpc::MakeChannel(address_));
+  for (int i = 0; i < service->method_count(); ++i) {
+    const std::string method = "/sunray.proto.ControlService/" + service->method(i)->name();
+    EXPECT_EQ(CallRaw(stub, method, "").error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << method;
+    EXPECT_EQ(CallRaw(stub, method, "wrong-token").error_code(),
+              grpc::StatusCode::UNAUTHENTICATED)
+        << method;
+  }
+  // With the token, the same empty request gets past authentication.
+  EXPECT_NE(CallRaw(stub, "/sunray.proto.ControlService/GetAllNodes", kToken).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+}  // namespace
+}  // namespace sunray

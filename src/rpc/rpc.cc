@@ -1,0 +1,76 @@
+#include "src/rpc/rpc.h"
+
+namespace sunray::rpc {
+
+bool HasToken(const grpc::ServerContextBase &context, const std::string &token) {
+  const auto &metadata = context.client_metadata();
+  auto it = metadata.find(kTokenHeader);
+  if (it == metadata.end() || token.empty()) return false;
+  const grpc::string_ref &given = it->second;
+  if (given.size() != token.size()) return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < token.size(); ++i) {
+    difference |= static_cast<unsigned char>(given.data()[i] ^ token[i]);
+  }
+  return difference == 0;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status &status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl's canonical codes have the same numbers as gRPC's.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Status FromGrpcStatus(const grpc::Status &status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::unique_ptr<grpc::ClientContext> MakeClientContext(const std::string &token,
+                                                       std::chrono::milliseconds timeout) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->AddMetadata(kTokenHeader, token);
+  context->set_deadline(std::chrono::system_clock::now() + timeout);
+  return context;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string &address) {
+  grpc::ChannelArguments arguments;
+  // Objects up to 100 KiB travel inline and task batches add up: allow
+  // messages well beyond gRPC's 4 MiB default.
+  arguments.SetMaxReceiveMessageSize(512 << 20);
+  arguments.SetMaxSendMessageSize(512 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+}
+
+RpcServer::~RpcServer() { Stop(); }
+
+absl::StatusOr<int> RpcServer::Start(const std::string &address,
+                                     std::vector<grpc::Service *> services) {
+  if (server_ != nullptr) return absl::FailedPreconditionError("the server is already running");
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(512 << 20);
+  builder.SetMaxSendMessageSize(512 << 20);
+  for (grpc::Service *service : services) builder.RegisterService(service);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr) {
+    return absl::UnavailableError("could not listen on " + address);
+  }
+  if (address.rfind("unix:", 0) != 0 && port == 0) {
+    server_->Shutdown();
+    server_.reset();
+    return absl::UnavailableError("could not bind " + address);
+  }
+  return port;
+}
+
+void RpcServer::Stop() {
+  if (server_ == nullptr) return;
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace sunray::rpc

@@ -1,0 +1,190 @@
+// The sunray command: starts, inspects and stops clusters on this machine.
+//
+//   sunray start --head [--port P] [--node-ip-address IP] [--block]
+//   sunray status [--address HOST:PORT]
+//   sunray stop
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+
+#include "control.grpc.pb.h"
+#include "src/cli/session.h"
+#include "src/common/process.h"
+#include "src/control/control_daemon.h"
+#include "src/rpc/rpc.h"
+
+namespace sunray {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kStartTimeout{15000};
+constexpr milliseconds kStopGrace{5000};
+
+struct StartOptions {
+  bool head = false;
+  int port = 6379;
+  std::string node_ip_address = "127.0.0.1";
+  bool block = false;
+};
+
+int Start(const StartOptions &options) {
+  if (!options.head) {
+    std::cerr << "sunray start: joining an existing cluster arrives with the node daemon; "
+                 "use --head to start a new cluster.\n";
+    return 2;
+  }
+  auto session = CreateSession();
+  if (!session.ok()) {
+    std::cerr << "sunray start: " << session.status().message() << "\n";
+    return 1;
+  }
+  SpawnOptions spawn;
+  spawn.log_path = *session + "/logs/control.out";
+  spawn.new_session = !options.block;
+  spawn.die_with_parent = options.block;
+  auto pid = SpawnProcess({CurrentExecutable(), "control", "--session-dir", *session, "--host",
+                           options.node_ip_address, "--port", std::to_string(options.port)},
+                          spawn);
+  if (!pid.ok()) {
+    std::cerr << "sunray start: " << pid.status().message() << "\n";
+    StopSession(*session, kStopGrace);
+    return 1;
+  }
+  (void)RecordDaemon(*session, "control", *pid);
+  auto address = WaitForFile(*session + "/control_address", kStartTimeout);
+  if (!address.ok() || !ProcessAlive(*pid)) {
+    auto log = ReadFileToString(spawn.log_path);
+    std::cerr << "sunray start: the control service did not start.\n"
+              << (log.ok() ? *log : std::string()) << "\n";
+    StopSession(*session, kStopGrace);
+    return 1;
+  }
+  std::cout << "Sunray head started.\n"
+            << "  Control service: " << *address << "\n"
+            << "  Session:         " << *session << "\n"
+            << "  Cluster token:   " << *session << "/token (mode 0600)\n"
+            << "Connect a driver with RAY_ADDRESS=" << *address
+            << " and SUNRAY_TOKEN=$(cat " << *session << "/token)\n"
+            << "Stop with: sunray stop\n";
+  std::cout.flush();
+  if (!options.block) return 0;
+  // --block: stay in the foreground until interrupted, then stop everything.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  StopSession(*session, kStopGrace);
+  return 0;
+}
+
+int Stop() {
+  int sessions = 0;
+  int daemons = 0;
+  for (const auto &session : ListSessions()) {
+    daemons += StopSession(session, kStopGrace);
+    ++sessions;
+  }
+  std::cout << "Stopped " << daemons << " daemon(s) in " << sessions << " session(s).\n";
+  return 0;
+}
+
+int Status(const std::string &address_flag) {
+  std::string address = address_flag;
+  std::string token;
+  if (const char *env = std::getenv("SUNRAY_TOKEN")) token = env;
+  if (address.empty() || token.empty()) {
+    auto session = LatestSession();
+    if (!session.ok()) {
+      std::cerr << "sunray status: " << session.status().message() << "\n";
+      return 1;
+    }
+    if (address.empty()) {
+      auto stored = ReadFileToString(*session + "/control_address");
+      if (!stored.ok()) {
+        std::cerr << "sunray status: the session " << *session << " has no control address\n";
+        return 1;
+      }
+      address = *stored;
+    }
+    if (token.empty()) {
+      auto stored = ReadFileToString(*session + "/token");
+      if (stored.ok()) token = *stored;
+    }
+  }
+  auto stub = proto::ControlService::NewStub(rpc::MakeChannel(address));
+  proto::GetAllNodesReply nodes;
+  grpc::Status status =
+      stub->GetAllNodes(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &nodes);
+  if (!status.ok()) {
+    std::cerr << "sunray status: cannot reach the control service at " << address << ": "
+              << status.error_message() << "\n";
+    return 1;
+  }
+  proto::GetAllJobsReply jobs;
+  status = stub->GetAllJobs(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &jobs);
+  if (!status.ok()) {
+    std::cerr << "sunray status: " << status.error_message() << "\n";
+    return 1;
+  }
+  int alive = 0;
+  for (const auto &node : nodes.nodes()) alive += node.state() == proto::NodeInfo::ALIVE;
+  int running = 0;
+  for (const auto &job : jobs.jobs()) running += !job.finished();
+  std::cout << "Cluster at " << address << "\n"
+            << "Nodes: " << alive << " alive, " << (nodes.nodes_size() - alive) << " dead\n";
+  for (const auto &node : nodes.nodes()) {
+    std::cout << "  " << node.node_id() << "  " << node.address().ip() << ":"
+              << node.address().port() << "  "
+              << (node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD") << "\n";
+  }
+  std::cout << "Jobs: " << running << " running, " << (jobs.jobs_size() - running)
+            << " finished\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace sunray
+
+int main(int argc, char **argv) {
+  CLI::App app{"sunray: start, inspect and stop Sunray clusters"};
+  app.require_subcommand(1);
+
+  sunray::StartOptions start;
+  CLI::App *start_command = app.add_subcommand("start", "Start Sunray daemons on this machine");
+  start_command->add_flag("--head", start.head, "Start the head: the control service");
+  start_command->add_option("--port", start.port, "Control service port (0: any free port)")
+      ->check(CLI::Range(0, 65535));
+  start_command->add_option("--node-ip-address", start.node_ip_address,
+                            "Address the daemons listen on (default: loopback only)");
+  start_command->add_flag("--block", start.block,
+                          "Stay in the foreground; stop the daemons on Ctrl-C");
+
+  CLI::App *stop_command =
+      app.add_subcommand("stop", "Stop every Sunray daemon started on this machine");
+
+  std::string status_address;
+  CLI::App *status_command = app.add_subcommand("status", "Show the cluster's nodes and jobs");
+  status_command->add_option("--address", status_address,
+                             "Control service HOST:PORT (default: the newest session's)");
+
+  sunray::ControlDaemonOptions control;
+  CLI::App *control_command = app.add_subcommand("control", "(internal) run the control service");
+  control_command->group("");  // hidden from help
+  control_command->add_option("--session-dir", control.session_dir)->required();
+  control_command->add_option("--host", control.host);
+  control_command->add_option("--port", control.port)->check(CLI::Range(0, 65535));
+
+  CLI11_PARSE(app, argc, argv);
+  if (*start_command) return sunray::Start(start);
+  if (*stop_command) return sunray::Stop();
+  if (*status_command) return sunray::Status(status_address);
+  if (*control_command) return sunray::RunControlDaemon(control);
+  return 2;
+}

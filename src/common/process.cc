@@ -1,0 +1,104 @@
+#include "src/common/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <thread>
+
+#include "absl/status/status.h"
+
+extern char **environ;
+
+namespace sunray {
+
+absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
+                                   const SpawnOptions &options) {
+  if (argv.empty()) return absl::InvalidArgumentError("SpawnProcess: no program given");
+  // Everything the child needs is prepared before fork: after fork only
+  // async-signal-safe calls are allowed.
+  std::vector<char *> args;
+  for (const auto &arg : argv) args.push_back(const_cast<char *>(arg.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char **entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
+  for (const auto &entry : options.extra_env) env_strings.push_back(entry);
+  std::vector<char *> env;
+  for (auto &entry : env_strings) env.push_back(entry.data());
+  env.push_back(nullptr);
+  int log_fd = -1;
+  if (!options.log_path.empty()) {
+    log_fd = open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+      return absl::InternalError("cannot open log file " + options.log_path + ": " +
+                                 std::strerror(errno));
+    }
+  }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    if (log_fd >= 0) close(log_fd);
+    return absl::InternalError(std::string("fork failed: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    if (options.die_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(1);  // the parent died before prctl
+    }
+    if (options.new_session) setsid();
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+    if (log_fd >= 0) {
+      dup2(log_fd, STDOUT_FILENO);
+      dup2(log_fd, STDERR_FILENO);
+    }
+    // Signals blocked by the parent's threads must not stay blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(args[0], args.data(), env.data());
+    _exit(127);
+  }
+  if (log_fd >= 0) close(log_fd);
+  return pid;
+}
+
+bool ProcessAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  // Reap it if it is our child and has exited.
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) == pid) return false;
+  return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+bool TerminateProcess(pid_t pid, std::chrono::milliseconds grace) {
+  if (!ProcessAlive(pid)) return true;
+  kill(pid, SIGTERM);
+  const auto kill_at = std::chrono::steady_clock::now() + grace;
+  const auto give_up = kill_at + std::chrono::seconds(2);
+  bool killed = false;
+  while (ProcessAlive(pid)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= give_up) return false;
+    if (!killed && now >= kill_at) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+std::string CurrentExecutable() {
+  char path[PATH_MAX];
+  ssize_t length = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (length <= 0) return "";
+  return std::string(path, static_cast<size_t>(length));
+}
+
+}  // namespace sunray

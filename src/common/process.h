@@ -1,0 +1,41 @@
+// Starting, watching and stopping processes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace sunray {
+
+struct SpawnOptions {
+  // File that receives the child's stdout and stderr (appended); empty keeps
+  // the parent's.
+  std::string log_path;
+  // Start a new session, detached from the terminal (daemons).
+  bool new_session = false;
+  // Ask the kernel to SIGTERM the child when this thread's process dies, so
+  // nothing outlives an embedded cluster's driver.
+  bool die_with_parent = false;
+  // Extra environment entries ("NAME=value") on top of the parent's.
+  std::vector<std::string> extra_env;
+};
+
+// Starts argv[0] (a path) with `argv`. Returns the child's pid.
+absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
+                                   const SpawnOptions &options);
+
+// Whether `pid` names a live process (a zombie child counts as gone).
+bool ProcessAlive(pid_t pid);
+
+// SIGTERM, then SIGKILL once `grace` has passed; waits (up to grace + 2 s)
+// until the process is gone. Returns whether it is gone.
+bool TerminateProcess(pid_t pid, std::chrono::milliseconds grace);
+
+// The absolute path of the running executable.
+std::string CurrentExecutable();
+
+}  // namespace sunray

@@ -1,0 +1,142 @@
+// The sunray command against real daemon processes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "control.grpc.pb.h"
+#include "src/cli/session.h"
+#include "src/common/process.h"
+#include "src/rpc/rpc.h"
+
+namespace sunray {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs `sunray <arguments>` and captures stdout and stderr.
+CommandResult RunSunray(const std::string &arguments) {
+  const std::string command = std::string(SUNRAY_CLI_PATH) + " " + arguments + " 2>&1";
+  CommandResult result;
+  FILE *pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t read = 0;
+  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, read);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+pid_t ReadPid(const std::string &path) {
+  auto content = ReadFileToString(path);
+  return content.ok() ? static_cast<pid_t>(std::atoi(content->c_str())) : -1;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/sunray-cli-test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    setenv("SUNRAY_TEMP_DIR", root_.c_str(), 1);
+  }
+  void TearDown() override {
+    RunSunray("stop");  // whatever a failed test left running
+    std::error_code error;
+    fs::remove_all(root_, error);
+  }
+
+  std::string root_;
+};
+
+TEST_F(CliTest, StartStatusStopLeavesNothingBehind) {
+  CommandResult started = RunSunray("start --head --port 0");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  EXPECT_NE(started.output.find("Control service: 127.0.0.1:"), std::string::npos)
+      << started.output;
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  const pid_t control = ReadPid(*session + "/pids/control.pid");
+  ASSERT_TRUE(ProcessAlive(control));
+  EXPECT_EQ(fs::status(*session + "/token").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+
+  CommandResult status = RunSunray("status");
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("Nodes: 0 alive"), std::string::npos) << status.output;
+
+  CommandResult stopped = RunSunray("stop");
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
+  EXPECT_NE(stopped.output.find("Stopped 1 daemon(s)"), std::string::npos) << stopped.output;
+  EXPECT_FALSE(ProcessAlive(control));
+  EXPECT_TRUE(fs::is_empty(root_)) << "left behind in " << root_;
+}
+
+TEST_F(CliTest, DaemonRejectsClientsWithoutTheClusterToken) {
+  ASSERT_EQ(RunSunray("start --head --port 0").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto address = ReadFileToString(*session + "/control_address");
+  auto token = ReadFileToString(*session + "/token");
+  ASSERT_TRUE(address.ok() && token.ok());
+  auto stub = proto::ControlService::NewStub(rpc::MakeChannel(*address));
+  proto::GetAllNodesReply reply;
+  grpc::ClientContext anonymous;
+  EXPECT_EQ(stub->GetAllNodes(&anonymous, {}, &reply).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stub->GetAllNodes(rpc::MakeClientContext("guess", milliseconds(5000)).get(), {},
+                              &reply)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(
+      stub->GetAllNodes(rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &reply)
+          .ok());
+}
+
+TEST_F(CliTest, StatusWithoutAClusterSaysSo) {
+  CommandResult status = RunSunray("status");
+  EXPECT_EQ(status.exit_code, 1);
+  EXPECT_NE(status.output.find("no Sunray session"), std::string::npos) << status.output;
+}
+
+TEST_F(CliTest, UnknownOptionIsRejected) {
+  CommandResult result = RunSunray("start --head --frobnicate");
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("frobnicate"), std::string::npos) << result.output;
+}
+
+TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {
+  auto cli = SpawnProcess({SUNRAY_CLI_PATH, "start", "--head", "--port", "0", "--block"},
+                          {root_ + "/cli.out", false, false, {}});
+  ASSERT_TRUE(cli.ok());
+  std::string session;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (session.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto latest = LatestSession();
+    if (latest.ok() && fs::exists(*latest + "/control_address")) session = *latest;
+    std::this_thread::sleep_for(milliseconds(5));  // polling a condition, with a deadline
+  }
+  ASSERT_FALSE(session.empty());
+  const pid_t control = ReadPid(session + "/pids/control.pid");
+  ASSERT_TRUE(ProcessAlive(control));
+  kill(*cli, SIGINT);
+  int status = 0;
+  ASSERT_EQ(waitpid(*cli, &status, 0), *cli);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_FALSE(ProcessAlive(control));
+  EXPECT_FALSE(fs::exists(session));
+}
+
+}  // namespace
+}  // namespace sunray

@@ -9,11 +9,16 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
 
 #include "control.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/process.h"
 #include "src/control/control_daemon.h"
+#include "src/node/node_daemon.h"
+#include "src/node/resources.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -29,42 +34,98 @@ struct StartOptions {
   int port = 6379;
   std::string node_ip_address = "127.0.0.1";
   bool block = false;
+  double num_cpus = -1;  // -1: one per hardware thread
+  double num_gpus = 0;
+  std::string resources_json = "{}";
+  int64_t object_store_memory = -1;  // -1: 30% of physical memory
 };
+
+int64_t DefaultObjectStoreBytes() {
+  const int64_t physical =
+      static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
+  return physical * 3 / 10;
+}
+
+// Spawns one daemon of the session and waits for its address file.
+absl::StatusOr<std::string> StartDaemon(const std::string &session, const std::string &name,
+                                        std::vector<std::string> argv, bool block) {
+  SpawnOptions spawn;
+  spawn.log_path = session + "/logs/" + name + ".out";
+  spawn.new_session = !block;
+  spawn.die_with_parent = block;
+  argv.insert(argv.begin(), {CurrentExecutable(), name, "--session-dir", session});
+  auto pid = SpawnProcess(argv, spawn);
+  if (!pid.ok()) return pid.status();
+  (void)RecordDaemon(session, name, *pid);
+  auto address = WaitForFile(session + "/" + name + "_address", kStartTimeout);
+  if (!address.ok() || !ProcessAlive(*pid)) {
+    auto log = ReadFileToString(spawn.log_path);
+    return absl::UnavailableError("the " + name + " daemon did not start:\n" +
+                                  (log.ok() ? *log : std::string()));
+  }
+  return address;
+}
 
 int Start(const StartOptions &options) {
   if (!options.head) {
-    std::cerr << "sunray start: joining an existing cluster arrives with the node daemon; "
+    std::cerr << "sunray start: joining an existing cluster (--address) is not available yet; "
                  "use --head to start a new cluster.\n";
     return 2;
   }
+  // Check everything before starting anything.
+  auto custom = ParseResourcesJson(options.resources_json);
+  if (!custom.ok()) {
+    std::cerr << "sunray start: " << custom.status().message() << "\n";
+    return 2;
+  }
+  if (options.num_cpus < -1 || options.num_gpus < 0) {
+    std::cerr << "sunray start: --num-cpus and --num-gpus must not be negative\n";
+    return 2;
+  }
+  ResourceSet resources = *custom;
+  const double cpus = options.num_cpus < 0 ? std::thread::hardware_concurrency() : options.num_cpus;
+  resources["CPU"] = ToFixedPoint(cpus);
+  if (options.num_gpus > 0) resources["GPU"] = ToFixedPoint(options.num_gpus);
+  const int64_t store_bytes =
+      options.object_store_memory < 0 ? DefaultObjectStoreBytes() : options.object_store_memory;
+  if (store_bytes <= 0) {
+    std::cerr << "sunray start: --object-store-memory must be above zero\n";
+    return 2;
+  }
+
   auto session = CreateSession();
   if (!session.ok()) {
     std::cerr << "sunray start: " << session.status().message() << "\n";
     return 1;
   }
-  SpawnOptions spawn;
-  spawn.log_path = *session + "/logs/control.out";
-  spawn.new_session = !options.block;
-  spawn.die_with_parent = options.block;
-  auto pid = SpawnProcess({CurrentExecutable(), "control", "--session-dir", *session, "--host",
-                           options.node_ip_address, "--port", std::to_string(options.port)},
-                          spawn);
-  if (!pid.ok()) {
-    std::cerr << "sunray start: " << pid.status().message() << "\n";
-    StopSession(*session, kStopGrace);
-    return 1;
+  auto address = StartDaemon(*session, "control",
+                             {"--host", options.node_ip_address, "--port",
+                              std::to_string(options.port)},
+                             options.block);
+  absl::StatusOr<std::string> node_address = absl::UnknownError("not started");
+  if (address.ok()) {
+    std::ostringstream resources_json;
+    resources_json << "{";
+    for (auto it = resources.begin(); it != resources.end(); ++it) {
+      resources_json << (it == resources.begin() ? "" : ",") << '"' << it->first
+                     << "\":" << FromFixedPoint(it->second);
+    }
+    resources_json << "}";
+    node_address = StartDaemon(*session, "node",
+                               {"--control-address", *address, "--host",
+                                options.node_ip_address, "--resources", resources_json.str(),
+                                "--object-store-memory", std::to_string(store_bytes)},
+                               options.block);
   }
-  (void)RecordDaemon(*session, "control", *pid);
-  auto address = WaitForFile(*session + "/control_address", kStartTimeout);
-  if (!address.ok() || !ProcessAlive(*pid)) {
-    auto log = ReadFileToString(spawn.log_path);
-    std::cerr << "sunray start: the control service did not start.\n"
-              << (log.ok() ? *log : std::string()) << "\n";
+  if (!address.ok() || !node_address.ok()) {
+    std::cerr << "sunray start: "
+              << (address.ok() ? node_address.status() : address.status()).message() << "\n";
     StopSession(*session, kStopGrace);
     return 1;
   }
   std::cout << "Sunray head started.\n"
             << "  Control service: " << *address << "\n"
+            << "  Node daemon:     " << *node_address << "\n"
             << "  Session:         " << *session << "\n"
             << "  Cluster token:   " << *session << "/token (mode 0600)\n"
             << "Connect a driver with RAY_ADDRESS=" << *address
@@ -139,10 +200,17 @@ int Status(const std::string &address_flag) {
   for (const auto &job : jobs.jobs()) running += !job.finished();
   std::cout << "Cluster at " << address << "\n"
             << "Nodes: " << alive << " alive, " << (nodes.nodes_size() - alive) << " dead\n";
+  std::map<std::string, int64_t> total;
   for (const auto &node : nodes.nodes()) {
     std::cout << "  " << node.node_id() << "  " << node.address().ip() << ":"
               << node.address().port() << "  "
               << (node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD") << "\n";
+    if (node.state() != proto::NodeInfo::ALIVE) continue;
+    for (const auto &[name, amount] : node.total().amounts()) total[name] += amount;
+  }
+  std::cout << "Resources:\n";
+  for (const auto &[name, amount] : total) {
+    std::cout << "  " << name << ": " << FromFixedPoint(amount) << "\n";
   }
   std::cout << "Jobs: " << running << " running, " << (jobs.jobs_size() - running)
             << " finished\n";
@@ -150,6 +218,7 @@ int Status(const std::string &address_flag) {
 }
 
 }  // namespace
+
 }  // namespace sunray
 
 int main(int argc, char **argv) {
@@ -165,6 +234,12 @@ int main(int argc, char **argv) {
                             "Address the daemons listen on (default: loopback only)");
   start_command->add_flag("--block", start.block,
                           "Stay in the foreground; stop the daemons on Ctrl-C");
+  start_command->add_option("--num-cpus", start.num_cpus, "CPUs to offer (default: all)");
+  start_command->add_option("--num-gpus", start.num_gpus, "GPUs to offer (default: 0)");
+  start_command->add_option("--resources", start.resources_json,
+                            "Custom resources as JSON, e.g. '{\"accel\": 2}'");
+  start_command->add_option("--object-store-memory", start.object_store_memory,
+                            "Object store size in bytes (default: 30% of memory)");
 
   CLI::App *stop_command =
       app.add_subcommand("stop", "Stop every Sunray daemon started on this machine");
@@ -181,7 +256,27 @@ int main(int argc, char **argv) {
   control_command->add_option("--host", control.host);
   control_command->add_option("--port", control.port)->check(CLI::Range(0, 65535));
 
+  sunray::NodeDaemonOptions node;
+  std::string node_resources = "{}";
+  CLI::App *node_command = app.add_subcommand("node", "(internal) run the node daemon");
+  node_command->group("");
+  node_command->add_option("--session-dir", node.session_dir)->required();
+  node_command->add_option("--control-address", node.control_address)->required();
+  node_command->add_option("--host", node.host);
+  node_command->add_option("--port", node.port)->check(CLI::Range(0, 65535));
+  node_command->add_option("--resources", node_resources);
+  node_command->add_option("--object-store-memory", node.object_store_bytes)->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*node_command) {
+    auto resources = sunray::ParseResourcesJson(node_resources);
+    if (!resources.ok()) {
+      std::cerr << "sunray node: " << resources.status().message() << "\n";
+      return 2;
+    }
+    node.resources = *resources;
+    return sunray::RunNodeDaemon(node);
+  }
   if (*start_command) return sunray::Start(start);
   if (*stop_command) return sunray::Stop();
   if (*status_command) return sunray::Status(status_address);

@@ -101,10 +101,21 @@ absl::StatusOr<std::string> LatestSession() {
 }
 
 int StopSession(const std::string &session, std::chrono::milliseconds grace) {
-  int stopped = 0;
+  // Node daemons first, so they can still unregister; the control service last.
+  std::vector<std::string> pid_files;
   std::error_code error;
   for (const auto &entry : fs::directory_iterator(session + "/pids", error)) {
-    auto content = ReadFileToString(entry.path().string());
+    pid_files.push_back(entry.path().string());
+  }
+  std::stable_sort(pid_files.begin(), pid_files.end(), [](const auto &a, const auto &b) {
+    auto is_control = [](const std::string &path) {
+      return fs::path(path).filename() == "control.pid";
+    };
+    return !is_control(a) && is_control(b);
+  });
+  int stopped = 0;
+  for (const auto &path : pid_files) {
+    auto content = ReadFileToString(path);
     if (!content.ok()) continue;
     const pid_t pid = static_cast<pid_t>(std::atoi(content->c_str()));
     if (pid > 0 && ProcessAlive(pid)) {

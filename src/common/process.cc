@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -73,7 +74,18 @@ bool ProcessAlive(pid_t pid) {
   // Reap it if it is our child and has exited.
   int status = 0;
   if (waitpid(pid, &status, WNOHANG) == pid) return false;
-  return kill(pid, 0) == 0 || errno == EPERM;
+  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  // An exited process that its parent (often init) has not reaped yet is a
+  // zombie: it holds nothing any more, so it counts as gone.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content;
+  std::getline(stat, content);
+  const size_t end_of_name = content.rfind(')');
+  if (end_of_name != std::string::npos && end_of_name + 2 < content.size()) {
+    const char state = content[end_of_name + 2];
+    if (state == 'Z' || state == 'X') return false;
+  }
+  return true;
 }
 
 bool TerminateProcess(pid_t pid, std::chrono::milliseconds grace) {

@@ -43,6 +43,7 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
   sigwait(&stop_signals, &signal_number);
   std::cerr << "sunray control: stopping on signal " << signal_number << std::endl;
   server.Stop();
+  std::cerr << "sunray control: stopped" << std::endl;
   return 0;
 }
 

@@ -8,7 +8,13 @@
 #include <filesystem>
 #include <thread>
 
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <future>
+
 #include "control.grpc.pb.h"
+#include "node.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/process.h"
 #include "src/rpc/rpc.h"
@@ -61,30 +67,95 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, StartStatusStopLeavesNothingBehind) {
-  CommandResult started = RunSunray("start --head --port 0");
+  CommandResult started = RunSunray(
+      "start --head --port 0 --num-cpus 3 --resources '{\"accel\": 0.5}' "
+      "--object-store-memory 50000000");
   ASSERT_EQ(started.exit_code, 0) << started.output;
   EXPECT_NE(started.output.find("Control service: 127.0.0.1:"), std::string::npos)
       << started.output;
   auto session = LatestSession();
   ASSERT_TRUE(session.ok());
   const pid_t control = ReadPid(*session + "/pids/control.pid");
+  const pid_t node = ReadPid(*session + "/pids/node.pid");
   ASSERT_TRUE(ProcessAlive(control));
+  ASSERT_TRUE(ProcessAlive(node));
   EXPECT_EQ(fs::status(*session + "/token").permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
 
   CommandResult status = RunSunray("status");
   ASSERT_EQ(status.exit_code, 0) << status.output;
-  EXPECT_NE(status.output.find("Nodes: 0 alive"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("Nodes: 1 alive"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("CPU: 3"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("accel: 0.5"), std::string::npos) << status.output;
 
   CommandResult stopped = RunSunray("stop");
   ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
-  EXPECT_NE(stopped.output.find("Stopped 1 daemon(s)"), std::string::npos) << stopped.output;
+  EXPECT_NE(stopped.output.find("Stopped 2 daemon(s)"), std::string::npos) << stopped.output;
   EXPECT_FALSE(ProcessAlive(control));
+  EXPECT_FALSE(ProcessAlive(node));
   EXPECT_TRUE(fs::is_empty(root_)) << "left behind in " << root_;
 }
 
+// Calls every method of `service_name` at `address` with an empty request
+// and `token` (none if empty); returns the methods that were NOT rejected as
+// unauthenticated.
+std::vector<std::string> MethodsNotRejected(const std::string &address,
+                                            const google::protobuf::ServiceDescriptor *service,
+                                            const std::string &token) {
+  if (service == nullptr) return {"<no service>"};
+  const std::string service_name = service->full_name();
+  grpc::GenericStub stub(rpc::MakeChannel(address));
+  std::vector<std::string> accepted;
+  for (int i = 0; i < service->method_count(); ++i) {
+    const std::string method = "/" + service_name + "/" + service->method(i)->name();
+    grpc::ClientContext context;
+    if (!token.empty()) context.AddMetadata(rpc::kTokenHeader, token);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status status) { done.set_value(std::move(status)); });
+    if (done.get_future().get().error_code() != grpc::StatusCode::UNAUTHENTICATED) {
+      accepted.push_back(method);
+    }
+  }
+  return accepted;
+}
+
+TEST_F(CliTest, EveryDaemonPortRejectsClientsWithoutTheToken) {
+  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 10000000").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto control = ReadFileToString(*session + "/control_address");
+  auto node = ReadFileToString(*session + "/node_address");
+  ASSERT_TRUE(control.ok() && node.ok());
+  for (const std::string token : {"", "wrong-token"}) {
+    // Reached through generated messages, so the descriptors are linked in.
+    EXPECT_EQ(MethodsNotRejected(
+                  *control,
+                  proto::KvPutRequest::descriptor()->file()->FindServiceByName("ControlService"),
+                  token),
+              std::vector<std::string>());
+    EXPECT_EQ(MethodsNotRejected(
+                  *node,
+                  proto::GetNodeStatsRequest::descriptor()->file()->FindServiceByName("NodeService"),
+                  token),
+              std::vector<std::string>());
+  }
+}
+
+TEST_F(CliTest, BadResourcesAreRejectedBeforeAnythingStarts) {
+  CommandResult result = RunSunray("start --head --port 0 --resources '{\"x\": -1}'");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.output.find("'x' must be a non-negative number"), std::string::npos)
+      << result.output;
+  EXPECT_TRUE(ListSessions().empty());
+}
+
 TEST_F(CliTest, DaemonRejectsClientsWithoutTheClusterToken) {
-  ASSERT_EQ(RunSunray("start --head --port 0").exit_code, 0);
+  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 10000000").exit_code, 0);
   auto session = LatestSession();
   ASSERT_TRUE(session.ok());
   auto address = ReadFileToString(*session + "/control_address");
@@ -117,24 +188,28 @@ TEST_F(CliTest, UnknownOptionIsRejected) {
 }
 
 TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {
-  auto cli = SpawnProcess({SUNRAY_CLI_PATH, "start", "--head", "--port", "0", "--block"},
+  auto cli = SpawnProcess({SUNRAY_CLI_PATH, "start", "--head", "--port", "0", "--block",
+                           "--object-store-memory", "10000000"},
                           {root_ + "/cli.out", false, false, {}});
   ASSERT_TRUE(cli.ok());
   std::string session;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (session.empty() && std::chrono::steady_clock::now() < deadline) {
     auto latest = LatestSession();
-    if (latest.ok() && fs::exists(*latest + "/control_address")) session = *latest;
+    if (latest.ok() && fs::exists(*latest + "/node_address")) session = *latest;
     std::this_thread::sleep_for(milliseconds(5));  // polling a condition, with a deadline
   }
   ASSERT_FALSE(session.empty());
   const pid_t control = ReadPid(session + "/pids/control.pid");
+  const pid_t node = ReadPid(session + "/pids/node.pid");
   ASSERT_TRUE(ProcessAlive(control));
+  ASSERT_TRUE(ProcessAlive(node));
   kill(*cli, SIGINT);
   int status = 0;
   ASSERT_EQ(waitpid(*cli, &status, 0), *cli);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_FALSE(ProcessAlive(control));
+  EXPECT_FALSE(ProcessAlive(node));
   EXPECT_FALSE(fs::exists(session));
 }
 

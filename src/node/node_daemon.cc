@@ -1,0 +1,126 @@
+#include "src/node/node_daemon.h"
+
+#include <signal.h>
+
+#include <iostream>
+
+#include "control.grpc.pb.h"
+#include "node.grpc.pb.h"
+#include "src/cli/session.h"
+#include "src/common/id.h"
+#include "src/objstore/object_store.h"
+#include "src/rpc/rpc.h"
+
+namespace sunray {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kControlTimeout{10000};
+
+void FillResources(const ResourceSet &resources, proto::ResourceMap *out) {
+  for (const auto &[name, amount] : resources) (*out->mutable_amounts())[name] = amount;
+}
+
+class NodeServiceImpl final : public proto::NodeService::CallbackService {
+ public:
+  NodeServiceImpl(std::string token, NodeID node_id, ResourceSet resources,
+                  const ObjectStore &store)
+      : token_(std::move(token)),
+        node_id_(node_id),
+        resources_(std::move(resources)),
+        store_(store) {}
+
+  grpc::ServerUnaryReactor *GetNodeStats(grpc::CallbackServerContext *context,
+                                         const proto::GetNodeStatsRequest *,
+                                         proto::GetNodeStatsReply *reply) override {
+    return rpc::HandleUnary(context, token_, [&]() -> absl::Status {
+      reply->set_node_id(node_id_.Hex());
+      FillResources(resources_, reply->mutable_total());
+      FillResources(resources_, reply->mutable_available());  // no leases yet
+      const ObjectStore::Stats stats = store_.GetStats();
+      reply->set_object_store_capacity_bytes(static_cast<int64_t>(stats.capacity_bytes));
+      reply->set_object_store_used_bytes(static_cast<int64_t>(stats.used_bytes));
+      reply->set_num_objects(static_cast<int64_t>(stats.num_objects));
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  const std::string token_;
+  const NodeID node_id_;
+  const ResourceSet resources_;
+  const ObjectStore &store_;
+};
+
+}  // namespace
+
+int RunNodeDaemon(const NodeDaemonOptions &options) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto token = ReadFileToString(options.session_dir + "/token");
+  if (!token.ok() || token->empty()) {
+    std::cerr << "sunray node: no cluster token in " << options.session_dir << "\n";
+    return 2;
+  }
+  const NodeID node_id = NodeID::FromRandom();
+  auto store = ObjectStore::Create(
+      {static_cast<size_t>(options.object_store_bytes), "sunray-objects-" + node_id.Hex()});
+  if (!store.ok()) {
+    std::cerr << "sunray node: cannot create the object store: " << store.status().message()
+              << "\n";
+    return 1;
+  }
+  NodeServiceImpl service(*token, node_id, options.resources, **store);
+  rpc::RpcServer server;
+  auto port = server.Start(options.host + ":" + std::to_string(options.port), {&service});
+  if (!port.ok()) {
+    std::cerr << "sunray node: " << port.status().message() << "\n";
+    return 1;
+  }
+
+  auto control = proto::ControlService::NewStub(rpc::MakeChannel(options.control_address));
+  proto::RegisterNodeRequest request;
+  proto::NodeInfo *node = request.mutable_node();
+  node->set_node_id(node_id.Hex());
+  node->mutable_address()->set_node_id(node_id.Hex());
+  node->mutable_address()->set_ip(options.host);
+  node->mutable_address()->set_port(*port);
+  FillResources(options.resources, node->mutable_total());
+  FillResources(options.resources, node->mutable_available());
+  proto::RegisterNodeReply reply;
+  grpc::Status registered = control->RegisterNode(
+      rpc::MakeClientContext(*token, kControlTimeout).get(), request, &reply);
+  if (!registered.ok()) {
+    std::cerr << "sunray node: cannot register with the control service at "
+              << options.control_address << ": " << registered.error_message() << "\n";
+    return 1;
+  }
+  const std::string address = options.host + ":" + std::to_string(*port);
+  absl::Status written = WriteFileAtomically(options.session_dir + "/node_address", address);
+  if (!written.ok()) {
+    std::cerr << "sunray node: " << written.message() << "\n";
+    return 1;
+  }
+  std::cerr << "sunray node: " << node_id.Hex() << " serving on " << address << std::endl;
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::cerr << "sunray node: stopping on signal " << signal_number << std::endl;
+  proto::UnregisterNodeRequest unregister;
+  unregister.set_node_id(node_id.Hex());
+  unregister.set_reason("stopped");
+  proto::UnregisterNodeReply unregistered;
+  // Best effort: the control service may already be gone.
+  control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
+                          &unregistered);
+  server.Stop();
+  std::cerr << "sunray node: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace sunray

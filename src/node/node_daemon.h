@@ -1,0 +1,26 @@
+// The node daemon as a process: `sunray node ...`. One per node: hosts the
+// node's shared-memory object store and serves NodeService; registers the
+// node and its resources with the control service at start and unregisters
+// at stop. Worker leases and the worker pool come next.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "src/node/resources.h"
+
+namespace sunray {
+
+struct NodeDaemonOptions {
+  std::string session_dir;      // holds the token; receives node_address
+  std::string control_address;  // host:port of the control service
+  std::string host = "127.0.0.1";
+  int port = 0;
+  ResourceSet resources;        // CPU, GPU, memory, custom (fixed point)
+  int64_t object_store_bytes = 0;
+};
+
+// Serves until SIGTERM or SIGINT. Returns the exit code.
+int RunNodeDaemon(const NodeDaemonOptions &options);
+
+}  // namespace sunray

@@ -1,0 +1,34 @@
+#include "src/node/resources.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace sunray {
+
+int64_t ToFixedPoint(double amount) { return std::llround(amount * kResourceUnit); }
+
+double FromFixedPoint(int64_t amount) { return static_cast<double>(amount) / kResourceUnit; }
+
+absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json) {
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(json);
+  } catch (const std::exception &e) {
+    return absl::InvalidArgumentError(std::string("--resources is not valid JSON: ") + e.what());
+  }
+  if (!parsed.is_object()) {
+    return absl::InvalidArgumentError("--resources must be a JSON object like {\"name\": 2}");
+  }
+  ResourceSet resources;
+  for (const auto &[name, value] : parsed.items()) {
+    if (name.empty()) return absl::InvalidArgumentError("--resources has an empty name");
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0) {
+      return absl::InvalidArgumentError("--resources: '" + name +
+                                        "' must be a non-negative number, not " + value.dump());
+    }
+    resources[name] = ToFixedPoint(value.get<double>());
+  }
+  return resources;
+}
+
+}  // namespace sunray

@@ -9,6 +9,7 @@
 #include "src/cli/session.h"
 #include "src/common/id.h"
 #include "src/objstore/object_store.h"
+#include "src/objstore/store_server.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -76,8 +77,16 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     return 1;
   }
   NodeServiceImpl service(*token, node_id, options.resources, **store);
+  // Unix socket paths are short (108 bytes): name it by a prefix of the id.
+  StoreServer store_server(**store, *token,
+                           options.session_dir + "/store_" + node_id.Hex().substr(0, 12) + ".sock");
+  if (absl::Status started = store_server.Start(); !started.ok()) {
+    std::cerr << "sunray node: " << started.message() << "\n";
+    return 1;
+  }
   rpc::RpcServer server;
-  auto port = server.Start(options.host + ":" + std::to_string(options.port), {&service});
+  auto port = server.Start(options.host + ":" + std::to_string(options.port),
+                           {&service, &store_server});
   if (!port.ok()) {
     std::cerr << "sunray node: " << port.status().message() << "\n";
     return 1;
@@ -101,7 +110,11 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     return 1;
   }
   const std::string address = options.host + ":" + std::to_string(*port);
-  absl::Status written = WriteFileAtomically(options.session_dir + "/node_address", address);
+  absl::Status written =
+      WriteFileAtomically(options.session_dir + "/store_socket", store_server.socket_path());
+  if (written.ok()) {
+    written = WriteFileAtomically(options.session_dir + "/node_address", address);
+  }
   if (!written.ok()) {
     std::cerr << "sunray node: " << written.message() << "\n";
     return 1;
@@ -119,6 +132,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
                           &unregistered);
   server.Stop();
+  store_server.Stop();
   std::cerr << "sunray node: stopped" << std::endl;
   return 0;
 }

@@ -15,8 +15,10 @@
 
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
+#include "objstore.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/process.h"
+#include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -143,6 +145,11 @@ TEST_F(CliTest, EveryDaemonPortRejectsClientsWithoutTheToken) {
                   proto::GetNodeStatsRequest::descriptor()->file()->FindServiceByName("NodeService"),
                   token),
               std::vector<std::string>());
+    EXPECT_EQ(MethodsNotRejected(*node,
+                                 proto::GetObjectRequest::descriptor()->file()->FindServiceByName(
+                                     "ObjectStoreService"),
+                                 token),
+              std::vector<std::string>());
   }
 }
 
@@ -173,6 +180,42 @@ TEST_F(CliTest, DaemonRejectsClientsWithoutTheClusterToken) {
   EXPECT_TRUE(
       stub->GetAllNodes(rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &reply)
           .ok());
+}
+
+TEST_F(CliTest, A256MiBObjectGoesThroughTheNodesStoreAndStopLeavesNothing) {
+  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 400000000").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto socket = ReadFileToString(*session + "/store_socket");
+  auto node = ReadFileToString(*session + "/node_address");
+  auto token = ReadFileToString(*session + "/token");
+  ASSERT_TRUE(socket.ok() && node.ok() && token.ok());
+  const pid_t node_pid = ReadPid(*session + "/pids/node.pid");
+  {
+    auto client = StoreClient::Connect({*socket, *node, *token});
+    ASSERT_TRUE(client.ok()) << client.status();
+    const size_t size = 256u << 20;
+    const ObjectID id = ObjectID::ForTask(TaskID::FromRandom(), 1);
+    auto destination = (*client)->Create(id, size, 0);
+    ASSERT_TRUE(destination.ok()) << destination.status();
+    for (size_t i = 0; i < size; i += 4096) (*destination)[i] = static_cast<char>(i >> 12);
+    ASSERT_TRUE((*client)->Seal(id).ok());
+    auto view = (*client)->Get(id);
+    ASSERT_TRUE(view.ok()) << view.status();
+    ASSERT_EQ((*view)->size(), size);
+    for (size_t i = 0; i < size; i += 4096) {
+      ASSERT_EQ((*view)->data()[i], static_cast<char>(i >> 12)) << i;
+    }
+    // The memfd segment is visible in the daemon's mappings while it runs.
+    auto maps = ReadFileToString("/proc/" + std::to_string(node_pid) + "/maps");
+    ASSERT_TRUE(maps.ok());
+    EXPECT_NE(maps->find("memfd:sunray-objects-"), std::string::npos);
+    auto too_big = (*client)->Create(ObjectID::ForTask(TaskID::FromRandom(), 1), size, 0);
+    EXPECT_TRUE(absl::IsResourceExhausted(too_big.status())) << too_big.status();
+  }
+  ASSERT_EQ(RunSunray("stop").exit_code, 0);
+  EXPECT_FALSE(ProcessAlive(node_pid));
+  EXPECT_TRUE(fs::is_empty(root_));
 }
 
 TEST_F(CliTest, StatusWithoutAClusterSaysSo) {

@@ -1,0 +1,213 @@
+// Sunray's microbenchmark: the workloads of Ray's `ray microbenchmark`,
+// reported under the same metric names, one line each: name, rate, unit.
+//
+//   bench/microbenchmark [--seconds S] [--repeats R] [--filter SUBSTRING]
+//                        [--ray_* flags]
+//
+// Each workload runs R times for about S seconds; the line shows the median
+// rate and, in brackets, the lowest and highest. The runtime is whatever
+// ray::Init starts; until the cluster runtime lands that is local mode, whose
+// numbers are NOT comparable with Ray's cluster figures (no processes, no
+// shared memory: see docs/benchmarks.md).
+#include <ray/api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+void Noop() {}
+int Identity(int x) { return x; }
+int TakesArray(const std::vector<uint8_t> &value) { return static_cast<int>(value.size()); }
+RAY_REMOTE(Noop, Identity, TakesArray);
+
+class Actor {
+ public:
+  static Actor *Create() { return new Actor(); }
+  void Noop() {}
+  int WithArg(const std::vector<uint8_t> &value) { return static_cast<int>(value.size()); }
+};
+RAY_REMOTE(Actor::Create, &Actor::Noop, &Actor::WithArg);
+
+struct Options {
+  double seconds = 2.0;
+  int repeats = 3;
+  std::string filter;
+};
+
+using Clock = std::chrono::steady_clock;
+
+// Runs `batch` (which performs and returns a number of operations) until
+// `seconds` have passed; returns operations per second.
+double MeasureRate(double seconds, const std::function<double()> &batch) {
+  batch();  // warm up
+  const auto start = Clock::now();
+  double operations = 0;
+  double elapsed = 0;
+  do {
+    operations += batch();
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  } while (elapsed < seconds);
+  return operations / elapsed;
+}
+
+void Report(const Options &options, const std::string &name, const std::string &unit,
+            const std::function<double()> &batch) {
+  if (!options.filter.empty() && name.find(options.filter) == std::string::npos) return;
+  std::vector<double> rates;
+  for (int i = 0; i < options.repeats; ++i) rates.push_back(MeasureRate(options.seconds, batch));
+  std::sort(rates.begin(), rates.end());
+  std::cout << std::left << std::setw(48) << name << std::right << std::fixed
+            << std::setprecision(2) << std::setw(14) << rates[rates.size() / 2] << " " << unit
+            << "  [" << rates.front() << " .. " << rates.back() << "]" << std::endl;
+}
+
+// Runs `work` on `threads` threads at once; returns the sum of their counts.
+double OnThreads(int threads, const std::function<double()> &work) {
+  std::vector<std::thread> pool;
+  std::vector<double> counts(static_cast<size_t>(threads));
+  for (int i = 0; i < threads; ++i) {
+    pool.emplace_back([&, i] { counts[static_cast<size_t>(i)] = work(); });
+  }
+  for (auto &thread : pool) thread.join();
+  double total = 0;
+  for (double count : counts) total += count;
+  return total;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  Options options;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--seconds") == 0) options.seconds = std::stod(argv[i + 1]);
+    if (std::strcmp(argv[i], "--repeats") == 0) options.repeats = std::stoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--filter") == 0) options.filter = argv[i + 1];
+  }
+  ray::RayConfig config;
+  config.local_mode = true;
+  ray::Init(config, argc, argv);
+  const int clients = std::max(2u, std::thread::hardware_concurrency());
+  std::cout << "# runtime: " << (ray::internal::GetRayRuntime()->IsLocalMode() ? "local mode" : "cluster")
+            << ", " << std::thread::hardware_concurrency() << " hardware threads, "
+            << options.repeats << " runs of " << options.seconds << " s each (median [min .. max])\n";
+
+  Report(options, "single_client_tasks_sync", "tasks/s", [] {
+    for (int i = 0; i < 100; ++i) ray::Task(Noop).Remote().Get();
+    return 100.0;
+  });
+  Report(options, "single_client_tasks_async", "tasks/s", [] {
+    std::vector<ray::ObjectRef<int>> refs;
+    for (int i = 0; i < 1000; ++i) refs.push_back(ray::Task(Identity).Remote(i));
+    ray::Get(refs);
+    return 1000.0;
+  });
+  Report(options, "multi_client_tasks_async", "tasks/s", [clients] {
+    return OnThreads(clients, [] {
+      std::vector<ray::ObjectRef<int>> refs;
+      for (int i = 0; i < 1000; ++i) refs.push_back(ray::Task(Identity).Remote(i));
+      ray::Get(refs);
+      return 1000.0;
+    });
+  });
+
+  auto actor = ray::Actor(Actor::Create).Remote();
+  Report(options, "1_1_actor_calls_sync", "calls/s", [&] {
+    for (int i = 0; i < 100; ++i) actor.Task(&Actor::Noop).Remote().Get();
+    return 100.0;
+  });
+  Report(options, "1_1_actor_calls_async", "calls/s", [&] {
+    std::vector<ray::ObjectRef<void>> refs;
+    for (int i = 0; i < 1000; ++i) refs.push_back(actor.Task(&Actor::Noop).Remote());
+    for (auto &ref : refs) ref.Get();
+    return 1000.0;
+  });
+  auto concurrent = ray::Actor(Actor::Create).SetMaxConcurrency(16).Remote();
+  Report(options, "1_1_actor_calls_concurrent", "calls/s", [&] {
+    std::vector<ray::ObjectRef<void>> refs;
+    for (int i = 0; i < 1000; ++i) refs.push_back(concurrent.Task(&Actor::Noop).Remote());
+    for (auto &ref : refs) ref.Get();
+    return 1000.0;
+  });
+  std::vector<ray::ActorHandle<Actor>> actors;
+  for (int i = 0; i < clients; ++i) actors.push_back(ray::Actor(Actor::Create).Remote());
+  Report(options, "1_n_actor_calls_async", "calls/s", [&] {
+    std::vector<ray::ObjectRef<void>> refs;
+    for (int i = 0; i < 1000; ++i) {
+      refs.push_back(actors[static_cast<size_t>(i) % actors.size()].Task(&Actor::Noop).Remote());
+    }
+    for (auto &ref : refs) ref.Get();
+    return 1000.0;
+  });
+  Report(options, "n_n_actor_calls_async", "calls/s", [&] {
+    std::vector<ray::ActorHandle<Actor>> own = actors;
+    return OnThreads(clients, [&] {
+      static std::atomic<size_t> next{0};
+      auto handle = own[next++ % own.size()];
+      std::vector<ray::ObjectRef<void>> refs;
+      for (int i = 0; i < 1000; ++i) refs.push_back(handle.Task(&Actor::Noop).Remote());
+      for (auto &ref : refs) ref.Get();
+      return 1000.0;
+    });
+  });
+  auto small_array = ray::Put(std::vector<uint8_t>(1024, 7));
+  Report(options, "n_n_actor_calls_with_arg_async", "calls/s", [&] {
+    return OnThreads(clients, [&] {
+      static std::atomic<size_t> next{0};
+      auto handle = actors[next++ % actors.size()];
+      std::vector<ray::ObjectRef<int>> refs;
+      for (int i = 0; i < 1000; ++i) refs.push_back(handle.Task(&Actor::WithArg).Remote(small_array));
+      ray::Get(refs);
+      return 1000.0;
+    });
+  });
+
+  const std::vector<uint8_t> kilobyte(1024, 1);
+  Report(options, "single_client_put_calls_Plasma_Store", "calls/s", [&] {
+    for (int i = 0; i < 1000; ++i) ray::Put(kilobyte);
+    return 1000.0;
+  });
+  Report(options, "single_client_get_calls_Plasma_Store", "calls/s", [&] {
+    for (int i = 0; i < 1000; ++i) small_array.Get();
+    return 1000.0;
+  });
+  Report(options, "multi_client_put_calls_Plasma_Store", "calls/s", [&] {
+    return OnThreads(clients, [&] {
+      for (int i = 0; i < 1000; ++i) ray::Put(kilobyte);
+      return 1000.0;
+    });
+  });
+  const std::vector<uint8_t> big(256u << 20, 3);
+  Report(options, "single_client_put_gigabytes", "GB/s", [&] {
+    ray::Put(big);
+    return static_cast<double>(big.size()) / 1e9;
+  });
+  Report(options, "single_client_tasks_and_get_batch", "tasks/s", [] {
+    std::vector<ray::ObjectRef<int>> refs;
+    for (int i = 0; i < 1000; ++i) refs.push_back(ray::Task(Identity).Remote(i));
+    ray::Get(refs);
+    return 1000.0;
+  });
+  std::vector<ray::ObjectRef<int>> ready;
+  for (int i = 0; i < 1000; ++i) ready.push_back(ray::Put(i));
+  Report(options, "single_client_wait_1k_refs", "calls/s", [&] {
+    ray::Wait(ready, static_cast<int>(ready.size()), -1);
+    return 1.0;
+  });
+  std::vector<ray::ObjectRef<int>> many;
+  for (int i = 0; i < 10000; ++i) many.push_back(ray::Put(i));
+  auto container = ray::Put(many);
+  Report(options, "single_client_get_object_containing_10k_refs", "calls/s", [&] {
+    container.Get();
+    return 1.0;
+  });
+  ray::Shutdown();
+  return 0;
+}

@@ -134,8 +134,9 @@ absl::Status StoreClient::Put(const ObjectID &id, std::string_view data,
                               std::string_view metadata) {
   auto destination = Create(id, data.size(), metadata.size());
   if (!destination.ok()) return destination.status();
-  std::memcpy(*destination, data.data(), data.size());
-  std::memcpy(*destination + data.size(), metadata.data(), metadata.size());
+  // An empty string_view may have a null data(): memcpy must not see it.
+  if (!data.empty()) std::memcpy(*destination, data.data(), data.size());
+  if (!metadata.empty()) std::memcpy(*destination + data.size(), metadata.data(), metadata.size());
   return Seal(id);
 }
 

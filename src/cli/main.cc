@@ -93,6 +93,15 @@ int Start(const StartOptions &options) {
     return 2;
   }
 
+  // With --block, Ctrl-C must stop the daemons even while they are starting:
+  // take the stop signals now and handle them once startup is done. (Spawned
+  // processes get an empty signal mask.)
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  if (options.block) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   auto session = CreateSession();
   if (!session.ok()) {
     std::cerr << "sunray start: " << session.status().message() << "\n";
@@ -134,11 +143,6 @@ int Start(const StartOptions &options) {
   std::cout.flush();
   if (!options.block) return 0;
   // --block: stay in the foreground until interrupted, then stop everything.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   StopSession(*session, kStopGrace);

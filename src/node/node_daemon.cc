@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "control.grpc.pb.h"
@@ -10,6 +11,7 @@
 #include "src/common/id.h"
 #include "src/objstore/object_store.h"
 #include "src/objstore/store_server.h"
+#include "src/node/worker_pool.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -26,11 +28,21 @@ void FillResources(const ResourceSet &resources, proto::ResourceMap *out) {
 class NodeServiceImpl final : public proto::NodeService::CallbackService {
  public:
   NodeServiceImpl(std::string token, NodeID node_id, ResourceSet resources,
-                  const ObjectStore &store)
+                  const ObjectStore &store, WorkerPool &workers)
       : token_(std::move(token)),
         node_id_(node_id),
         resources_(std::move(resources)),
-        store_(store) {}
+        store_(store),
+        workers_(workers) {}
+
+  grpc::ServerUnaryReactor *RegisterWorker(grpc::CallbackServerContext *context,
+                                           const proto::RegisterWorkerRequest *request,
+                                           proto::RegisterWorkerReply *) override {
+    return rpc::HandleUnary(context, token_, [&]() -> absl::Status {
+      return workers_.RegisterWorker(request->startup_token(), request->pid(),
+                                     request->address());
+    });
+  }
 
   grpc::ServerUnaryReactor *GetNodeStats(grpc::CallbackServerContext *context,
                                          const proto::GetNodeStatsRequest *,
@@ -52,6 +64,7 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
   const NodeID node_id_;
   const ResourceSet resources_;
   const ObjectStore &store_;
+  WorkerPool &workers_;
 };
 
 }  // namespace
@@ -76,7 +89,13 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
               << "\n";
     return 1;
   }
-  NodeServiceImpl service(*token, node_id, options.resources, **store);
+  WorkerPool::Options pool_options;
+  pool_options.logs_dir = options.session_dir + "/logs";
+  auto cpus = options.resources.find("CPU");
+  pool_options.soft_limit = std::max<int>(
+      1, cpus == options.resources.end() ? 1 : static_cast<int>(cpus->second / kResourceUnit));
+  WorkerPool workers(pool_options);
+  NodeServiceImpl service(*token, node_id, options.resources, **store, workers);
   // Unix socket paths are short (108 bytes): name it by a prefix of the id.
   StoreServer store_server(**store, *token,
                            options.session_dir + "/store_" + node_id.Hex().substr(0, 12) + ".sock");
@@ -132,6 +151,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
                           &unregistered);
   server.Stop();
+  workers.Stop();
   store_server.Stop();
   std::cerr << "sunray node: stopped" << std::endl;
   return 0;

@@ -1,0 +1,224 @@
+#include "src/node/worker_pool.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "src/common/process.h"
+
+namespace sunray {
+
+WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
+  reaper_ = std::thread([this] { ReaperLoop(); });
+}
+
+WorkerPool::~WorkerPool() { Stop(); }
+
+int WorkerPool::BusyLocked() const {
+  int busy = 0;
+  for (const auto &[token, worker] : workers_) {
+    if (worker.state == State::kStarting || (worker.state == State::kBusy && !worker.blocked)) {
+      ++busy;
+    }
+  }
+  return busy;
+}
+
+void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
+  for (auto request = requests_.begin(); request != requests_.end();) {
+    if (request->starting_token != 0) {  // its own process is starting
+      ++request;
+      continue;
+    }
+    auto idle = workers_.end();
+    for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+      if (it->second.state == State::kIdle && it->second.info.job_id == request->job_id) {
+        idle = it;
+        break;
+      }
+    }
+    if (idle != workers_.end()) {
+      idle->second.state = State::kBusy;
+      ready->push_back([callback = std::move(request->callback), info = idle->second.info] {
+        callback(info);
+      });
+      request = requests_.erase(request);
+      continue;
+    }
+    if (BusyLocked() >= options_.soft_limit) break;  // keep the order: wait for a slot
+    const int64_t token = next_token_++;
+    Worker worker;
+    worker.info.startup_token = token;
+    worker.info.job_id = request->job_id;
+    worker.info.log_path = options_.logs_dir + "/worker-" + std::to_string(token) + ".out";
+    worker.started = std::chrono::steady_clock::now();
+    SpawnOptions spawn;
+    spawn.log_path = worker.info.log_path;
+    spawn.die_with_parent = true;  // workers never outlive their node daemon
+    spawn.extra_env = request->launch.env;
+    spawn.extra_env.push_back("SUNRAY_STARTUP_TOKEN=" + std::to_string(token));
+    auto pid = SpawnProcess(request->launch.argv, spawn);
+    if (!pid.ok()) {
+      ready->push_back([callback = std::move(request->callback), status = pid.status()] {
+        callback(absl::Status(status.code(), "cannot start a worker: " + std::string(status.message())));
+      });
+      request = requests_.erase(request);
+      continue;
+    }
+    worker.info.pid = *pid;
+    workers_.emplace(token, std::move(worker));
+    request->starting_token = token;
+    changed_.SignalAll();  // the reaper has a child to wait for
+    ++request;
+  }
+}
+
+void WorkerPool::PopWorker(const std::string &job_id, const Launch &launch, Callback callback) {
+  std::vector<std::function<void()>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      ready.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
+    } else {
+      requests_.push_back(Request{job_id, launch, std::move(callback), 0});
+      DispatchLocked(&ready);
+    }
+  }
+  for (auto &run : ready) run();
+}
+
+void WorkerPool::PushWorker(int64_t startup_token) {
+  std::vector<std::function<void()>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(startup_token);
+    if (it == workers_.end() || it->second.state != State::kBusy) return;
+    it->second.state = State::kIdle;
+    it->second.blocked = false;
+    DispatchLocked(&ready);
+  }
+  for (auto &run : ready) run();
+}
+
+void WorkerPool::SetBlocked(int64_t startup_token, bool blocked) {
+  std::vector<std::function<void()>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(startup_token);
+    if (it == workers_.end()) return;
+    it->second.blocked = blocked;
+    DispatchLocked(&ready);
+  }
+  for (auto &run : ready) run();
+}
+
+absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
+                                        const std::string &address) {
+  std::vector<std::function<void()>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(startup_token);
+    if (it == workers_.end() || it->second.state != State::kStarting) {
+      return absl::NotFoundError("no worker is starting with token " +
+                                 std::to_string(startup_token));
+    }
+    if (it->second.info.pid != pid) {
+      return absl::PermissionDeniedError("worker token " + std::to_string(startup_token) +
+                                         " belongs to pid " + std::to_string(it->second.info.pid) +
+                                         ", not " + std::to_string(pid));
+    }
+    it->second.info.address = address;
+    it->second.state = State::kIdle;
+    for (auto request = requests_.begin(); request != requests_.end(); ++request) {
+      if (request->starting_token == startup_token) {
+        it->second.state = State::kBusy;
+        ready.push_back([callback = std::move(request->callback), info = it->second.info] {
+          callback(info);
+        });
+        requests_.erase(request);
+        break;
+      }
+    }
+    DispatchLocked(&ready);
+  }
+  for (auto &run : ready) run();
+  return absl::OkStatus();
+}
+
+void WorkerPool::ReaperLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!(stopping_ && workers_.empty())) {
+    changed_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
+    std::vector<std::function<void()>> ready;
+    // Exited workers.
+    while (true) {
+      int status = 0;
+      const pid_t pid = waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+        if (it->second.info.pid != pid) continue;
+        for (auto request = requests_.begin(); request != requests_.end(); ++request) {
+          if (request->starting_token != it->first) continue;
+          const std::string how = WIFEXITED(status)
+                                      ? "exited with code " + std::to_string(WEXITSTATUS(status))
+                                      : "was killed by signal " + std::to_string(WTERMSIG(status));
+          ready.push_back([callback = std::move(request->callback),
+                           message = "the worker process " + std::to_string(pid) + " " + how +
+                                     " before registering; see " + it->second.info.log_path] {
+            callback(absl::UnavailableError(message));
+          });
+          requests_.erase(request);
+          break;
+        }
+        workers_.erase(it);
+        break;
+      }
+    }
+    // Workers that never registered.
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto &[token, worker] : workers_) {
+      if (worker.state == State::kStarting && now - worker.started > options_.register_timeout) {
+        kill(worker.info.pid, SIGKILL);  // reaped (and its request failed) on a later round
+      }
+    }
+    if (!stopping_) DispatchLocked(&ready);
+    if (!ready.empty()) {
+      mu_.Unlock();
+      for (auto &run : ready) run();
+      mu_.Lock();
+    }
+  }
+}
+
+void WorkerPool::Stop() {
+  std::vector<pid_t> pids;
+  std::deque<Request> failed;
+  // Stop may run twice (explicitly, then from the destructor).
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !reaper_.joinable()) return;
+    stopping_ = true;
+    failed.swap(requests_);
+    for (const auto &[token, worker] : workers_) pids.push_back(worker.info.pid);
+    changed_.SignalAll();
+  }
+  for (auto &request : failed) request.callback(absl::UnavailableError("the node is stopping"));
+  for (pid_t pid : pids) kill(pid, SIGTERM);
+  const auto kill_at = std::chrono::steady_clock::now() + options_.kill_grace;
+  while (NumProcesses() > 0 && std::chrono::steady_clock::now() < kill_at) {
+    absl::MutexLock lock(&mu_);
+    changed_.WaitWithTimeout(&mu_, absl::Milliseconds(10));
+  }
+  {
+    // Only those still not reaped: a reaped pid may already be reused.
+    absl::MutexLock lock(&mu_);
+    for (const auto &[token, worker] : workers_) kill(worker.info.pid, SIGKILL);
+  }
+  if (reaper_.joinable()) reaper_.join();
+}
+
+int WorkerPool::NumProcesses() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(workers_.size());
+}
+
+}  // namespace sunray

@@ -1,6 +1,7 @@
 #include "src/objstore/store_client.h"
 
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -13,6 +14,13 @@
 
 namespace sunray {
 namespace {
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
+// Objects smaller than this are not worth a system call.
+constexpr size_t kPopulateThreshold = 1 << 20;
 
 using std::chrono::milliseconds;
 constexpr milliseconds kCallTimeout{30000};
@@ -55,6 +63,7 @@ struct StoreClient::ObjectView::Core {
     if (socket >= 0) close(socket);
   }
   int socket = -1;  // open for the client's lifetime: the store's liveness signal
+  bool populate_on_create = true;
   uint64_t client_id = 0;
   std::string token;
   std::unique_ptr<SharedMemorySegment> segment;
@@ -68,6 +77,7 @@ struct StoreClient::ObjectView::Core {
 absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(const Options &options) {
   auto core = std::make_shared<ObjectView::Core>();
   core->token = options.token;
+  core->populate_on_create = options.populate_on_create;
   sockaddr_un address{};
   if (options.socket_path.size() >= sizeof(address.sun_path)) {
     return absl::InvalidArgumentError("the store socket path is too long: " + options.socket_path);
@@ -110,10 +120,20 @@ absl::StatusOr<char *> StoreClient::Create(const ObjectID &id, size_t data_size,
   proto::CreateObjectReply reply;
   grpc::Status status = core_->stub->CreateObject(core_->Context().get(), request, &reply);
   if (!status.ok()) return rpc::FromGrpcStatus(status);
-  if (reply.offset() + data_size + metadata_size > core_->segment->size()) {
+  const size_t total = data_size + metadata_size;
+  if (reply.offset() + total > core_->segment->size()) {
     return absl::InternalError("the object store answered an offset outside its segment");
   }
-  return core_->segment->base() + reply.offset();
+  char *destination = core_->segment->base() + reply.offset();
+  if (core_->populate_on_create && total >= kPopulateThreshold) {
+    // madvise needs a page-aligned start; older kernels refuse the advice
+    // (EINVAL) and the copy then faults page by page as usual.
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t start = reinterpret_cast<uintptr_t>(destination) & ~(page - 1);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(destination) + total;
+    (void)madvise(reinterpret_cast<void *>(start), end - start, MADV_POPULATE_WRITE);
+  }
+  return destination;
 }
 
 absl::Status StoreClient::Seal(const ObjectID &id) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "src/common/process.h"
+#include "src/node/fake_worker.h"
 
 namespace sunray {
 namespace {
@@ -18,14 +19,7 @@ namespace fs = std::filesystem;
 
 constexpr auto kDeadline = std::chrono::seconds(10);
 
-// A stand-in worker: says hello, records "<pid> <token>" where the test
-// finds it, then waits to be killed (exec keeps the pid).
-WorkerPool::Launch FakeWorker(const std::string &directory, const std::string &extra = "") {
-  return {{"/bin/sh", "-c",
-           "echo hello from worker $SUNRAY_STARTUP_TOKEN; " + extra +
-               "echo $$ > " + directory + "/started-$SUNRAY_STARTUP_TOKEN; exec sleep 1000"},
-          {}};
-}
+using testing::FakeWorker;
 
 class WorkerPoolTest : public ::testing::Test {
  protected:
@@ -44,19 +38,8 @@ class WorkerPoolTest : public ::testing::Test {
         WorkerPool::Options{directory_, soft_limit, register_timeout, milliseconds(2000)});
   }
 
-  // Waits for the fake worker with `token` to start; registers it as a
-  // worker would over RPC. Returns its pid (0 on timeout).
   pid_t RegisterWhenStarted(int64_t token) {
-    const std::string marker = directory_ + "/started-" + std::to_string(token);
-    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-    while (!fs::exists(marker) || fs::file_size(marker) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) return 0;
-      std::this_thread::sleep_for(milliseconds(2));
-    }
-    pid_t pid = 0;
-    std::ifstream(marker) >> pid;
-    EXPECT_TRUE(pool_->RegisterWorker(token, pid, "addr-" + std::to_string(token)).ok());
-    return pid;
+    return testing::RegisterWhenStarted(*pool_, directory_, token);
   }
 
   // Pops a worker and returns a future for the result.

@@ -1,0 +1,101 @@
+#include "src/node/lease_manager.h"
+
+namespace sunray {
+
+LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool)
+    : total_(std::move(total)), pool_(pool), available_(total_) {}
+
+bool LeaseManager::FitsLocked(const ResourceSet &request, const ResourceSet &pool) const {
+  for (const auto &[name, amount] : request) {
+    if (amount <= 0) continue;
+    auto it = pool.find(name);
+    if (it == pool.end() || it->second < amount) return false;
+  }
+  return true;
+}
+
+void LeaseManager::RequestLease(const std::string &job_id, const ResourceSet &resources,
+                                const WorkerPool::Launch &launch, Callback callback) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.push_back(Request{job_id, resources, launch, std::move(callback)});
+    DispatchLocked(&work);
+  }
+  for (auto &run : work) run();
+}
+
+void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (!FitsLocked(it->resources, available_)) {
+      ++it;  // waits: for freed resources, or (infeasible) for another node
+      continue;
+    }
+    for (const auto &[name, amount] : it->resources) available_[name] -= amount;
+    work->push_back([this, request = std::move(*it)]() mutable {
+      ResourceSet resources = request.resources;
+      Callback callback = std::move(request.callback);
+      pool_.PopWorker(request.job_id, request.launch,
+                      [this, resources, callback](absl::StatusOr<WorkerInfo> worker) {
+                        OnWorker(resources, callback, std::move(worker));
+                      });
+    });
+    it = pending_.erase(it);
+  }
+}
+
+void LeaseManager::OnWorker(ResourceSet resources, Callback callback,
+                            absl::StatusOr<WorkerInfo> worker) {
+  std::vector<std::function<void()>> work;
+  absl::StatusOr<Lease> result;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!worker.ok()) {
+      for (const auto &[name, amount] : resources) available_[name] += amount;
+      result = worker.status();
+      DispatchLocked(&work);
+    } else {
+      Lease lease{worker->startup_token, *worker, resources};
+      leases_[lease.lease_id] = lease;
+      result = lease;
+    }
+  }
+  callback(std::move(result));
+  for (auto &run : work) run();
+}
+
+absl::Status LeaseManager::ReturnLease(int64_t lease_id) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = leases_.find(lease_id);
+    if (it == leases_.end()) {
+      return absl::NotFoundError("no lease " + std::to_string(lease_id) + " on this node");
+    }
+    for (const auto &[name, amount] : it->second.resources) available_[name] += amount;
+    leases_.erase(it);
+    DispatchLocked(&work);
+  }
+  pool_.PushWorker(lease_id);
+  for (auto &run : work) run();
+  return absl::OkStatus();
+}
+
+ResourceSet LeaseManager::Available() const {
+  absl::MutexLock lock(&mu_);
+  return available_;
+}
+
+int LeaseManager::NumPending() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(pending_.size());
+}
+
+int LeaseManager::NumInfeasible() const {
+  absl::MutexLock lock(&mu_);
+  int infeasible = 0;
+  for (const auto &request : pending_) infeasible += !FitsLocked(request.resources, total_);
+  return infeasible;
+}
+
+}  // namespace sunray

@@ -1,0 +1,68 @@
+// Worker leases on one node: an owner asks for a worker with some resources;
+// the manager reserves the resources, gets a worker for the owner's job from
+// the pool, and grants the lease. Returning the lease frees both.
+//
+// Requests are served in arrival order per their fit: a request that fits
+// the node's free resources now is served; one that fits the node's totals
+// but not its free resources waits; one that can never fit this node (more
+// than its totals) is counted as infeasible and waits too (a later node may
+// take it; status shows it).
+//
+// Thread-safe. Callbacks run without the manager's lock held.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "src/node/resources.h"
+#include "src/node/worker_pool.h"
+
+namespace sunray {
+
+struct Lease {
+  int64_t lease_id = 0;  // the worker's startup token
+  WorkerInfo worker;
+  ResourceSet resources;
+};
+
+class LeaseManager {
+ public:
+  using Callback = std::function<void(absl::StatusOr<Lease>)>;
+
+  LeaseManager(ResourceSet total, WorkerPool &pool);
+
+  void RequestLease(const std::string &job_id, const ResourceSet &resources,
+                    const WorkerPool::Launch &launch, Callback callback);
+  // NotFound for an unknown lease.
+  absl::Status ReturnLease(int64_t lease_id);
+
+  ResourceSet Available() const;
+  int NumPending() const;
+  int NumInfeasible() const;
+
+ private:
+  struct Request {
+    std::string job_id;
+    ResourceSet resources;
+    WorkerPool::Launch launch;
+    Callback callback;
+  };
+
+  bool FitsLocked(const ResourceSet &request, const ResourceSet &pool) const;
+  void DispatchLocked(std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnWorker(ResourceSet resources, Callback callback, absl::StatusOr<WorkerInfo> worker);
+
+  const ResourceSet total_;
+  WorkerPool &pool_;
+  mutable absl::Mutex mu_;
+  ResourceSet available_ ABSL_GUARDED_BY(mu_);
+  std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sunray

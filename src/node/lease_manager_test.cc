@@ -1,0 +1,105 @@
+#include "src/node/lease_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+
+#include "src/node/fake_worker.h"
+
+namespace sunray {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr auto kDeadline = std::chrono::seconds(10);
+
+class LeaseManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/sunray-lease-test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    directory_ = pattern;
+    pool_ = std::make_unique<WorkerPool>(
+        WorkerPool::Options{directory_, 8, milliseconds(30000), milliseconds(2000)});
+  }
+  void TearDown() override {
+    leases_.reset();
+    pool_.reset();
+    std::filesystem::remove_all(directory_);
+  }
+
+  void MakeManager(ResourceSet total) {
+    leases_ = std::make_unique<LeaseManager>(std::move(total), *pool_);
+  }
+
+  std::future<absl::StatusOr<Lease>> Request(const ResourceSet &resources,
+                                             const WorkerPool::Launch &launch) {
+    auto promise = std::make_shared<std::promise<absl::StatusOr<Lease>>>();
+    auto future = promise->get_future();
+    leases_->RequestLease("job", resources, launch,
+                          [promise](absl::StatusOr<Lease> lease) { promise->set_value(lease); });
+    return future;
+  }
+
+  std::string directory_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<LeaseManager> leases_;
+};
+
+TEST_F(LeaseManagerTest, GrantsALeaseAndReservesItsResourcesUntilReturned) {
+  MakeManager({{"CPU", 2 * kResourceUnit}});
+  auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 1), 0);
+  ASSERT_EQ(granted.wait_for(kDeadline), std::future_status::ready);
+  auto lease = granted.get();
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(lease->worker.address, "addr-1");
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+  ASSERT_TRUE(leases_->ReturnLease(lease->lease_id).ok());
+  EXPECT_EQ(leases_->Available().at("CPU"), 2 * kResourceUnit);
+}
+
+TEST_F(LeaseManagerTest, ARequestBeyondFreeResourcesWaitsForAReturnAndReusesTheWorker) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto first = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 1), 0);
+  auto lease = first.get();
+  ASSERT_TRUE(lease.ok());
+  auto second = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  EXPECT_EQ(second.wait_for(milliseconds(100)), std::future_status::timeout);
+  EXPECT_EQ(leases_->NumPending(), 1);
+  EXPECT_EQ(leases_->NumInfeasible(), 0);
+  ASSERT_TRUE(leases_->ReturnLease(lease->lease_id).ok());
+  ASSERT_EQ(second.wait_for(kDeadline), std::future_status::ready);
+  auto reused = second.get();
+  ASSERT_TRUE(reused.ok());
+  EXPECT_EQ(reused->worker.pid, lease->worker.pid);
+}
+
+TEST_F(LeaseManagerTest, AnInfeasibleRequestIsCountedAndDoesNotBlockOthers) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto impossible = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  auto possible = Request({{"CPU", kResourceUnit / 2}}, testing::FakeWorker(directory_));
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 1), 0);
+  ASSERT_EQ(possible.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_TRUE(possible.get().ok());
+  EXPECT_EQ(impossible.wait_for(milliseconds(50)), std::future_status::timeout);
+  EXPECT_EQ(leases_->NumInfeasible(), 1);
+  EXPECT_EQ(leases_->NumPending(), 1);
+}
+
+TEST_F(LeaseManagerTest, AWorkerThatFailsToStartReleasesTheResources) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto failed = Request({{"CPU", kResourceUnit}}, {{"/bin/sh", "-c", "exit 4"}, {}});
+  ASSERT_EQ(failed.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_FALSE(failed.get().ok());
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+}
+
+TEST_F(LeaseManagerTest, ReturningAnUnknownLeaseIsAnError) {
+  MakeManager({{"CPU", kResourceUnit}});
+  EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(42)));
+}
+
+}  // namespace
+}  // namespace sunray

@@ -95,9 +95,10 @@ int main(int argc, char **argv) {
   config.local_mode = true;
   ray::Init(config, argc, argv);
   const int clients = std::max(2u, std::thread::hardware_concurrency());
-  std::cout << "# runtime: " << (ray::internal::GetRayRuntime()->IsLocalMode() ? "local mode" : "cluster")
-            << ", " << std::thread::hardware_concurrency() << " hardware threads, "
-            << options.repeats << " runs of " << options.seconds << " s each (median [min .. max])\n";
+  std::cout << "# runtime: "
+            << (ray::internal::GetRayRuntime()->IsLocalMode() ? "local mode" : "cluster") << ", "
+            << std::thread::hardware_concurrency() << " hardware threads, " << options.repeats
+            << " runs of " << options.seconds << " s each (median [min .. max])\n";
 
   Report(options, "single_client_tasks_sync", "tasks/s", [] {
     for (int i = 0; i < 100; ++i) ray::Task(Noop).Remote().Get();
@@ -163,7 +164,8 @@ int main(int argc, char **argv) {
       static std::atomic<size_t> next{0};
       auto handle = actors[next++ % actors.size()];
       std::vector<ray::ObjectRef<int>> refs;
-      for (int i = 0; i < 1000; ++i) refs.push_back(handle.Task(&Actor::WithArg).Remote(small_array));
+      for (int i = 0; i < 1000; ++i)
+        refs.push_back(handle.Task(&Actor::WithArg).Remote(small_array));
       ray::Get(refs);
       return 1000.0;
     });

@@ -138,15 +138,13 @@ template <typename T>
 WaitResult<T> Wait(const std::vector<ObjectRef<T>> &objects, int num_objects, int timeout_ms) {
   if (num_objects < 0 || num_objects > static_cast<int>(objects.size())) {
     throw internal::RayException("Wait: num_objects is " + std::to_string(num_objects) +
-                                 " but there are " + std::to_string(objects.size()) +
-                                 " objects.");
+                                 " but there are " + std::to_string(objects.size()) + " objects.");
   }
   std::vector<bool> ready =
       internal::GetRayRuntime()->Wait(internal::IdsOf(objects), num_objects, timeout_ms);
   if (ready.size() != objects.size()) {
-    throw internal::RayException("Wait: the runtime answered for " +
-                                 std::to_string(ready.size()) + " of " +
-                                 std::to_string(objects.size()) + " objects.");
+    throw internal::RayException("Wait: the runtime answered for " + std::to_string(ready.size()) +
+                                 " of " + std::to_string(objects.size()) + " objects.");
   }
   std::list<ObjectRef<T>> ready_list;
   std::list<ObjectRef<T>> unready_list;
@@ -219,8 +217,7 @@ RAY_EXPORT internal::ActorCreator<PyActorClass> Actor(PyActorClass actor_class);
 RAY_EXPORT internal::ActorCreator<JavaActorClass> Actor(JavaActorClass actor_class);
 
 template <typename T>
-boost::optional<ActorHandle<T>> GetActor(const std::string &name,
-                                         const std::string &ray_namespace);
+boost::optional<ActorHandle<T>> GetActor(const std::string &name, const std::string &ray_namespace);
 
 // The live actor named `name` in the job's namespace, if any. The caller
 // names the actor's class; it is not checked.

@@ -22,8 +22,8 @@ std::string CurrentExceptionTypeName() {
 ErrorInfo TaskExecutionError(const std::string &function, std::string type, std::string what) {
   ErrorInfo error;
   error.type = ErrorType::kTaskExecution;
-  error.message = "An exception was thrown while executing function(" + function + "): " + type +
-                  ": " + what;
+  error.message =
+      "An exception was thrown while executing function(" + function + "): " + type + ": " + what;
   error.function_name = function;
   error.exception_type = std::move(type);
   error.exception_message = std::move(what);
@@ -41,10 +41,10 @@ ExecutionResult FunctionExecutor::Run(const std::string &name, Invoke &&invoke) 
     result.data = invoke();
   } catch (const ray::internal::RayIntentionalSystemExitException &) {
     result.exit_actor = true;
-    result.error = ErrorInfo{ErrorType::kActorDied,
-                             "The actor exited intentionally: ray::ExitActor() was called in " +
-                                 name + ".",
-                             name, "", ""};
+    result.error =
+        ErrorInfo{ErrorType::kActorDied,
+                  "The actor exited intentionally: ray::ExitActor() was called in " + name + ".",
+                  name, "", ""};
   } catch (const std::exception &e) {
     result.error = TaskExecutionError(name, CurrentExceptionTypeName(), e.what());
   } catch (...) {
@@ -98,26 +98,25 @@ ExecutionResult FunctionExecutor::CreateActor(const std::string &name,
   ExecutionResult result = Call(name, args);
   if (result.error) return result;
   if (*deleter == nullptr) {
-    result.error = ErrorInfo{ErrorType::kTaskExecution,
-                             "'" + name + "' is not an actor factory (it does not return T*).",
-                             name, "", ""};
+    result.error =
+        ErrorInfo{ErrorType::kTaskExecution,
+                  "'" + name + "' is not an actor factory (it does not return T*).", name, "", ""};
     return result;
   }
   try {
-    auto address = ray::internal::Serializer::Deserialize<uint64_t>(result.data.data(),
-                                                                    result.data.size());
+    auto address =
+        ray::internal::Serializer::Deserialize<uint64_t>(result.data.data(), result.data.size());
     *instance = reinterpret_cast<void *>(static_cast<uintptr_t>(address));
   } catch (const std::exception &e) {
-    result.error = ErrorInfo{ErrorType::kTaskExecution,
-                             "The actor factory " + name + " returned something unreadable: " +
-                                 e.what(),
-                             name, "", ""};
+    result.error = ErrorInfo{
+        ErrorType::kTaskExecution,
+        "The actor factory " + name + " returned something unreadable: " + e.what(), name, "", ""};
     return result;
   }
   if (*instance == nullptr) {
-    result.error = ErrorInfo{ErrorType::kTaskExecution,
-                             "The actor factory " + name + " returned a null pointer.", name,
-                             "", ""};
+    result.error =
+        ErrorInfo{ErrorType::kTaskExecution,
+                  "The actor factory " + name + " returned a null pointer.", name, "", ""};
   }
   return result;
 }

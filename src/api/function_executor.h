@@ -45,7 +45,9 @@ class FunctionExecutor {
 
   // Where user code is looked up, for error messages ("this binary", or the
   // code search path).
-  void SetSearchDescription(std::string description) { search_description_ = std::move(description); }
+  void SetSearchDescription(std::string description) {
+    search_description_ = std::move(description);
+  }
 
  private:
   template <typename Invoke>

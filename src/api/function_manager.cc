@@ -52,8 +52,8 @@ bool CheckRegistration(const std::unordered_map<std::string, std::string> &name_
 
 }  // namespace
 
-void FunctionManager::AddFunction(const std::string &name, std::string key,
-                                  RemoteFunction function, ActorDeleter deleter) {
+void FunctionManager::AddFunction(const std::string &name, std::string key, RemoteFunction function,
+                                  ActorDeleter deleter) {
   std::unique_lock lock(state_->mu);
   if (CheckRegistration(state_->name_by_key, state_->key_by_name, name, key)) return;
   state_->functions.emplace(name, std::move(function));

@@ -13,7 +13,7 @@ namespace {
 
 // One time series: a metric with one set of tag values.
 struct Series {
-  double value = 0;  // gauge: last value; counter/sum: total
+  double value = 0;                     // gauge: last value; counter/sum: total
   std::vector<uint64_t> bucket_counts;  // histogram: per boundary, plus +Inf
   uint64_t count = 0;                   // histogram
   double sum = 0;                       // histogram
@@ -62,9 +62,9 @@ class MetricRegistry {
         break;
       case Metric::Kind::kHistogram: {
         series.bucket_counts.resize(family.boundaries.size() + 1, 0);
-        size_t bucket = std::lower_bound(family.boundaries.begin(), family.boundaries.end(),
-                                         value) -
-                        family.boundaries.begin();
+        size_t bucket =
+            std::lower_bound(family.boundaries.begin(), family.boundaries.end(), value) -
+            family.boundaries.begin();
         ++series.bucket_counts[bucket];
         ++series.count;
         series.sum += value;

@@ -14,8 +14,7 @@ void RuntimeEnv::SetJsonStr(const std::string &name, const std::string &json_str
 std::string RuntimeEnv::GetJsonStr(const std::string &name) const {
   auto it = fields_.find(name);
   if (it == fields_.end()) {
-    throw internal::RayRuntimeEnvException("The runtime env field '" + name +
-                                           "' does not exist.");
+    throw internal::RayRuntimeEnvException("The runtime env field '" + name + "' does not exist.");
   }
   return it->dump();
 }

@@ -10,9 +10,10 @@ std::optional<std::map<std::string, std::string>> ParseRuntimeEnvInfo(const std:
   if (info.empty()) return env_vars;
   try {
     nlohmann::json outer = nlohmann::json::parse(info);
-    nlohmann::json env = outer.is_object() && outer.contains("serialized_runtime_env")
-                             ? nlohmann::json::parse(outer["serialized_runtime_env"].get<std::string>())
-                             : outer;
+    nlohmann::json env =
+        outer.is_object() && outer.contains("serialized_runtime_env")
+            ? nlohmann::json::parse(outer["serialized_runtime_env"].get<std::string>())
+            : outer;
     if (!env.is_object()) {
       *error = "the runtime env is not a JSON object";
       return std::nullopt;

@@ -107,10 +107,9 @@ int Start(const StartOptions &options) {
     std::cerr << "sunray start: " << session.status().message() << "\n";
     return 1;
   }
-  auto address = StartDaemon(*session, "control",
-                             {"--host", options.node_ip_address, "--port",
-                              std::to_string(options.port)},
-                             options.block);
+  auto address = StartDaemon(
+      *session, "control",
+      {"--host", options.node_ip_address, "--port", std::to_string(options.port)}, options.block);
   absl::StatusOr<std::string> node_address = absl::UnknownError("not started");
   if (address.ok()) {
     std::ostringstream resources_json;
@@ -120,11 +119,11 @@ int Start(const StartOptions &options) {
                      << "\":" << FromFixedPoint(it->second);
     }
     resources_json << "}";
-    node_address = StartDaemon(*session, "node",
-                               {"--control-address", *address, "--host",
-                                options.node_ip_address, "--resources", resources_json.str(),
-                                "--object-store-memory", std::to_string(store_bytes)},
-                               options.block);
+    node_address = StartDaemon(
+        *session, "node",
+        {"--control-address", *address, "--host", options.node_ip_address, "--resources",
+         resources_json.str(), "--object-store-memory", std::to_string(store_bytes)},
+        options.block);
   }
   if (!address.ok() || !node_address.ok()) {
     std::cerr << "sunray start: "
@@ -137,8 +136,8 @@ int Start(const StartOptions &options) {
             << "  Node daemon:     " << *node_address << "\n"
             << "  Session:         " << *session << "\n"
             << "  Cluster token:   " << *session << "/token (mode 0600)\n"
-            << "Connect a driver with RAY_ADDRESS=" << *address
-            << " and SUNRAY_TOKEN=$(cat " << *session << "/token)\n"
+            << "Connect a driver with RAY_ADDRESS=" << *address << " and SUNRAY_TOKEN=$(cat "
+            << *session << "/token)\n"
             << "Stop with: sunray stop\n";
   std::cout.flush();
   if (!options.block) return 0;
@@ -216,8 +215,7 @@ int Status(const std::string &address_flag) {
   for (const auto &[name, amount] : total) {
     std::cout << "  " << name << ": " << FromFixedPoint(amount) << "\n";
   }
-  std::cout << "Jobs: " << running << " running, " << (jobs.jobs_size() - running)
-            << " finished\n";
+  std::cout << "Jobs: " << running << " running, " << (jobs.jobs_size() - running) << " finished\n";
   return 0;
 }
 

@@ -39,8 +39,8 @@ absl::Status WriteFileAtomically(const std::string &path, const std::string &con
   if (fd < 0) {
     return absl::InternalError("cannot write " + temporary + ": " + std::strerror(errno));
   }
-  const bool written = write(fd, content.data(), content.size()) ==
-                       static_cast<ssize_t>(content.size());
+  const bool written =
+      write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   close(fd);
   if (!written || rename(temporary.c_str(), path.c_str()) != 0) {
     unlink(temporary.c_str());
@@ -58,14 +58,14 @@ absl::StatusOr<std::string> CreateSession() {
   std::tm local{};
   localtime_r(&now, &local);
   std::strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H-%M-%S", &local);
-  const std::string session =
-      SessionRoot() + "/session_" + stamp + "_" + std::to_string(getpid());
+  const std::string session = SessionRoot() + "/session_" + stamp + "_" + std::to_string(getpid());
   fs::create_directories(session + "/pids", error);
   if (!error) fs::create_directories(session + "/logs", error);
   if (error) return absl::InternalError("cannot create " + session + ": " + error.message());
   uint8_t secret[32];
   FillRandom(secret, sizeof(secret));
-  absl::Status status = WriteFileAtomically(session + "/token", ToHex(secret, sizeof(secret)), 0600);
+  absl::Status status =
+      WriteFileAtomically(session + "/token", ToHex(secret, sizeof(secret)), 0600);
   if (!status.ok()) return status;
   const std::string latest = SessionRoot() + "/session_latest";
   fs::remove(latest, error);
@@ -82,8 +82,8 @@ std::vector<std::string> ListSessions() {
   std::error_code error;
   for (const auto &entry : fs::directory_iterator(SessionRoot(), error)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("session_", 0) == 0 && name != "session_latest" &&
-        entry.is_directory(error) && !entry.is_symlink(error)) {
+    if (name.rfind("session_", 0) == 0 && name != "session_latest" && entry.is_directory(error) &&
+        !entry.is_symlink(error)) {
       sessions.push_back(entry.path().string());
     }
   }

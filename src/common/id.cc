@@ -44,7 +44,8 @@ ObjectID ObjectID::ForTask(const TaskID &task, uint32_t index) {
 }
 
 TaskID ObjectID::Task() const {
-  return TaskID::FromBinary(std::string_view(reinterpret_cast<const char *>(Data()), TaskID::kSize));
+  return TaskID::FromBinary(
+      std::string_view(reinterpret_cast<const char *>(Data()), TaskID::kSize));
 }
 
 uint32_t ObjectID::Index() const {

@@ -33,7 +33,9 @@ class BinaryId {
       if (b != 0) return false;
     return true;
   }
-  std::string Binary() const { return std::string(reinterpret_cast<const char *>(bytes_.data()), N); }
+  std::string Binary() const {
+    return std::string(reinterpret_cast<const char *>(bytes_.data()), N);
+  }
   std::string Hex() const;
   const uint8_t *Data() const { return bytes_.data(); }
   uint8_t *MutableData() { return bytes_.data(); }
@@ -44,7 +46,8 @@ class BinaryId {
 
   template <typename H>
   friend H AbslHashValue(H h, const BinaryId &id) {
-    return H::combine(std::move(h), std::string_view(reinterpret_cast<const char *>(id.bytes_.data()), N));
+    return H::combine(std::move(h),
+                      std::string_view(reinterpret_cast<const char *>(id.bytes_.data()), N));
   }
 
  private:

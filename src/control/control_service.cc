@@ -43,8 +43,8 @@ grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerConte
     const proto::NodeInfo &node = request->node();
     if (!IsHexId(node.node_id(), NodeID::kSize)) {
       return absl::InvalidArgumentError("RegisterNode: node_id must be " +
-                                        std::to_string(NodeID::kSize * 2) +
-                                        " hex digits, got '" + node.node_id() + "'");
+                                        std::to_string(NodeID::kSize * 2) + " hex digits, got '" +
+                                        node.node_id() + "'");
     }
     if (node.address().ip().empty() || node.address().port() <= 0 ||
         node.address().port() > 65535) {
@@ -137,8 +137,8 @@ grpc::ServerUnaryReactor *ControlService::KvPut(grpc::CallbackServerContext *con
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
     if (request->key().empty()) return absl::InvalidArgumentError("KvPut: the key is empty");
     absl::MutexLock lock(&mu_);
-    auto [it, inserted] = kv_.try_emplace({request->ray_namespace(), request->key()},
-                                          request->value());
+    auto [it, inserted] =
+        kv_.try_emplace({request->ray_namespace(), request->key()}, request->value());
     if (!inserted && request->overwrite()) it->second = request->value();
     reply->set_added(inserted);
     return absl::OkStatus();

@@ -159,8 +159,7 @@ TEST_F(ControlServiceTest, KvPutGetDeleteAndListByPrefixPerNamespace) {
 }
 
 // Calls `method` with an empty request and the given token (none if empty).
-grpc::Status CallRaw(grpc::GenericStub &stub, const std::string &method,
-                     const std::string &token) {
+grpc::Status CallRaw(grpc::GenericStub &stub, const std::string &method, const std::string &token) {
   grpc::ClientContext context;
   if (!token.empty()) context.AddMetadata(rpc::kTokenHeader, token);
   context.set_deadline(std::chrono::system_clock::now() + kTimeout);
@@ -181,10 +180,8 @@ TEST_F(ControlServiceTest, EveryMethodRejectsCallersWithoutTheToken) {
   grpc::GenericStub stub(rpc::MakeChannel(address_));
   for (int i = 0; i < service->method_count(); ++i) {
     const std::string method = "/sunray.proto.ControlService/" + service->method(i)->name();
-    EXPECT_EQ(CallRaw(stub, method, "").error_code(), grpc::StatusCode::UNAUTHENTICATED)
-        << method;
-    EXPECT_EQ(CallRaw(stub, method, "wrong-token").error_code(),
-              grpc::StatusCode::UNAUTHENTICATED)
+    EXPECT_EQ(CallRaw(stub, method, "").error_code(), grpc::StatusCode::UNAUTHENTICATED) << method;
+    EXPECT_EQ(CallRaw(stub, method, "wrong-token").error_code(), grpc::StatusCode::UNAUTHENTICATED)
         << method;
   }
   // With the token, the same empty request gets past authentication.

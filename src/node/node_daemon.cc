@@ -9,9 +9,9 @@
 #include "node.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/id.h"
+#include "src/node/worker_pool.h"
 #include "src/objstore/object_store.h"
 #include "src/objstore/store_server.h"
-#include "src/node/worker_pool.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -39,8 +39,7 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
                                            const proto::RegisterWorkerRequest *request,
                                            proto::RegisterWorkerReply *) override {
     return rpc::HandleUnary(context, token_, [&]() -> absl::Status {
-      return workers_.RegisterWorker(request->startup_token(), request->pid(),
-                                     request->address());
+      return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address());
     });
   }
 
@@ -104,8 +103,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     return 1;
   }
   rpc::RpcServer server;
-  auto port = server.Start(options.host + ":" + std::to_string(options.port),
-                           {&service, &store_server});
+  auto port =
+      server.Start(options.host + ":" + std::to_string(options.port), {&service, &store_server});
   if (!port.ok()) {
     std::cerr << "sunray node: " << port.status().message() << "\n";
     return 1;
@@ -121,8 +120,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   FillResources(options.resources, node->mutable_total());
   FillResources(options.resources, node->mutable_available());
   proto::RegisterNodeReply reply;
-  grpc::Status registered = control->RegisterNode(
-      rpc::MakeClientContext(*token, kControlTimeout).get(), request, &reply);
+  grpc::Status registered =
+      control->RegisterNode(rpc::MakeClientContext(*token, kControlTimeout).get(), request, &reply);
   if (!registered.ok()) {
     std::cerr << "sunray node: cannot register with the control service at "
               << options.control_address << ": " << registered.error_message() << "\n";

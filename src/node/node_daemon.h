@@ -16,7 +16,7 @@ struct NodeDaemonOptions {
   std::string control_address;  // host:port of the control service
   std::string host = "127.0.0.1";
   int port = 0;
-  ResourceSet resources;        // CPU, GPU, memory, custom (fixed point)
+  ResourceSet resources;  // CPU, GPU, memory, custom (fixed point)
   int64_t object_store_bytes = 0;
 };
 

@@ -38,9 +38,8 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     }
     if (idle != workers_.end()) {
       idle->second.state = State::kBusy;
-      ready->push_back([callback = std::move(request->callback), info = idle->second.info] {
-        callback(info);
-      });
+      ready->push_back(
+          [callback = std::move(request->callback), info = idle->second.info] { callback(info); });
       request = requests_.erase(request);
       continue;
     }
@@ -59,7 +58,8 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     auto pid = SpawnProcess(request->launch.argv, spawn);
     if (!pid.ok()) {
       ready->push_back([callback = std::move(request->callback), status = pid.status()] {
-        callback(absl::Status(status.code(), "cannot start a worker: " + std::string(status.message())));
+        callback(
+            absl::Status(status.code(), "cannot start a worker: " + std::string(status.message())));
       });
       request = requests_.erase(request);
       continue;
@@ -131,9 +131,8 @@ absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
     for (auto request = requests_.begin(); request != requests_.end(); ++request) {
       if (request->starting_token == startup_token) {
         it->second.state = State::kBusy;
-        ready.push_back([callback = std::move(request->callback), info = it->second.info] {
-          callback(info);
-        });
+        ready.push_back(
+            [callback = std::move(request->callback), info = it->second.info] { callback(info); });
         requests_.erase(request);
         break;
       }

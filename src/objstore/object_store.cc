@@ -65,8 +65,8 @@ std::string ObjectStore::UsageLocked() const {
   for (const auto &[id, entry] : objects_) {
     if (!entry.pins.empty()) pinned += entry.location.data_size + entry.location.metadata_size;
   }
-  return "capacity " + Bytes(options_.capacity_bytes) + ", in use " + Bytes(used_bytes_) +
-         " by " + std::to_string(objects_.size()) + " objects, " + Bytes(pinned) +
+  return "capacity " + Bytes(options_.capacity_bytes) + ", in use " + Bytes(used_bytes_) + " by " +
+         std::to_string(objects_.size()) + " objects, " + Bytes(pinned) +
          " of them pinned by readers or writers";
 }
 
@@ -109,7 +109,8 @@ absl::StatusOr<ObjectStore::Location> ObjectStore::CreateObject(const ObjectID &
 absl::Status ObjectStore::Seal(const ObjectID &id) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(id);
-  if (it == objects_.end()) return absl::NotFoundError("object " + id.Hex() + " is not in the store");
+  if (it == objects_.end())
+    return absl::NotFoundError("object " + id.Hex() + " is not in the store");
   if (it->second.sealed) {
     return absl::FailedPreconditionError("object " + id.Hex() + " is already sealed");
   }
@@ -120,7 +121,8 @@ absl::Status ObjectStore::Seal(const ObjectID &id) {
 absl::Status ObjectStore::Abort(const ObjectID &id, ClientId creator) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(id);
-  if (it == objects_.end()) return absl::NotFoundError("object " + id.Hex() + " is not in the store");
+  if (it == objects_.end())
+    return absl::NotFoundError("object " + id.Hex() + " is not in the store");
   if (it->second.sealed || it->second.creator != creator) {
     return absl::FailedPreconditionError("object " + id.Hex() +
                                          " is sealed or was created by another client");
@@ -145,7 +147,8 @@ absl::StatusOr<ObjectStore::Location> ObjectStore::Get(const ObjectID &id, Clien
 absl::Status ObjectStore::Release(const ObjectID &id, ClientId client) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(id);
-  if (it == objects_.end()) return absl::NotFoundError("object " + id.Hex() + " is not in the store");
+  if (it == objects_.end())
+    return absl::NotFoundError("object " + id.Hex() + " is not in the store");
   auto pin = it->second.pins.find(client);
   if (pin == it->second.pins.end()) {
     return absl::NotFoundError("the client holds no pin on object " + id.Hex());
@@ -158,7 +161,8 @@ absl::Status ObjectStore::Release(const ObjectID &id, ClientId client) {
 absl::Status ObjectStore::Delete(const ObjectID &id) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(id);
-  if (it == objects_.end()) return absl::NotFoundError("object " + id.Hex() + " is not in the store");
+  if (it == objects_.end())
+    return absl::NotFoundError("object " + id.Hex() + " is not in the store");
   it->second.delete_requested = true;
   MaybeFreeLocked(it);
   return absl::OkStatus();

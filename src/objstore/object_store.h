@@ -61,8 +61,8 @@ class ObjectStore {
   // Allocates an unsealed object of data_size + metadata_size bytes, pinned by
   // `creator`. AlreadyExists if the id is taken; ResourceExhausted when it does
   // not fit; InvalidArgument for a size beyond the capacity.
-  absl::StatusOr<Location> CreateObject(const ObjectID &id, size_t data_size,
-                                        size_t metadata_size, ClientId creator);
+  absl::StatusOr<Location> CreateObject(const ObjectID &id, size_t data_size, size_t metadata_size,
+                                        ClientId creator);
   // Makes the object immutable and readable; the creator's pin stays until it
   // calls Release. NotFound; FailedPrecondition if already sealed.
   absl::Status Seal(const ObjectID &id);

@@ -70,7 +70,8 @@ TEST(ObjectStoreTest, FullStoreRefusesUntilSpaceIsFreed) {
   const ObjectID first = RandomObject();
   ASSERT_TRUE(store->CreateObject(first, 700 * 1024, 0, 1).ok());
   ASSERT_TRUE(store->Seal(first).ok());
-  EXPECT_TRUE(absl::IsResourceExhausted(store->CreateObject(RandomObject(), 700 * 1024, 0, 1).status()));
+  EXPECT_TRUE(
+      absl::IsResourceExhausted(store->CreateObject(RandomObject(), 700 * 1024, 0, 1).status()));
   ASSERT_TRUE(store->Release(first, 1).ok());
   ASSERT_TRUE(store->Delete(first).ok());
   EXPECT_TRUE(store->CreateObject(RandomObject(), 700 * 1024, 0, 1).ok());

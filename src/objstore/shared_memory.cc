@@ -24,8 +24,8 @@ absl::StatusOr<std::unique_ptr<SharedMemorySegment>> SharedMemorySegment::Create
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
   if (fd < 0) return ErrnoError("memfd_create(" + name + ")");
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    absl::Status status = ErrnoError("sizing the shared-memory segment to " +
-                                     std::to_string(size) + " bytes");
+    absl::Status status =
+        ErrnoError("sizing the shared-memory segment to " + std::to_string(size) + " bytes");
     close(fd);
     return status;
   }
@@ -53,8 +53,8 @@ absl::StatusOr<std::unique_ptr<SharedMemorySegment>> SharedMemorySegment::Attach
   }
   void *base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
-    absl::Status status = ErrnoError("mapping a shared-memory segment of " +
-                                     std::to_string(size) + " bytes");
+    absl::Status status =
+        ErrnoError("mapping a shared-memory segment of " + std::to_string(size) + " bytes");
     close(fd);
     return status;
   }

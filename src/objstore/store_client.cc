@@ -87,8 +87,8 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(const Options 
   core->socket = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (core->socket < 0 ||
       connect(core->socket, reinterpret_cast<sockaddr *>(&address), sizeof(address)) != 0) {
-    return absl::UnavailableError("cannot reach the object store at " + options.socket_path +
-                                  ": " + std::strerror(errno));
+    return absl::UnavailableError("cannot reach the object store at " + options.socket_path + ": " +
+                                  std::strerror(errno));
   }
   const std::string hello = options.token + "\n";
   if (send(core->socket, hello.data(), hello.size(), MSG_NOSIGNAL) !=
@@ -170,9 +170,9 @@ absl::StatusOr<std::shared_ptr<StoreClient::ObjectView>> StoreClient::Get(const 
   if (reply.offset() + reply.data_size() + reply.metadata_size() > core_->segment->size()) {
     return absl::InternalError("the object store answered a location outside its segment");
   }
-  return std::shared_ptr<ObjectView>(
-      new ObjectView(core_, id, core_->segment->base() + reply.offset(), reply.data_size(),
-                     reply.metadata_size()));
+  return std::shared_ptr<ObjectView>(new ObjectView(core_, id,
+                                                    core_->segment->base() + reply.offset(),
+                                                    reply.data_size(), reply.metadata_size()));
 }
 
 StoreClient::ObjectView::~ObjectView() {

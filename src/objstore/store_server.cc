@@ -65,8 +65,8 @@ absl::Status StoreServer::Start() {
   const int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&address), sizeof(address));
   umask(old_mask);
   if (bound != 0 || listen(listen_fd_, 128) != 0) {
-    absl::Status status = absl::InternalError("cannot listen on " + socket_path_ + ": " +
-                                              std::strerror(errno));
+    absl::Status status =
+        absl::InternalError("cannot listen on " + socket_path_ + ": " + std::strerror(errno));
     close(listen_fd_);
     listen_fd_ = -1;
     return status;

@@ -84,7 +84,8 @@ TEST_F(StoreServerTest, PutThenGetReadsTheBytesInPlaceThroughTheClientsOwnMappin
   EXPECT_EQ((*view)->metadata(), "meta");
   // The reader's pointer is into its own mapping, not the store's.
   const char *store_base = store_->segment().base();
-  EXPECT_FALSE((*view)->data() >= store_base && (*view)->data() < store_base + store_->segment().size());
+  EXPECT_FALSE((*view)->data() >= store_base &&
+               (*view)->data() < store_base + store_->segment().size());
 }
 
 TEST_F(StoreServerTest, AViewPinsItsObjectUntilDestroyed) {
@@ -130,8 +131,8 @@ TEST_F(StoreServerTest, MissingAndMalformedIdsGetClearErrors) {
   proto::GetObjectRequest request;
   request.set_object_id("short");
   proto::GetObjectReply reply;
-  grpc::Status status =
-      stub->GetObject(rpc::MakeClientContext(kToken, std::chrono::seconds(5)).get(), request, &reply);
+  grpc::Status status = stub->GetObject(
+      rpc::MakeClientContext(kToken, std::chrono::seconds(5)).get(), request, &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
@@ -146,7 +147,8 @@ TEST_F(StoreServerTest, AClientThatGoesAwayReleasesItsPinsAndUnsealedObjects) {
   const std::string hello = std::string(kToken) + "\n";
   ASSERT_EQ(write(socket_fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
   uint64_t client_id = 0;
-  ASSERT_EQ(read(socket_fd, &client_id, sizeof(client_id)), static_cast<ssize_t>(sizeof(client_id)));
+  ASSERT_EQ(read(socket_fd, &client_id, sizeof(client_id)),
+            static_cast<ssize_t>(sizeof(client_id)));
   ASSERT_NE(client_id, 0u);
 
   auto other = Connect();

@@ -36,8 +36,8 @@ grpc::ServerUnaryReactor *HandleUnary(grpc::CallbackServerContext *context,
                                       const std::string &token, Handler &&handler) {
   grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
   if (!HasToken(*context, token)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                 "missing or wrong cluster token"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"));
     return reactor;
   }
   absl::Status status;

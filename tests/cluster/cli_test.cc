@@ -135,16 +135,17 @@ TEST_F(CliTest, EveryDaemonPortRejectsClientsWithoutTheToken) {
   ASSERT_TRUE(control.ok() && node.ok());
   for (const std::string token : {"", "wrong-token"}) {
     // Reached through generated messages, so the descriptors are linked in.
-    EXPECT_EQ(MethodsNotRejected(
-                  *control,
-                  proto::KvPutRequest::descriptor()->file()->FindServiceByName("ControlService"),
-                  token),
-              std::vector<std::string>());
-    EXPECT_EQ(MethodsNotRejected(
-                  *node,
-                  proto::GetNodeStatsRequest::descriptor()->file()->FindServiceByName("NodeService"),
-                  token),
-              std::vector<std::string>());
+    EXPECT_EQ(
+        MethodsNotRejected(
+            *control,
+            proto::KvPutRequest::descriptor()->file()->FindServiceByName("ControlService"), token),
+        std::vector<std::string>());
+    EXPECT_EQ(
+        MethodsNotRejected(
+            *node,
+            proto::GetNodeStatsRequest::descriptor()->file()->FindServiceByName("NodeService"),
+            token),
+        std::vector<std::string>());
     EXPECT_EQ(MethodsNotRejected(*node,
                                  proto::GetObjectRequest::descriptor()->file()->FindServiceByName(
                                      "ObjectStoreService"),
@@ -173,13 +174,11 @@ TEST_F(CliTest, DaemonRejectsClientsWithoutTheClusterToken) {
   grpc::ClientContext anonymous;
   EXPECT_EQ(stub->GetAllNodes(&anonymous, {}, &reply).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(stub->GetAllNodes(rpc::MakeClientContext("guess", milliseconds(5000)).get(), {},
-                              &reply)
+  EXPECT_EQ(stub->GetAllNodes(rpc::MakeClientContext("guess", milliseconds(5000)).get(), {}, &reply)
                 .error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(
-      stub->GetAllNodes(rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &reply)
-          .ok());
+      stub->GetAllNodes(rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &reply).ok());
 }
 
 TEST_F(CliTest, A256MiBObjectGoesThroughTheNodesStoreAndStopLeavesNothing) {

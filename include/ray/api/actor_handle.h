@@ -55,16 +55,16 @@ class ActorHandle {
   internal::ActorTaskCaller<PyActorMethod<R>> Task(PyActorMethod<R> method) {
     static_assert(IsXlang, "ray: PyActorMethod needs a cross-language handle");
     return internal::ActorTaskCaller<PyActorMethod<R>>(
-        id_, internal::RemoteFunctionHolder("", method.function_name, "",
-                                            internal::LangType::PYTHON));
+        id_,
+        internal::RemoteFunctionHolder("", method.function_name, "", internal::LangType::PYTHON));
   }
 
   template <typename R>
   internal::ActorTaskCaller<JavaActorMethod<R>> Task(JavaActorMethod<R> method) {
     static_assert(IsXlang, "ray: JavaActorMethod needs a cross-language handle");
     return internal::ActorTaskCaller<JavaActorMethod<R>>(
-        id_, internal::RemoteFunctionHolder("", method.function_name, "",
-                                            internal::LangType::JAVA));
+        id_,
+        internal::RemoteFunctionHolder("", method.function_name, "", internal::LangType::JAVA));
   }
 
   // Kills the actor at once; pending and later calls fail with

@@ -49,8 +49,7 @@ class ActorTaskCaller {
       using Params = RemoveFirst_t<boost::callable_traits::args_t<F>>;
       std::vector<TaskArg> packed = PackArgs<Params>(std::forward<Args>(args)...);
       auto runtime = GetRayRuntime();
-      return ObjectRef<RemoteReturn_t<F>>(
-          runtime->CallActor(holder_, actor_id_, packed, options_));
+      return ObjectRef<RemoteReturn_t<F>>(runtime->CallActor(holder_, actor_id_, packed, options_));
     }
   }
 

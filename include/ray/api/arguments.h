@@ -56,8 +56,7 @@ template <typename ParamsTuple, typename... Args>
 std::vector<TaskArg> PackArgs(Args &&...args) {
   static_assert(sizeof...(Args) == std::tuple_size_v<ParamsTuple>,
                 "ray: wrong number of arguments for the remote function");
-  return PackArgsImpl<ParamsTuple>(std::index_sequence_for<Args...>{},
-                                   std::forward<Args>(args)...);
+  return PackArgsImpl<ParamsTuple>(std::index_sequence_for<Args...>{}, std::forward<Args>(args)...);
 }
 
 // Cross-language calls: arguments are packed as given.

@@ -66,8 +66,8 @@ T UnpackArg(const std::string &function_name, size_t index, const ArgView &arg) 
     return Serializer::Deserialize<T>(arg.data, arg.size);
   } catch (const std::exception &e) {
     throw std::invalid_argument("Arguments error: argument " + std::to_string(index) + " of " +
-                                function_name + " could not be read as " + TypeName<T>() +
-                                " (" + e.what() + ")");
+                                function_name + " could not be read as " + TypeName<T>() + " (" +
+                                e.what() + ")");
   }
 }
 
@@ -98,7 +98,8 @@ msgpack::sbuffer InvokeFree(const std::string &name, const F &f, const ArgsViewL
   CheckArgCount(name, args.size(), sizeof...(Params));
   std::tuple<std::decay_t<Params>...> values{UnpackArg<std::decay_t<Params>>(name, I, args[I])...};
   (void)values;
-  return CallAndSerialize<R>([&]() -> R { return f(std::forward<Params>(std::get<I>(values))...); });
+  return CallAndSerialize<R>(
+      [&]() -> R { return f(std::forward<Params>(std::get<I>(values))...); });
 }
 
 template <typename R, typename Class, typename F, typename... Params, size_t... I>
@@ -203,8 +204,7 @@ class RAY_EXPORT FunctionManager {
 
   void AddFunction(const std::string &name, std::string key, RemoteFunction function,
                    ActorDeleter deleter);
-  void AddMemberFunction(const std::string &name, std::string key,
-                         RemoteMemberFunction function);
+  void AddMemberFunction(const std::string &name, std::string key, RemoteMemberFunction function);
   std::string FindName(const std::string &key) const;
 
   struct State;

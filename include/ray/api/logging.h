@@ -54,7 +54,7 @@ RAY_EXPORT bool IsLevelEnabled(RayLoggerLevel level);
 #pragma pop_macro("DEBUG")
 
 // The `if {} else` shape keeps a user's own `else` bound to the user's `if`.
-#define RAYLOG(level)                                                  \
-  if (!ray::IsLevelEnabled(ray::RayLoggerLevel::level)) {              \
-  } else                                                               \
+#define RAYLOG(level)                                     \
+  if (!ray::IsLevelEnabled(ray::RayLoggerLevel::level)) { \
+  } else                                                  \
     (*ray::CreateRayLogger(__FILE__, __LINE__, ray::RayLoggerLevel::level))

@@ -43,9 +43,7 @@ class ObjectRefBase {
   ObjectRefBase() = default;
   ObjectRefBase(const std::string &id) : id_(id) { AddLocalReference(id_); }
   ObjectRefBase(const ObjectRefBase &other) : id_(other.id_) { AddLocalReference(id_); }
-  ObjectRefBase(ObjectRefBase &&other) noexcept : id_(std::move(other.id_)) {
-    other.id_.clear();
-  }
+  ObjectRefBase(ObjectRefBase &&other) noexcept : id_(std::move(other.id_)) { other.id_.clear(); }
   ObjectRefBase &operator=(const ObjectRefBase &other) {
     if (this != &other && id_ != other.id_) {
       Release();

@@ -48,8 +48,8 @@ class RAY_EXPORT RayActorException : public RayException {
 class RAY_EXPORT RayTaskException : public RayException {
  public:
   using RayException::RayException;
-  RayTaskException(std::string message, std::string function_name,
-                   std::string exception_type, std::string exception_message)
+  RayTaskException(std::string message, std::string function_name, std::string exception_type,
+                   std::string exception_message)
       : RayException(std::move(message)),
         function_name_(std::move(function_name)),
         exception_type_(std::move(exception_type)),

@@ -21,9 +21,8 @@
 #define RAY_INTERNAL_CONCAT_(a, b) a##b
 #define RAY_INTERNAL_CONCAT(a, b) RAY_INTERNAL_CONCAT_(a, b)
 
-#define RAY_REMOTE(...)                                                            \
-  [[maybe_unused]] static const bool RAY_INTERNAL_CONCAT(ray_remote_registered_, \
-                                                         __LINE__) =             \
+#define RAY_REMOTE(...)                                                                      \
+  [[maybe_unused]] static const bool RAY_INTERNAL_CONCAT(ray_remote_registered_, __LINE__) = \
       ray::internal::RegisterRemoteFunctions(#__VA_ARGS__, __VA_ARGS__)
 
 #define RAY_FUNC(f, ...) ray::internal::underload<__VA_ARGS__>(f)

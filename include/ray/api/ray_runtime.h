@@ -92,8 +92,7 @@ class RAY_EXPORT RayRuntime {
   // the new actor), with no reference held.
   virtual std::string Call(const RemoteFunctionHolder &function, std::vector<TaskArg> &args,
                            const CallOptions &options) = 0;
-  virtual std::string CreateActor(const RemoteFunctionHolder &factory,
-                                  std::vector<TaskArg> &args,
+  virtual std::string CreateActor(const RemoteFunctionHolder &factory, std::vector<TaskArg> &args,
                                   const ActorCreationOptions &options) = 0;
   virtual std::string CallActor(const RemoteFunctionHolder &method, const std::string &actor_id,
                                 std::vector<TaskArg> &args, const CallOptions &options) = 0;

@@ -123,8 +123,8 @@ inline void CheckTaskOptions(const std::unordered_map<std::string, double> &reso
       throw RayException("Resource names must not be empty.");
     }
     if (!(value > 0) || !std::isfinite(value)) {
-      throw RayException("Resource values should be positive. Specified resource: " + name +
-                         " = " + std::to_string(value) + ".");
+      throw RayException("Resource values should be positive. Specified resource: " + name + " = " +
+                         std::to_string(value) + ".");
     }
     double whole = 0;
     if (value > 1 && std::modf(value, &whole) != 0.0) {

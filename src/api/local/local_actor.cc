@@ -5,8 +5,7 @@ namespace sunray {
 LocalActor::LocalActor(const LocalServices &services, ActorID id,
                        ray::internal::RemoteFunctionHolder factory,
                        std::vector<ray::internal::TaskArg> creation_args,
-                       ray::internal::ActorCreationOptions options,
-                       std::function<void()> on_death)
+                       ray::internal::ActorCreationOptions options, std::function<void()> on_death)
     : services_(services),
       id_(id),
       factory_(std::move(factory)),
@@ -71,8 +70,7 @@ bool LocalActor::CanRetry(const Call &call) const {
   return call.retries_left == -1 || call.retries_left > 0;
 }
 
-std::vector<LocalActor::Call> LocalActor::DieLocked(const std::string &cause,
-                                                    bool allow_restart) {
+std::vector<LocalActor::Call> LocalActor::DieLocked(const std::string &cause, bool allow_restart) {
   std::vector<Call> failed;
   if (state_ == State::kDead) return failed;
   const bool restart = allow_restart && !stopping_ &&
@@ -185,8 +183,8 @@ void LocalActor::Construct(absl::MutexLock &) {
     if (auto error = services_.ResolveArgs(creation_args_, &args)) {
       result.error = std::move(error);
     } else {
-      result = services_.executor.CreateActor(factory_.function_name, args.views, &object,
-                                              &deleter);
+      result =
+          services_.executor.CreateActor(factory_.function_name, args.views, &object, &deleter);
     }
   }
   Instance instance;

@@ -29,8 +29,8 @@ ExecutionContextScope::ExecutionContextScope(ExecutionContext context)
 
 ExecutionContextScope::~ExecutionContextScope() { current_context = previous_; }
 
-std::optional<ErrorInfo> LocalServices::ResolveArgs(
-    const std::vector<ray::internal::TaskArg> &args, ResolvedArgs *resolved) const {
+std::optional<ErrorInfo> LocalServices::ResolveArgs(const std::vector<ray::internal::TaskArg> &args,
+                                                    ResolvedArgs *resolved) const {
   resolved->views.reserve(args.size());
   for (const auto &arg : args) {
     if (arg.buffer) {

@@ -103,15 +103,13 @@ std::vector<bool> LocalModeRuntime::Wait(const std::vector<std::string> &ids, in
 
 void LocalModeRuntime::AddLocalReference(const std::string &id) { store_.AddReference(id); }
 
-void LocalModeRuntime::RemoveLocalReference(const std::string &id) {
-  store_.RemoveReference(id);
-}
+void LocalModeRuntime::RemoveLocalReference(const std::string &id) { store_.RemoveReference(id); }
 
 // --- Tasks -----------------------------------------------------------------
 
-std::optional<ErrorInfo> LocalModeRuntime::CheckSchedulable(
-    const ray::SchedulingStrategy &strategy, const ray::PlacementGroup &group,
-    const std::string &runtime_env_info) {
+std::optional<ErrorInfo> LocalModeRuntime::CheckSchedulable(const ray::SchedulingStrategy &strategy,
+                                                            const ray::PlacementGroup &group,
+                                                            const std::string &runtime_env_info) {
   if (const auto *affinity = std::get_if<ray::NodeAffinitySchedulingStrategy>(&strategy)) {
     if (!affinity->soft && affinity->node_id != node_id_.Hex()) {
       return ErrorInfo{ErrorType::kTaskUnschedulable,
@@ -151,9 +149,8 @@ std::string LocalModeRuntime::Call(const ray::internal::RemoteFunctionHolder &fu
   task->return_id = ObjectID::ForTask(task->task_id, 1).Binary();
 
   store_.CreatePending(task->return_id);
-  if (auto error =
-          CheckSchedulable(options.scheduling_strategy, options.group,
-                           options.serialized_runtime_env_info)) {
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
+                                    options.serialized_runtime_env_info)) {
     error->function_name = function.function_name;
     services_.StoreError(task->return_id, std::move(*error));
     return task->return_id;
@@ -168,9 +165,8 @@ std::string LocalModeRuntime::Call(const ray::internal::RemoteFunctionHolder &fu
   for (const auto &arg : task->args) {
     if (!arg.buffer) dependencies.push_back(arg.object_id);
   }
-  store_.OnSealed(dependencies, [this, task] {
-    pool_.Submit([this, task] { RunNormalTask(*task); });
-  });
+  store_.OnSealed(dependencies,
+                  [this, task] { pool_.Submit([this, task] { RunNormalTask(*task); }); });
   return task->return_id;
 }
 
@@ -266,8 +262,7 @@ std::string LocalModeRuntime::CreateActor(const ray::internal::RemoteFunctionHol
       auto [it, inserted] = named_actors_.try_emplace({ray_namespace, options.name}, binary_id);
       if (!inserted) {
         throw ray::internal::RayException("An actor named '" + options.name +
-                                          "' already exists in namespace '" + ray_namespace +
-                                          "'.");
+                                          "' already exists in namespace '" + ray_namespace + "'.");
       }
     }
     actors_.emplace(binary_id, actor);
@@ -337,9 +332,7 @@ bool LocalModeRuntime::WasCurrentActorRestarted() {
   return context != nullptr && context->in_actor && context->actor_restarts > 0;
 }
 
-std::string LocalModeRuntime::SerializeActorHandle(const std::string &actor_id) {
-  return actor_id;
-}
+std::string LocalModeRuntime::SerializeActorHandle(const std::string &actor_id) { return actor_id; }
 
 std::string LocalModeRuntime::DeserializeAndRegisterActorHandle(const std::string &serialized) {
   if (serialized.size() != ActorID::kSize) {
@@ -363,9 +356,8 @@ ray::PlacementGroup LocalModeRuntime::CreatePlacementGroup(
   }
   for (size_t i = 0; i < options.bundles.size(); ++i) {
     if (options.bundles[i].empty()) {
-      throw ray::internal::RayException("Bundle " + std::to_string(i) +
-                                        " of placement group '" + options.name +
-                                        "' asks for no resources.");
+      throw ray::internal::RayException("Bundle " + std::to_string(i) + " of placement group '" +
+                                        options.name + "' asks for no resources.");
     }
     ray::internal::CheckTaskOptions(options.bundles[i]);
   }
@@ -381,8 +373,7 @@ ray::PlacementGroup LocalModeRuntime::CreatePlacementGroup(
       if (other.options.name == options.name && other.ray_namespace == namespace_ &&
           other.state != ray::REMOVED) {
         throw ray::internal::RayException("A placement group named '" + options.name +
-                                          "' already exists in namespace '" + namespace_ +
-                                          "'.");
+                                          "' already exists in namespace '" + namespace_ + "'.");
       }
     }
   }
@@ -405,8 +396,8 @@ bool LocalModeRuntime::WaitPlacementGroupReady(const std::string &group_id,
   absl::MutexLock lock(&mu_);
   auto it = placement_groups_.find(group_id);
   if (it == placement_groups_.end()) {
-    throw ray::internal::RayException("Cannot wait for placement group " +
-                                      BinaryToHex(group_id) + ": no such placement group.");
+    throw ray::internal::RayException("Cannot wait for placement group " + BinaryToHex(group_id) +
+                                      ": no such placement group.");
   }
   return it->second.state == ray::CREATED;
 }

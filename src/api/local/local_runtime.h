@@ -45,8 +45,8 @@ class LocalModeRuntime : public ray::internal::RayRuntime {
 
   std::string Put(std::shared_ptr<msgpack::sbuffer> data,
                   const std::vector<std::string> &contained_ids) override;
-  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> Get(
-      const std::vector<std::string> &ids, int timeout_ms) override;
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> Get(const std::vector<std::string> &ids,
+                                                                int timeout_ms) override;
   std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects,
                          int timeout_ms) override;
   void AddLocalReference(const std::string &id) override;

@@ -83,9 +83,9 @@ std::vector<MemoryStore::Value> MemoryStore::Get(const std::vector<std::string> 
           "this runtime.");
     }
     if (!it->second.sealed) {
-      throw ray::internal::RayTimeoutException(
-          "Get timed out: object " + BinaryToHex(id) + " was not ready within " +
-          std::to_string(timeout_ms) + " ms.");
+      throw ray::internal::RayTimeoutException("Get timed out: object " + BinaryToHex(id) +
+                                               " was not ready within " +
+                                               std::to_string(timeout_ms) + " ms.");
     }
     values.push_back(it->second.value);
   }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "control.grpc.pb.h"
+#include "node.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/process.h"
 #include "src/control/control_daemon.h"
@@ -204,17 +205,36 @@ int Status(const std::string &address_flag) {
   std::cout << "Cluster at " << address << "\n"
             << "Nodes: " << alive << " alive, " << (nodes.nodes_size() - alive) << " dead\n";
   std::map<std::string, int64_t> total;
+  std::map<std::string, int64_t> available;
+  int pending = 0;
+  int infeasible = 0;
   for (const auto &node : nodes.nodes()) {
     std::cout << "  " << node.node_id() << "  " << node.address().ip() << ":"
               << node.address().port() << "  "
               << (node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD") << "\n";
     if (node.state() != proto::NodeInfo::ALIVE) continue;
     for (const auto &[name, amount] : node.total().amounts()) total[name] += amount;
+    // Live usage comes from the node itself.
+    auto node_stub = proto::NodeService::NewStub(
+        rpc::MakeChannel(node.address().ip() + ":" + std::to_string(node.address().port())));
+    proto::GetNodeStatsReply stats;
+    grpc::Status reached = node_stub->GetNodeStats(
+        rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &stats);
+    if (!reached.ok()) {
+      std::cout << "    (node unreachable: " << reached.error_message() << ")\n";
+      continue;
+    }
+    for (const auto &[name, amount] : stats.available().amounts()) available[name] += amount;
+    pending += stats.pending_leases();
+    infeasible += stats.infeasible_leases();
   }
-  std::cout << "Resources:\n";
+  std::cout << "Resources (available / total):\n";
   for (const auto &[name, amount] : total) {
-    std::cout << "  " << name << ": " << FromFixedPoint(amount) << "\n";
+    std::cout << "  " << name << ": " << FromFixedPoint(available[name]) << " / "
+              << FromFixedPoint(amount) << "\n";
   }
+  std::cout << "Demand: " << pending << " pending lease request(s), " << infeasible
+            << " infeasible (more than any node has)\n";
   std::cout << "Jobs: " << running << " running, " << (jobs.jobs_size() - running) << " finished\n";
   return 0;
 }

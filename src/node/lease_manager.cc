@@ -19,10 +19,24 @@ void LeaseManager::RequestLease(const std::string &job_id, const ResourceSet &re
   std::vector<std::function<void()>> work;
   {
     absl::MutexLock lock(&mu_);
-    pending_.push_back(Request{job_id, resources, launch, std::move(callback)});
-    DispatchLocked(&work);
+    if (stopping_) {
+      work.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
+    } else {
+      pending_.push_back(Request{job_id, resources, launch, std::move(callback)});
+      DispatchLocked(&work);
+    }
   }
   for (auto &run : work) run();
+}
+
+void LeaseManager::Stop() {
+  std::deque<Request> failed;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    failed.swap(pending_);
+  }
+  for (auto &request : failed) request.callback(absl::UnavailableError("the node is stopping"));
 }
 
 void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {

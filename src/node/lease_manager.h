@@ -40,6 +40,8 @@ class LeaseManager {
                     const WorkerPool::Launch &launch, Callback callback);
   // NotFound for an unknown lease.
   absl::Status ReturnLease(int64_t lease_id);
+  // Fails every waiting request (and later ones) with Unavailable.
+  void Stop();
 
   ResourceSet Available() const;
   int NumPending() const;
@@ -63,6 +65,7 @@ class LeaseManager {
   ResourceSet available_ ABSL_GUARDED_BY(mu_);
   std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace sunray

@@ -96,6 +96,17 @@ TEST_F(LeaseManagerTest, AWorkerThatFailsToStartReleasesTheResources) {
   EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
 }
 
+TEST_F(LeaseManagerTest, StopFailsWaitingAndLaterRequests) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto waiting = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  leases_->Stop();
+  ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_TRUE(absl::IsUnavailable(waiting.get().status()));
+  auto later = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  ASSERT_EQ(later.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_TRUE(absl::IsUnavailable(later.get().status()));
+}
+
 TEST_F(LeaseManagerTest, ReturningAnUnknownLeaseIsAnError) {
   MakeManager({{"CPU", kResourceUnit}});
   EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(42)));

@@ -9,6 +9,7 @@
 #include "node.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/id.h"
+#include "src/node/lease_manager.h"
 #include "src/node/worker_pool.h"
 #include "src/objstore/object_store.h"
 #include "src/objstore/store_server.h"
@@ -28,12 +29,60 @@ void FillResources(const ResourceSet &resources, proto::ResourceMap *out) {
 class NodeServiceImpl final : public proto::NodeService::CallbackService {
  public:
   NodeServiceImpl(std::string token, NodeID node_id, ResourceSet resources,
-                  const ObjectStore &store, WorkerPool &workers)
+                  const ObjectStore &store, WorkerPool &workers, LeaseManager &leases)
       : token_(std::move(token)),
         node_id_(node_id),
         resources_(std::move(resources)),
         store_(store),
-        workers_(workers) {}
+        workers_(workers),
+        leases_(leases) {}
+
+  grpc::ServerUnaryReactor *RequestWorkerLease(grpc::CallbackServerContext *context,
+                                               const proto::RequestWorkerLeaseRequest *request,
+                                               proto::RequestWorkerLeaseReply *reply) override {
+    grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
+    if (!rpc::HasToken(*context, token_)) {
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"));
+      return reactor;
+    }
+    if (request->argv().empty()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "RequestWorkerLease: argv names no worker program"));
+      return reactor;
+    }
+    ResourceSet resources;
+    for (const auto &[name, amount] : request->resources().amounts()) {
+      if (amount < 0) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "RequestWorkerLease: negative amount of " + name));
+        return reactor;
+      }
+      resources[name] = amount;
+    }
+    WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()},
+                              {request->env().begin(), request->env().end()}};
+    // Answered when granted; the reply object lives until Finish.
+    leases_.RequestLease(request->job_id(), resources, launch,
+                         [reactor, reply](absl::StatusOr<Lease> lease) {
+                           if (!lease.ok()) {
+                             reactor->Finish(rpc::ToGrpcStatus(lease.status()));
+                             return;
+                           }
+                           reply->set_lease_id(lease->lease_id);
+                           reply->set_worker_address(lease->worker.address);
+                           reply->set_worker_pid(lease->worker.pid);
+                           reactor->Finish(grpc::Status::OK);
+                         });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor *ReturnWorker(grpc::CallbackServerContext *context,
+                                         const proto::ReturnWorkerRequest *request,
+                                         proto::ReturnWorkerReply *) override {
+    return rpc::HandleUnary(context, token_,
+                            [&]() { return leases_.ReturnLease(request->lease_id()); });
+  }
 
   grpc::ServerUnaryReactor *RegisterWorker(grpc::CallbackServerContext *context,
                                            const proto::RegisterWorkerRequest *request,
@@ -49,7 +98,9 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
     return rpc::HandleUnary(context, token_, [&]() -> absl::Status {
       reply->set_node_id(node_id_.Hex());
       FillResources(resources_, reply->mutable_total());
-      FillResources(resources_, reply->mutable_available());  // no leases yet
+      FillResources(leases_.Available(), reply->mutable_available());
+      reply->set_pending_leases(leases_.NumPending());
+      reply->set_infeasible_leases(leases_.NumInfeasible());
       const ObjectStore::Stats stats = store_.GetStats();
       reply->set_object_store_capacity_bytes(static_cast<int64_t>(stats.capacity_bytes));
       reply->set_object_store_used_bytes(static_cast<int64_t>(stats.used_bytes));
@@ -64,6 +115,7 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
   const ResourceSet resources_;
   const ObjectStore &store_;
   WorkerPool &workers_;
+  LeaseManager &leases_;
 };
 
 }  // namespace
@@ -94,7 +146,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   pool_options.soft_limit = std::max<int>(
       1, cpus == options.resources.end() ? 1 : static_cast<int>(cpus->second / kResourceUnit));
   WorkerPool workers(pool_options);
-  NodeServiceImpl service(*token, node_id, options.resources, **store, workers);
+  LeaseManager leases(options.resources, workers);
+  NodeServiceImpl service(*token, node_id, options.resources, **store, workers, leases);
   // Unix socket paths are short (108 bytes): name it by a prefix of the id.
   StoreServer store_server(**store, *token,
                            options.session_dir + "/store_" + node_id.Hex().substr(0, 12) + ".sock");
@@ -149,8 +202,10 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   // Best effort: the control service may already be gone.
   control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
                           &unregistered);
-  server.Stop();
+  // Waiting lease calls must finish before the server can stop.
+  leases.Stop();
   workers.Stop();
+  server.Stop();
   store_server.Stop();
   std::cerr << "sunray node: stopped" << std::endl;
   return 0;

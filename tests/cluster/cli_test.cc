@@ -87,8 +87,8 @@ TEST_F(CliTest, StartStatusStopLeavesNothingBehind) {
   CommandResult status = RunSunray("status");
   ASSERT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("Nodes: 1 alive"), std::string::npos) << status.output;
-  EXPECT_NE(status.output.find("CPU: 3"), std::string::npos) << status.output;
-  EXPECT_NE(status.output.find("accel: 0.5"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("CPU: 3 / 3"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("accel: 0.5 / 0.5"), std::string::npos) << status.output;
 
   CommandResult stopped = RunSunray("stop");
   ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
@@ -214,6 +214,83 @@ TEST_F(CliTest, A256MiBObjectGoesThroughTheNodesStoreAndStopLeavesNothing) {
   }
   ASSERT_EQ(RunSunray("stop").exit_code, 0);
   EXPECT_FALSE(ProcessAlive(node_pid));
+  EXPECT_TRUE(fs::is_empty(root_));
+}
+
+// Asks the node for a lease running the fake worker; returns the reply.
+std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLease(
+    const std::string &node, const std::string &token, const std::string &resource, double amount) {
+  return std::async(std::launch::async, [=] {
+    auto stub = proto::NodeService::NewStub(rpc::MakeChannel(node));
+    proto::RequestWorkerLeaseRequest request;
+    request.set_job_id("01000000");
+    (*request.mutable_resources()->mutable_amounts())[resource] =
+        static_cast<int64_t>(amount * 10000);
+    request.add_argv(SUNRAY_FAKE_WORKER_PATH);
+    request.add_env("SUNRAY_NODE_ADDRESS=" + node);
+    request.add_env("SUNRAY_TOKEN=" + token);
+    proto::RequestWorkerLeaseReply reply;
+    grpc::Status status = stub->RequestWorkerLease(
+        rpc::MakeClientContext(token, milliseconds(20000)).get(), request, &reply);
+    return std::make_pair(status, reply);
+  });
+}
+
+TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
+  ASSERT_EQ(
+      RunSunray("start --head --port 0 --num-cpus 1 --object-store-memory 10000000").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto node = ReadFileToString(*session + "/node_address");
+  auto token = ReadFileToString(*session + "/token");
+  ASSERT_TRUE(node.ok() && token.ok());
+
+  auto first = RequestLease(*node, *token, "CPU", 1).get();
+  ASSERT_TRUE(first.first.ok()) << first.first.error_message();
+  const pid_t worker = first.second.worker_pid();
+  EXPECT_TRUE(ProcessAlive(worker));
+  // The worker prints once its registration call returns, just after the
+  // node granted the lease.
+  const std::string log_path =
+      *session + "/logs/worker-" + std::to_string(first.second.lease_id()) + ".out";
+  absl::StatusOr<std::string> log;
+  const auto log_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    log = ReadFileToString(log_path);
+  } while ((!log.ok() || log->find("registered") == std::string::npos) &&
+           std::chrono::steady_clock::now() < log_deadline);
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("registered"), std::string::npos) << *log;
+
+  auto waiting = RequestLease(*node, *token, "CPU", 1);     // no CPU left
+  auto infeasible = RequestLease(*node, *token, "GPU", 1);  // the node has none
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  CommandResult status;
+  do {
+    status = RunSunray("status");
+  } while (status.output.find("2 pending lease request(s), 1 infeasible") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_NE(status.output.find("CPU: 0 / 1"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("2 pending lease request(s), 1 infeasible"), std::string::npos)
+      << status.output;
+
+  // Returning the lease hands the same worker to the waiting request.
+  auto stub = proto::NodeService::NewStub(rpc::MakeChannel(*node));
+  proto::ReturnWorkerRequest give_back;
+  give_back.set_lease_id(first.second.lease_id());
+  proto::ReturnWorkerReply returned;
+  ASSERT_TRUE(stub->ReturnWorker(rpc::MakeClientContext(*token, milliseconds(5000)).get(),
+                                 give_back, &returned)
+                  .ok());
+  auto second = waiting.get();
+  ASSERT_TRUE(second.first.ok()) << second.first.error_message();
+  EXPECT_EQ(second.second.worker_pid(), worker);
+
+  // Stopping fails the infeasible request and kills the worker.
+  ASSERT_EQ(RunSunray("stop").exit_code, 0);
+  auto never = infeasible.get();
+  EXPECT_FALSE(never.first.ok());
+  EXPECT_FALSE(ProcessAlive(worker));
   EXPECT_TRUE(fs::is_empty(root_));
 }
 

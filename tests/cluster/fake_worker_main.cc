@@ -1,0 +1,45 @@
+// A minimal worker process for cluster tests, until the real worker mode
+// exists: registers with its node daemon over gRPC (as a worker must), says
+// so on stdout (captured in the session's worker log), then waits for
+// SIGTERM.
+//
+// Environment: SUNRAY_STARTUP_TOKEN (set by the node), SUNRAY_NODE_ADDRESS
+// and SUNRAY_TOKEN (set by the test in the lease request's env).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "node.grpc.pb.h"
+#include "src/rpc/rpc.h"
+
+int main() {
+  const char *startup = std::getenv("SUNRAY_STARTUP_TOKEN");
+  const char *node = std::getenv("SUNRAY_NODE_ADDRESS");
+  const char *token = std::getenv("SUNRAY_TOKEN");
+  if (startup == nullptr || node == nullptr || token == nullptr) {
+    std::cerr << "fake worker: missing environment\n";
+    return 2;
+  }
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto stub = sunray::proto::NodeService::NewStub(sunray::rpc::MakeChannel(node));
+  sunray::proto::RegisterWorkerRequest request;
+  request.set_startup_token(std::atoll(startup));
+  request.set_pid(getpid());
+  request.set_address("fake-worker-" + std::to_string(getpid()));
+  sunray::proto::RegisterWorkerReply reply;
+  grpc::Status status = stub->RegisterWorker(
+      sunray::rpc::MakeClientContext(token, std::chrono::seconds(10)).get(), request, &reply);
+  if (!status.ok()) {
+    std::cerr << "fake worker: registration failed: " << status.error_message() << "\n";
+    return 1;
+  }
+  std::cout << "fake worker " << getpid() << " registered" << std::endl;
+  int signal_number = 0;
+  sigwait(&stop, &signal_number);
+  return 0;
+}

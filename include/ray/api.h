@@ -168,21 +168,21 @@ internal::TaskCaller<F> Task(F function) {
         "Function not found. Please use RAY_REMOTE to register this function: " +
         internal::DescribeFunction(function) + " is not registered.");
   }
-  return internal::TaskCaller<F>(function, internal::RemoteFunctionHolder("", std::move(name)));
+  return internal::TaskCaller<F>(internal::RemoteFunctionHolder("", std::move(name)));
 }
 
 template <typename R>
 internal::TaskCaller<PyFunction<R>> Task(PyFunction<R> function) {
   internal::RemoteFunctionHolder holder(function.module_name, function.function_name, "",
                                         internal::LangType::PYTHON);
-  return internal::TaskCaller<PyFunction<R>>(std::move(function), std::move(holder));
+  return internal::TaskCaller<PyFunction<R>>(std::move(holder));
 }
 
 template <typename R>
 internal::TaskCaller<JavaFunction<R>> Task(JavaFunction<R> function) {
   internal::RemoteFunctionHolder holder("", function.function_name, function.class_name,
                                         internal::LangType::JAVA);
-  return internal::TaskCaller<JavaFunction<R>>(std::move(function), std::move(holder));
+  return internal::TaskCaller<JavaFunction<R>>(std::move(holder));
 }
 
 // Sunray extension: cancels the task producing `object`. A task that has not
@@ -210,7 +210,7 @@ internal::ActorCreator<F> Actor(F factory) {
   }
   std::string class_name = internal::TypeName<typename internal::ActorTypeOf<F>::type>();
   return internal::ActorCreator<F>(
-      factory, internal::RemoteFunctionHolder("", std::move(name), std::move(class_name)));
+      internal::RemoteFunctionHolder("", std::move(name), std::move(class_name)));
 }
 
 RAY_EXPORT internal::ActorCreator<PyActorClass> Actor(PyActorClass actor_class);

@@ -119,13 +119,13 @@ void Shutdown() {
 internal::ActorCreator<PyActorClass> Actor(PyActorClass actor_class) {
   internal::RemoteFunctionHolder holder(actor_class.module_name, actor_class.function_name,
                                         actor_class.class_name, internal::LangType::PYTHON);
-  return internal::ActorCreator<PyActorClass>(std::move(actor_class), std::move(holder));
+  return internal::ActorCreator<PyActorClass>(std::move(holder));
 }
 
 internal::ActorCreator<JavaActorClass> Actor(JavaActorClass actor_class) {
   internal::RemoteFunctionHolder holder(actor_class.module_name, actor_class.function_name,
                                         actor_class.class_name, internal::LangType::JAVA);
-  return internal::ActorCreator<JavaActorClass>(std::move(actor_class), std::move(holder));
+  return internal::ActorCreator<JavaActorClass>(std::move(holder));
 }
 
 boost::optional<ActorHandleXlang> GetActor(const std::string &name,

@@ -97,11 +97,7 @@ int Start(const StartOptions &options) {
   // With --block, Ctrl-C must stop the daemons even while they are starting:
   // take the stop signals now and handle them once startup is done. (Spawned
   // processes get an empty signal mask.)
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  if (options.block) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  if (options.block) BlockStopSignals();
 
   auto session = CreateSession();
   if (!session.ok()) {
@@ -143,8 +139,7 @@ int Start(const StartOptions &options) {
   std::cout.flush();
   if (!options.block) return 0;
   // --block: stay in the foreground until interrupted, then stop everything.
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  WaitForStopSignal();
   StopSession(*session, kStopGrace);
   return 0;
 }

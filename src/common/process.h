@@ -35,6 +35,13 @@ bool ProcessAlive(pid_t pid);
 // until the process is gone. Returns whether it is gone.
 bool TerminateProcess(pid_t pid, std::chrono::milliseconds grace);
 
+// Blocks SIGTERM and SIGINT in the calling thread. Call it before any other
+// thread starts, so every thread inherits the mask and WaitForStopSignal
+// receives the signal. (SpawnProcess gives children an empty mask.)
+void BlockStopSignals();
+// Waits for SIGTERM or SIGINT (blocked with BlockStopSignals); returns it.
+int WaitForStopSignal();
+
 // The absolute path of the running executable.
 std::string CurrentExecutable();
 

@@ -5,19 +5,14 @@
 #include <iostream>
 
 #include "src/cli/session.h"
+#include "src/common/process.h"
 #include "src/control/control_service.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
 
 int RunControlDaemon(const ControlDaemonOptions &options) {
-  // Block the stop signals before gRPC starts its threads, so they all
-  // inherit the mask and sigwait below receives the signal.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  BlockStopSignals();  // before gRPC starts its threads
 
   auto token = ReadFileToString(options.session_dir + "/token");
   if (!token.ok() || token->empty()) {
@@ -39,8 +34,7 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
     return 1;
   }
   std::cerr << "sunray control: serving on " << bound << std::endl;
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal();
   std::cerr << "sunray control: stopping on signal " << signal_number << std::endl;
   server.Stop();
   std::cerr << "sunray control: stopped" << std::endl;

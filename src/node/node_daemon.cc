@@ -9,6 +9,7 @@
 #include "node.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/id.h"
+#include "src/common/process.h"
 #include "src/node/lease_manager.h"
 #include "src/node/worker_pool.h"
 #include "src/objstore/object_store.h"
@@ -41,11 +42,7 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
                                                const proto::RequestWorkerLeaseRequest *request,
                                                proto::RequestWorkerLeaseReply *reply) override {
     grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
-    if (!rpc::HasToken(*context, token_)) {
-      reactor->Finish(
-          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"));
-      return reactor;
-    }
+    if (!rpc::Authenticate(*context, reactor, token_)) return reactor;
     if (request->argv().empty()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                    "RequestWorkerLease: argv names no worker program"));
@@ -121,11 +118,7 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
 }  // namespace
 
 int RunNodeDaemon(const NodeDaemonOptions &options) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  BlockStopSignals();  // before gRPC starts its threads
 
   auto token = ReadFileToString(options.session_dir + "/token");
   if (!token.ok() || token->empty()) {
@@ -192,8 +185,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   }
   std::cerr << "sunray node: " << node_id.Hex() << " serving on " << address << std::endl;
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal();
   std::cerr << "sunray node: stopping on signal " << signal_number << std::endl;
   proto::UnregisterNodeRequest unregister;
   unregister.set_node_id(node_id.Hex());

@@ -60,11 +60,16 @@ ObjectStore::~ObjectStore() {
   allocator_.reset();  // before the segment it lives in is unmapped
 }
 
-std::string ObjectStore::UsageLocked() const {
+size_t ObjectStore::PinnedBytesLocked() const {
   size_t pinned = 0;
   for (const auto &[id, entry] : objects_) {
     if (!entry.pins.empty()) pinned += entry.location.data_size + entry.location.metadata_size;
   }
+  return pinned;
+}
+
+std::string ObjectStore::UsageLocked() const {
+  const size_t pinned = PinnedBytesLocked();
   return "capacity " + Bytes(options_.capacity_bytes) + ", in use " + Bytes(used_bytes_) + " by " +
          std::to_string(objects_.size()) + " objects, " + Bytes(pinned) +
          " of them pinned by readers or writers";
@@ -209,11 +214,7 @@ ObjectStore::Stats ObjectStore::GetStats() const {
   stats.capacity_bytes = options_.capacity_bytes;
   stats.used_bytes = used_bytes_;
   stats.num_objects = objects_.size();
-  for (const auto &[id, entry] : objects_) {
-    if (!entry.pins.empty()) {
-      stats.pinned_bytes += entry.location.data_size + entry.location.metadata_size;
-    }
-  }
+  stats.pinned_bytes = PinnedBytesLocked();
   return stats;
 }
 

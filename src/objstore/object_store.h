@@ -103,6 +103,7 @@ class ObjectStore {
   void MaybeFreeLocked(absl::flat_hash_map<ObjectID, Entry>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string UsageLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t PinnedBytesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   std::unique_ptr<SharedMemorySegment> segment_;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "src/common/unix_socket.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -78,15 +79,11 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(const Options 
   auto core = std::make_shared<ObjectView::Core>();
   core->token = options.token;
   core->populate_on_create = options.populate_on_create;
-  sockaddr_un address{};
-  if (options.socket_path.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError("the store socket path is too long: " + options.socket_path);
-  }
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, options.socket_path.c_str(), sizeof(address.sun_path) - 1);
+  auto address = UnixSocketAddress(options.socket_path);
+  if (!address.ok()) return address.status();
   core->socket = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (core->socket < 0 ||
-      connect(core->socket, reinterpret_cast<sockaddr *>(&address), sizeof(address)) != 0) {
+      connect(core->socket, reinterpret_cast<const sockaddr *>(&*address), sizeof(*address)) != 0) {
     return absl::UnavailableError("cannot reach the object store at " + options.socket_path + ": " +
                                   std::strerror(errno));
   }

@@ -12,6 +12,7 @@
 #include <map>
 #include <vector>
 
+#include "src/common/unix_socket.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -52,17 +53,14 @@ StoreServer::StoreServer(ObjectStore &store, std::string token, std::string sock
 StoreServer::~StoreServer() { Stop(); }
 
 absl::Status StoreServer::Start() {
-  sockaddr_un address{};
-  if (socket_path_.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError("the store socket path is too long: " + socket_path_);
-  }
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, socket_path_.c_str(), sizeof(address.sun_path) - 1);
+  auto address = UnixSocketAddress(socket_path_);
+  if (!address.ok()) return address.status();
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listen_fd_ < 0) return absl::InternalError(std::string("socket: ") + std::strerror(errno));
   unlink(socket_path_.c_str());
   const mode_t old_mask = umask(077);  // the socket is for this user only
-  const int bound = bind(listen_fd_, reinterpret_cast<sockaddr *>(&address), sizeof(address));
+  const int bound =
+      bind(listen_fd_, reinterpret_cast<const sockaddr *>(&*address), sizeof(*address));
   umask(old_mask);
   if (bound != 0 || listen(listen_fd_, 128) != 0) {
     absl::Status status =
@@ -72,7 +70,11 @@ absl::Status StoreServer::Start() {
     return status;
   }
   if (pipe2(wake_pipe_, O_CLOEXEC) != 0) {
-    return absl::InternalError(std::string("pipe: ") + std::strerror(errno));
+    absl::Status status = absl::InternalError(std::string("pipe: ") + std::strerror(errno));
+    close(listen_fd_);
+    listen_fd_ = -1;
+    unlink(socket_path_.c_str());
+    return status;
   }
   thread_ = std::thread([this] { HandshakeLoop(); });
   return absl::OkStatus();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "src/common/unix_socket.h"
 #include "src/objstore/object_store.h"
 #include "src/objstore/store_client.h"
 #include "src/objstore/store_server.h"
@@ -140,10 +141,9 @@ TEST_F(StoreServerTest, AClientThatGoesAwayReleasesItsPinsAndUnsealedObjects) {
   // A raw handshake, as a dying process would leave it: the socket simply
   // closes, with no further call.
   int socket_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, options_.socket_path.c_str(), sizeof(address.sun_path) - 1);
-  ASSERT_EQ(connect(socket_fd, reinterpret_cast<sockaddr *>(&address), sizeof(address)), 0);
+  auto address = UnixSocketAddress(options_.socket_path);
+  ASSERT_TRUE(address.ok());
+  ASSERT_EQ(connect(socket_fd, reinterpret_cast<const sockaddr *>(&*address), sizeof(*address)), 0);
   const std::string hello = std::string(kToken) + "\n";
   ASSERT_EQ(write(socket_fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
   uint64_t client_id = 0;

@@ -15,6 +15,14 @@ bool HasToken(const grpc::ServerContextBase &context, const std::string &token) 
   return difference == 0;
 }
 
+bool Authenticate(const grpc::CallbackServerContext &context, grpc::ServerUnaryReactor *reactor,
+                  const std::string &token) {
+  if (HasToken(context, token)) return true;
+  reactor->Finish(
+      grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"));
+  return false;
+}
+
 grpc::Status ToGrpcStatus(const absl::Status &status) {
   if (status.ok()) return grpc::Status::OK;
   // absl's canonical codes have the same numbers as gRPC's.

@@ -28,6 +28,12 @@ bool HasToken(const grpc::ServerContextBase &context, const std::string &token);
 grpc::Status ToGrpcStatus(const absl::Status &status);
 absl::Status FromGrpcStatus(const grpc::Status &status);
 
+// Whether the call carries the token; if not, finishes it through `reactor`
+// with UNAUTHENTICATED. For handlers that finish later; HandleUnary is the
+// common case.
+bool Authenticate(const grpc::CallbackServerContext &context, grpc::ServerUnaryReactor *reactor,
+                  const std::string &token);
+
 // Runs `handler` (returning absl::Status) for an authenticated call and
 // finishes the call with its status. Exceptions from the handler become
 // INTERNAL errors: a bad request never takes the daemon down.
@@ -35,11 +41,7 @@ template <typename Handler>
 grpc::ServerUnaryReactor *HandleUnary(grpc::CallbackServerContext *context,
                                       const std::string &token, Handler &&handler) {
   grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
-  if (!HasToken(*context, token)) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"));
-    return reactor;
-  }
+  if (!Authenticate(*context, reactor, token)) return reactor;
   absl::Status status;
   try {
     status = handler();

@@ -46,6 +46,18 @@ CommandResult RunSunray(const std::string &arguments) {
   return result;
 }
 
+// Polls `condition` every few milliseconds until it holds or `timeout`
+// passed; returns whether it held.
+template <typename Condition>
+bool Eventually(Condition &&condition, std::chrono::seconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
 pid_t ReadPid(const std::string &path) {
   auto content = ReadFileToString(path);
   return content.ok() ? static_cast<pid_t>(std::atoi(content->c_str())) : -1;
@@ -254,22 +266,20 @@ TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
   const std::string log_path =
       *session + "/logs/worker-" + std::to_string(first.second.lease_id()) + ".out";
   absl::StatusOr<std::string> log;
-  const auto log_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  do {
+  Eventually([&] {
     log = ReadFileToString(log_path);
-  } while ((!log.ok() || log->find("registered") == std::string::npos) &&
-           std::chrono::steady_clock::now() < log_deadline);
+    return log.ok() && log->find("registered") != std::string::npos;
+  });
   ASSERT_TRUE(log.ok());
   EXPECT_NE(log->find("registered"), std::string::npos) << *log;
 
   auto waiting = RequestLease(*node, *token, "CPU", 1);     // no CPU left
   auto infeasible = RequestLease(*node, *token, "GPU", 1);  // the node has none
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   CommandResult status;
-  do {
+  Eventually([&] {
     status = RunSunray("status");
-  } while (status.output.find("2 pending lease request(s), 1 infeasible") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline);
+    return status.output.find("2 pending lease request(s), 1 infeasible") != std::string::npos;
+  });
   EXPECT_NE(status.output.find("CPU: 0 / 1"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("2 pending lease request(s), 1 infeasible"), std::string::npos)
       << status.output;
@@ -312,12 +322,13 @@ TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {
                           {root_ + "/cli.out", false, false, {}});
   ASSERT_TRUE(cli.ok());
   std::string session;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (session.empty() && std::chrono::steady_clock::now() < deadline) {
-    auto latest = LatestSession();
-    if (latest.ok() && fs::exists(*latest + "/node_address")) session = *latest;
-    std::this_thread::sleep_for(milliseconds(5));  // polling a condition, with a deadline
-  }
+  Eventually(
+      [&] {
+        auto latest = LatestSession();
+        if (latest.ok() && fs::exists(*latest + "/node_address")) session = *latest;
+        return !session.empty();
+      },
+      std::chrono::seconds(15));
   ASSERT_FALSE(session.empty());
   const pid_t control = ReadPid(session + "/pids/control.pid");
   const pid_t node = ReadPid(session + "/pids/node.pid");

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "node.grpc.pb.h"
+#include "src/common/process.h"
 #include "src/rpc/rpc.h"
 
 int main() {
@@ -22,10 +23,7 @@ int main() {
     std::cerr << "fake worker: missing environment\n";
     return 2;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  sunray::BlockStopSignals();
   auto stub = sunray::proto::NodeService::NewStub(sunray::rpc::MakeChannel(node));
   sunray::proto::RegisterWorkerRequest request;
   request.set_startup_token(std::atoll(startup));
@@ -39,7 +37,6 @@ int main() {
     return 1;
   }
   std::cout << "fake worker " << getpid() << " registered" << std::endl;
-  int signal_number = 0;
-  sigwait(&stop, &signal_number);
+  sunray::WaitForStopSignal();
   return 0;
 }

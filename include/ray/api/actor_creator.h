@@ -42,8 +42,8 @@ class ActorCreator {
   using ActorType = typename ActorTypeOf<F>::type;
   using Handle = ActorHandle<ActorType, is_x_lang_v<F>>;
 
-  ActorCreator(F factory, RemoteFunctionHolder holder)
-      : factory_(std::move(factory)), holder_(std::move(holder)) {}
+  // The factory is named by the holder; F only types the creation.
+  explicit ActorCreator(RemoteFunctionHolder holder) : holder_(std::move(holder)) {}
 
   // A named actor in the job's namespace (ray::GetActor finds it).
   ActorCreator &SetName(std::string name) {
@@ -115,7 +115,6 @@ class ActorCreator {
   }
 
  private:
-  F factory_;
   RemoteFunctionHolder holder_;
   ActorCreationOptions options_;
 };

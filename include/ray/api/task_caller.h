@@ -32,8 +32,8 @@ using RemoteReturn_t = std::decay_t<boost::callable_traits::return_type_t<F>>;
 template <typename F>
 class TaskCaller {
  public:
-  TaskCaller(F function, RemoteFunctionHolder holder)
-      : function_(std::move(function)), holder_(std::move(holder)) {}
+  // Calls are made by name (the holder); F only types the call.
+  explicit TaskCaller(RemoteFunctionHolder holder) : holder_(std::move(holder)) {}
 
   TaskCaller &SetName(std::string name) {
     options_.name = std::move(name);
@@ -92,7 +92,6 @@ class TaskCaller {
   }
 
  private:
-  F function_;
   RemoteFunctionHolder holder_;
   CallOptions options_;
 };

@@ -102,13 +102,18 @@ class NodeServiceImpl final : public proto::NodeService::CallbackService {
       reply->set_object_store_capacity_bytes(static_cast<int64_t>(stats.capacity_bytes));
       reply->set_object_store_used_bytes(static_cast<int64_t>(stats.used_bytes));
       reply->set_num_objects(static_cast<int64_t>(stats.num_objects));
+      reply->set_store_socket(store_socket_);
       return absl::OkStatus();
     });
   }
 
+  // Set before the server starts.
+  void set_store_socket(std::string path) { store_socket_ = std::move(path); }
+
  private:
   const std::string token_;
   const NodeID node_id_;
+  std::string store_socket_;
   const ResourceSet resources_;
   const ObjectStore &store_;
   WorkerPool &workers_;
@@ -144,6 +149,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   // Unix socket paths are short (108 bytes): name it by a prefix of the id.
   StoreServer store_server(**store, *token,
                            options.session_dir + "/store_" + node_id.Hex().substr(0, 12) + ".sock");
+  service.set_store_socket(store_server.socket_path());
   if (absl::Status started = store_server.Start(); !started.ok()) {
     std::cerr << "sunray node: " << started.message() << "\n";
     return 1;

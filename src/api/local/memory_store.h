@@ -27,6 +27,14 @@ class MemoryStore {
   struct Value {
     std::shared_ptr<ray::internal::ObjectBuffer> data;  // set for values
     std::shared_ptr<const ErrorInfo> error;             // set for errors
+    // Cluster runtime: the value is in the node's shared-memory store under
+    // the entry's id (data and error unset).
+    bool in_node_store = false;
+    // Released with the last copy of the value: the cluster runtime hangs
+    // what must happen when an object is freed here (its shared-memory copy
+    // deleted, borrowed refs inside it released). Its destructor may run
+    // under the store's lock, so it must not call back into the store.
+    std::shared_ptr<void> on_free;
   };
 
   MemoryStore() = default;

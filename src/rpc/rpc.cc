@@ -15,11 +15,14 @@ bool HasToken(const grpc::ServerContextBase &context, const std::string &token) 
   return difference == 0;
 }
 
+grpc::Status UnauthenticatedStatus() {
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token");
+}
+
 bool Authenticate(const grpc::CallbackServerContext &context, grpc::ServerUnaryReactor *reactor,
                   const std::string &token) {
   if (HasToken(context, token)) return true;
-  reactor->Finish(
-      grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster token"));
+  reactor->Finish(UnauthenticatedStatus());
   return false;
 }
 

@@ -28,6 +28,9 @@ bool HasToken(const grpc::ServerContextBase &context, const std::string &token);
 grpc::Status ToGrpcStatus(const absl::Status &status);
 absl::Status FromGrpcStatus(const grpc::Status &status);
 
+// The status of a call without the right token.
+grpc::Status UnauthenticatedStatus();
+
 // Whether the call carries the token; if not, finishes it through `reactor`
 // with UNAUTHENTICATED. For handlers that finish later; HandleUnary is the
 // common case.

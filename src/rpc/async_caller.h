@@ -1,0 +1,89 @@
+// Client calls that complete in callbacks, for components that call other
+// services from their own handlers or threads and must stop cleanly.
+//
+//   rpc::AsyncCaller calls(token);
+//   calls.Call<proto::NodeService>(
+//       node_address, &proto::NodeService::Stub::async::KillWorker, request,
+//       std::chrono::seconds(5),
+//       [](const grpc::Status &status, const proto::KillWorkerReply &reply) { ... });
+//
+// Every call carries the cluster token; channels are shared per address.
+// `done` runs exactly once: on a gRPC thread when the call completes, or at
+// once on the calling thread (with CANCELLED) when the caller is stopping.
+// Stop cancels every call in flight and waits until their `done` callbacks
+// have returned; call it from no `done` callback. Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "src/rpc/rpc.h"
+
+namespace sunray::rpc {
+
+class AsyncCaller {
+ public:
+  // A timeout that never expires (calls that wait for work of unknown length).
+  static constexpr std::chrono::milliseconds kNoDeadline = std::chrono::milliseconds::max();
+
+  explicit AsyncCaller(std::string token) : token_(std::move(token)) {}
+  ~AsyncCaller() { Stop(); }
+  AsyncCaller(const AsyncCaller &) = delete;
+  AsyncCaller &operator=(const AsyncCaller &) = delete;
+
+  // A generated stub's callback-API method, e.g. &Service::Stub::async::Method.
+  template <typename Service, typename Request, typename Reply>
+  using AsyncMethod = void (Service::Stub::async::*)(grpc::ClientContext *, const Request *,
+                                                     Reply *, std::function<void(grpc::Status)>);
+
+  // Calls `method` of `Service` at `address` with `request` and hands the
+  // outcome to `done(const grpc::Status &, const Reply &)`.
+  template <typename Service, typename Request, typename Reply, typename Done>
+  void Call(const std::string &address, AsyncMethod<Service, Request, Reply> method,
+            const Request &request, std::chrono::milliseconds timeout, Done done) {
+    struct State {
+      std::unique_ptr<typename Service::Stub> stub;
+      std::unique_ptr<grpc::ClientContext> context;
+      Request request;
+      Reply reply;
+    };
+    auto state = std::make_shared<State>();
+    state->context = MakeContext(timeout);
+    state->request = request;
+    if (!Begin(state->context.get())) {
+      done(grpc::Status(grpc::StatusCode::CANCELLED, "the caller is stopping"), state->reply);
+      return;
+    }
+    state->stub = Service::NewStub(Channel(address));
+    (state->stub->async()->*method)(state->context.get(), &state->request, &state->reply,
+                                    [this, state, done = std::move(done)](grpc::Status status) {
+                                      done(status, state->reply);
+                                      End(state->context.get());
+                                    });
+  }
+
+  // Cancels the calls in flight, waits for their callbacks, and refuses new
+  // calls. Idempotent.
+  void Stop();
+
+ private:
+  std::shared_ptr<grpc::Channel> Channel(const std::string &address);
+  std::unique_ptr<grpc::ClientContext> MakeContext(std::chrono::milliseconds timeout) const;
+  bool Begin(grpc::ClientContext *context);
+  void End(grpc::ClientContext *context);
+
+  const std::string token_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+  std::set<grpc::ClientContext *> in_flight_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace sunray::rpc

@@ -36,6 +36,8 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
   std::cerr << "sunray control: serving on " << bound << std::endl;
   const int signal_number = WaitForStopSignal();
   std::cerr << "sunray control: stopping on signal " << signal_number << std::endl;
+  // Long polls and streams end first, so the server does not wait for them.
+  service.Stop();
   server.Stop();
   std::cerr << "sunray control: stopped" << std::endl;
   return 0;

@@ -34,7 +34,60 @@ void ForEachWithPrefix(Map &kv, const std::string &ray_namespace, const std::str
   }
 }
 
+// A GetActorInfo long poll: answered by the actor directory, or cancelled
+// when the client gives up (deadline or cancellation). Deletes itself.
+class ActorInfoPoll final : public grpc::ServerUnaryReactor {
+ public:
+  ActorInfoPoll(ActorDirectory &actors, proto::GetActorInfoReply *reply)
+      : actors_(actors), reply_(reply) {}
+
+  void Start(const std::string &actor_id, int64_t after_version) {
+    // OnCancel cannot run before the handler returns, so wait_id_ is set.
+    wait_id_ = actors_.WaitForVersion(actor_id, after_version,
+                                      [this](absl::StatusOr<proto::ActorInfo> actor) {
+                                        if (actor.ok()) *reply_->mutable_actor() = *actor;
+                                        Finish(rpc::ToGrpcStatus(actor.status()));
+                                      });
+  }
+
+  void OnCancel() override { actors_.CancelWait(wait_id_); }
+  void OnDone() override { delete this; }
+
+ private:
+  ActorDirectory &actors_;
+  proto::GetActorInfoReply *const reply_;
+  int64_t wait_id_ = 0;
+};
+
+// A stream refused before it starts (no token).
+class RefusedStream final : public grpc::ServerWriteReactor<proto::Notification> {
+ public:
+  explicit RefusedStream(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
+
+ControlService::ControlService(Options options)
+    : options_(std::move(options)),
+      actors_(
+          {options_.token, options_.actor_lease_retry_delay},
+          [this] {
+            absl::MutexLock lock(&mu_);
+            std::vector<proto::NodeInfo> alive;
+            for (const auto &[id, node] : nodes_) {
+              if (node.state() == proto::NodeInfo::ALIVE) alive.push_back(node);
+            }
+            return alive;
+          },
+          publisher_) {}
+
+ControlService::~ControlService() { Stop(); }
+
+void ControlService::Stop() {
+  actors_.Stop();
+  publisher_.Stop();
+}
 
 grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerContext *context,
                                                        const proto::RegisterNodeRequest *request,
@@ -50,11 +103,17 @@ grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerConte
         node.address().port() > 65535) {
       return absl::InvalidArgumentError("RegisterNode: the node's address needs an ip and a port");
     }
-    absl::MutexLock lock(&mu_);
-    proto::NodeInfo &stored = nodes_[node.node_id()];
-    stored = node;
-    stored.set_state(proto::NodeInfo::ALIVE);
-    stored.set_start_time_ms(NowMs());
+    proto::Notification notification;
+    {
+      absl::MutexLock lock(&mu_);
+      proto::NodeInfo &stored = nodes_[node.node_id()];
+      stored = node;
+      stored.set_state(proto::NodeInfo::ALIVE);
+      stored.set_start_time_ms(NowMs());
+      *notification.mutable_node() = stored;
+    }
+    publisher_.Publish(notification);
+    actors_.OnNodeAdded();
     return absl::OkStatus();
   });
 }
@@ -63,13 +122,19 @@ grpc::ServerUnaryReactor *ControlService::UnregisterNode(
     grpc::CallbackServerContext *context, const proto::UnregisterNodeRequest *request,
     proto::UnregisterNodeReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
-    absl::MutexLock lock(&mu_);
-    auto it = nodes_.find(request->node_id());
-    if (it == nodes_.end()) {
-      return absl::NotFoundError("UnregisterNode: no node " + request->node_id());
+    proto::Notification notification;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = nodes_.find(request->node_id());
+      if (it == nodes_.end()) {
+        return absl::NotFoundError("UnregisterNode: no node " + request->node_id());
+      }
+      it->second.set_state(proto::NodeInfo::DEAD);
+      it->second.set_death_reason(request->reason());
+      *notification.mutable_node() = it->second;
     }
-    it->second.set_state(proto::NodeInfo::DEAD);
-    it->second.set_death_reason(request->reason());
+    publisher_.Publish(notification);
+    actors_.OnNodeDead(request->node_id(), request->reason());
     return absl::OkStatus();
   });
 }
@@ -108,6 +173,8 @@ grpc::ServerUnaryReactor *ControlService::MarkJobFinished(
     grpc::CallbackServerContext *context, const proto::MarkJobFinishedRequest *request,
     proto::MarkJobFinishedReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    // The job's actors die even if the job was never added (they name it).
+    actors_.OnJobFinished(request->job_id());
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(request->job_id());
     if (it == jobs_.end()) {
@@ -187,6 +254,61 @@ grpc::ServerUnaryReactor *ControlService::KvKeys(grpc::CallbackServerContext *co
     });
     return absl::OkStatus();
   });
+}
+
+grpc::ServerUnaryReactor *ControlService::CreateActor(grpc::CallbackServerContext *context,
+                                                      const proto::CreateActorRequest *request,
+                                                      proto::CreateActorReply *) {
+  return rpc::HandleUnary(context, options_.token, [&] { return actors_.Create(*request); });
+}
+
+grpc::ServerUnaryReactor *ControlService::GetActorInfo(grpc::CallbackServerContext *context,
+                                                       const proto::GetActorInfoRequest *request,
+                                                       proto::GetActorInfoReply *reply) {
+  if (!rpc::HasToken(*context, options_.token)) {
+    grpc::ServerUnaryReactor *refused = context->DefaultReactor();
+    refused->Finish(rpc::UnauthenticatedStatus());
+    return refused;
+  }
+  auto *poll = new ActorInfoPoll(actors_, reply);
+  poll->Start(request->actor_id(), request->after_version());
+  return poll;
+}
+
+grpc::ServerUnaryReactor *ControlService::GetNamedActor(grpc::CallbackServerContext *context,
+                                                        const proto::GetNamedActorRequest *request,
+                                                        proto::GetNamedActorReply *reply) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    auto actor = actors_.GetNamed(request->name(), request->ray_namespace());
+    if (!actor.ok()) return actor.status();
+    *reply->mutable_actor() = *std::move(actor);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *ControlService::KillActor(grpc::CallbackServerContext *context,
+                                                    const proto::KillActorRequest *request,
+                                                    proto::KillActorReply *) {
+  return rpc::HandleUnary(context, options_.token,
+                          [&] { return actors_.Kill(request->actor_id(), request->no_restart()); });
+}
+
+grpc::ServerUnaryReactor *ControlService::ReportWorkerDeath(
+    grpc::CallbackServerContext *context, const proto::ReportWorkerDeathRequest *request,
+    proto::ReportWorkerDeathReply *) {
+  return rpc::HandleUnary(context, options_.token, [&] {
+    actors_.OnWorkerDeath(request->node_id(), request->startup_token(), request->pid(),
+                          request->reason());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<proto::Notification> *ControlService::Subscribe(
+    grpc::CallbackServerContext *context, const proto::SubscribeRequest *request) {
+  if (!rpc::HasToken(*context, options_.token)) {
+    return new RefusedStream(rpc::UnauthenticatedStatus());
+  }
+  return publisher_.Subscribe(*request);
 }
 
 }  // namespace sunray

@@ -1,12 +1,22 @@
 // The control service (Ray's GCS): cluster metadata — the node table, the
-// job table and a namespaced KV store so far; the actor directory,
-// placement groups and pub/sub join it next.
+// job table, a namespaced KV store, the actor directory (ActorDirectory) and
+// pub/sub of actor and node changes (Publisher); placement groups join it
+// next.
 //
-// State lives in memory, guarded by one mutex: every handler is short and
-// never blocks on another service. Handlers run on gRPC's callback threads.
-// Every call needs the cluster token (rpc::HandleUnary).
+// Tables live in memory. The node, job and KV tables are guarded by one
+// mutex; the directory and the publisher have their own (never taken while
+// holding this one). Handlers run on gRPC's callback threads, are short and
+// never block on another service: GetActorInfo long polls and Subscribe
+// streams are answered later by the directory and the publisher. Every call
+// needs the cluster token (rpc::HandleUnary, or the same check by hand).
+//
+// Teardown: Stop() (also run by the destructor) stops the actor directory's
+// scheduler and calls, answers every long poll and ends every stream, so the
+// server's Shutdown does not wait for them. Stop the service, then the
+// server; destroy the server before the service.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <utility>
@@ -14,6 +24,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "control.grpc.pb.h"
+#include "src/control/actor_directory.h"
+#include "src/control/publisher.h"
 
 namespace sunray {
 
@@ -21,9 +33,15 @@ class ControlService final : public proto::ControlService::CallbackService {
  public:
   struct Options {
     std::string token;  // the cluster token every caller must present
+    // Wait before leasing a worker again for an actor whose lease failed.
+    std::chrono::milliseconds actor_lease_retry_delay{500};
   };
 
-  explicit ControlService(Options options) : options_(std::move(options)) {}
+  explicit ControlService(Options options);
+  ~ControlService() override;
+
+  // Stops actor scheduling, answers long polls, ends streams. Idempotent.
+  void Stop();
 
   grpc::ServerUnaryReactor *RegisterNode(grpc::CallbackServerContext *context,
                                          const proto::RegisterNodeRequest *request,
@@ -55,6 +73,23 @@ class ControlService final : public proto::ControlService::CallbackService {
   grpc::ServerUnaryReactor *KvKeys(grpc::CallbackServerContext *context,
                                    const proto::KvKeysRequest *request,
                                    proto::KvKeysReply *reply) override;
+  grpc::ServerUnaryReactor *CreateActor(grpc::CallbackServerContext *context,
+                                        const proto::CreateActorRequest *request,
+                                        proto::CreateActorReply *reply) override;
+  grpc::ServerUnaryReactor *GetActorInfo(grpc::CallbackServerContext *context,
+                                         const proto::GetActorInfoRequest *request,
+                                         proto::GetActorInfoReply *reply) override;
+  grpc::ServerUnaryReactor *GetNamedActor(grpc::CallbackServerContext *context,
+                                          const proto::GetNamedActorRequest *request,
+                                          proto::GetNamedActorReply *reply) override;
+  grpc::ServerUnaryReactor *KillActor(grpc::CallbackServerContext *context,
+                                      const proto::KillActorRequest *request,
+                                      proto::KillActorReply *reply) override;
+  grpc::ServerUnaryReactor *ReportWorkerDeath(grpc::CallbackServerContext *context,
+                                              const proto::ReportWorkerDeathRequest *request,
+                                              proto::ReportWorkerDeathReply *reply) override;
+  grpc::ServerWriteReactor<proto::Notification> *Subscribe(
+      grpc::CallbackServerContext *context, const proto::SubscribeRequest *request) override;
 
  private:
   using KvKey = std::pair<std::string, std::string>;  // (namespace, key)
@@ -65,6 +100,8 @@ class ControlService final : public proto::ControlService::CallbackService {
   std::map<std::string, proto::JobInfo> jobs_ ABSL_GUARDED_BY(mu_);
   uint32_t next_job_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<KvKey, std::string> kv_ ABSL_GUARDED_BY(mu_);
+  Publisher publisher_;
+  ActorDirectory actors_;  // last: its scheduler thread lists nodes_ until it stops
 };
 
 }  // namespace sunray

@@ -1,0 +1,601 @@
+#include "src/control/actor_directory.h"
+
+#include <iostream>
+#include <sstream>
+
+#include "node.grpc.pb.h"
+#include "src/api/object_error.h"
+#include "src/common/id.h"
+#include "worker.grpc.pb.h"
+
+namespace sunray {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string AddressOf(const proto::NodeInfo &node) {
+  return node.address().ip() + ":" + std::to_string(node.address().port());
+}
+
+bool Fits(const proto::ResourceMap &request, const proto::ResourceMap &total) {
+  for (const auto &[name, amount] : request.amounts()) {
+    if (amount <= 0) continue;
+    auto it = total.amounts().find(name);
+    if (it == total.amounts().end() || it->second < amount) return false;
+  }
+  return true;
+}
+
+std::string ResourcesText(const proto::ResourceMap &resources) {
+  const std::map<std::string, int64_t> sorted(resources.amounts().begin(),
+                                              resources.amounts().end());
+  std::ostringstream text;
+  text << "{";
+  for (const auto &[name, amount] : sorted) {
+    text << (text.tellp() > 1 ? ", " : "") << name << ": " << static_cast<double>(amount) / 10000;
+  }
+  text << "}";
+  return text.str();
+}
+
+proto::ErrorInfo ActorDiedError(const std::string &message) {
+  proto::ErrorInfo error;
+  error.set_type(static_cast<int>(ErrorType::kActorDied));
+  error.set_message(message);
+  return error;
+}
+
+absl::Status CheckCreateRequest(const proto::CreateActorRequest &request) {
+  const proto::TaskSpec &task = request.creation_task();
+  if (task.actor_id().size() != ActorID::kSize) {
+    return absl::InvalidArgumentError("CreateActor: creation_task.actor_id must be " +
+                                      std::to_string(ActorID::kSize) + " bytes, got " +
+                                      std::to_string(task.actor_id().size()));
+  }
+  if (task.job_id().size() != JobID::kSize) {
+    return absl::InvalidArgumentError("CreateActor: creation_task.job_id must be " +
+                                      std::to_string(JobID::kSize) + " bytes, got " +
+                                      std::to_string(task.job_id().size()));
+  }
+  if (request.argv().empty()) {
+    return absl::InvalidArgumentError("CreateActor: argv names no worker program");
+  }
+  if (request.max_restarts() < -1) {
+    return absl::InvalidArgumentError("CreateActor: max_restarts must be -1 or more");
+  }
+  for (const auto &[name, amount] : request.resources().amounts()) {
+    if (amount < 0) return absl::InvalidArgumentError("CreateActor: negative amount of " + name);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ActorDirectory::ActorDirectory(Options options, NodeLister nodes, Publisher &publisher)
+    : options_(std::move(options)),
+      list_nodes_(std::move(nodes)),
+      publisher_(publisher),
+      calls_(options_.token) {
+  scheduler_ = std::thread([this] { ScheduleLoop(); });
+}
+
+ActorDirectory::~ActorDirectory() { Stop(); }
+
+absl::Status ActorDirectory::Create(const proto::CreateActorRequest &request) {
+  if (absl::Status valid = CheckCreateRequest(request); !valid.ok()) return valid;
+  const proto::TaskSpec &task = request.creation_task();
+  const std::string &id = task.actor_id();
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the control service is stopping");
+    if (actors_.count(id) != 0) {
+      return absl::AlreadyExistsError("CreateActor: actor " + BinaryToHex(id) +
+                                      " is registered already");
+    }
+    const std::pair<std::string, std::string> name{request.ray_namespace(), request.name()};
+    if (!request.name().empty()) {
+      auto taken = names_.find(name);
+      if (taken != names_.end()) {
+        return absl::AlreadyExistsError("CreateActor: the name '" + request.name() +
+                                        "' is taken in namespace '" + request.ray_namespace() +
+                                        "' by actor " + BinaryToHex(taken->second));
+      }
+      names_[name] = id;
+    }
+    Actor &actor = actors_[id];
+    actor.spec = request;
+    proto::ActorInfo &info = actor.info;
+    info.set_actor_id(id);
+    info.set_job_id(JobID::FromBinary(task.job_id()).Hex());
+    info.set_name(request.name());
+    info.set_ray_namespace(request.ray_namespace());
+    info.set_state(proto::ActorInfo::PENDING);
+    info.set_detached(request.detached());
+    info.set_class_name(task.class_name());
+    actor.not_before = Clock::now();
+    queued_.insert(id);
+    ChangedLocked(actor, &work);
+    wake_.Signal();
+  }
+  for (auto &run : work) run();
+  return absl::OkStatus();
+}
+
+int64_t ActorDirectory::WaitForVersion(const std::string &actor_id, int64_t after_version,
+                                       Answer answer) {
+  absl::StatusOr<proto::ActorInfo> now;
+  int64_t wait_id = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    wait_id = next_wait_id_++;
+    auto it = actors_.find(actor_id);
+    if (stopping_) {
+      now = absl::UnavailableError("the control service is stopping");
+    } else if (it == actors_.end()) {
+      now = absl::NotFoundError("no actor " + BinaryToHex(actor_id));
+    } else if (it->second.info.version() > after_version) {
+      now = it->second.info;
+    } else {
+      waiters_[wait_id] = Waiter{actor_id, after_version, std::move(answer)};
+      return wait_id;
+    }
+  }
+  answer(std::move(now));
+  return wait_id;
+}
+
+void ActorDirectory::CancelWait(int64_t wait_id) {
+  Answer answer;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiters_.find(wait_id);
+    if (it == waiters_.end()) return;  // answered already
+    answer = std::move(it->second.answer);
+    waiters_.erase(it);
+  }
+  answer(absl::CancelledError("the long poll was cancelled"));
+}
+
+absl::StatusOr<proto::ActorInfo> ActorDirectory::GetNamed(const std::string &name,
+                                                          const std::string &ray_namespace) {
+  absl::MutexLock lock(&mu_);
+  auto it = names_.find({ray_namespace, name});
+  if (it == names_.end()) {
+    return absl::NotFoundError("no live actor named '" + name + "' in namespace '" + ray_namespace +
+                               "'");
+  }
+  return actors_.at(it->second).info;
+}
+
+absl::Status ActorDirectory::Kill(const std::string &actor_id, bool no_restart) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = actors_.find(actor_id);
+    if (it == actors_.end())
+      return absl::NotFoundError("KillActor: no actor " + BinaryToHex(actor_id));
+    Actor &actor = it->second;
+    if (no_restart && actor.final_death.empty()) {
+      actor.final_death = Describe(actor) + " was killed by ray::KillActor";
+    }
+    switch (actor.phase) {
+      case Phase::kDead:
+        break;
+      case Phase::kQueued:
+      case Phase::kLeasing:  // a lease granted later finds the actor dead and is killed
+        if (no_restart) {
+          DieLocked(actor, ActorDiedError(actor.final_death), &work);
+        } else {
+          actor.kill_when_leased = true;
+        }
+        break;
+      case Phase::kCreating:
+      case Phase::kAlive:
+        // The node reports the worker's death; that decides restart or death.
+        StopWorkerLocked(actor, actor.phase == Phase::kAlive, &work);
+        break;
+    }
+  }
+  for (auto &run : work) run();
+  return absl::OkStatus();
+}
+
+void ActorDirectory::OnWorkerDeath(const std::string &node_id, int64_t startup_token, int32_t pid,
+                                   const std::string &reason) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto hosted = workers_.find({node_id, startup_token});
+    if (hosted == workers_.end()) return;  // not an actor's worker (or one already handled)
+    Actor &actor = actors_.at(hosted->second);
+    WorkerGoneLocked(actor,
+                     "its worker process " + std::to_string(pid != 0 ? pid : actor.pid) +
+                         " on node " + node_id + " " + reason,
+                     &work);
+  }
+  for (auto &run : work) run();
+}
+
+void ActorDirectory::OnNodeDead(const std::string &node_id, const std::string &reason) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto &[id, actor] : actors_) {
+      // A lease still out to the node fails on its own (the node fails
+      // pending leases as it stops; a lost connection fails the call).
+      if (actor.node_id != node_id) continue;
+      if (actor.phase != Phase::kCreating && actor.phase != Phase::kAlive) continue;
+      WorkerGoneLocked(actor, "its node " + node_id + " died (" + reason + ")", &work);
+    }
+  }
+  for (auto &run : work) run();
+}
+
+void ActorDirectory::OnNodeAdded() {
+  absl::MutexLock lock(&mu_);
+  for (const std::string &id : queued_) actors_.at(id).waiting_for_nodes = false;
+  wake_.Signal();
+}
+
+void ActorDirectory::OnJobFinished(const std::string &job_id) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto &[id, actor] : actors_) {
+      if (actor.info.job_id() != job_id || actor.info.detached() || actor.phase == Phase::kDead) {
+        continue;
+      }
+      actor.final_death = Describe(actor) + " died because its owner (job " + job_id + ") finished";
+      if (actor.phase == Phase::kQueued || actor.phase == Phase::kLeasing) {
+        DieLocked(actor, ActorDiedError(actor.final_death), &work);
+      } else {
+        StopWorkerLocked(actor, /*graceful=*/false, &work);
+      }
+    }
+  }
+  for (auto &run : work) run();
+}
+
+void ActorDirectory::Stop() {
+  std::map<int64_t, Waiter> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !scheduler_.joinable()) return;
+    stopping_ = true;
+    waiters.swap(waiters_);
+    wake_.Signal();
+  }
+  if (scheduler_.joinable()) scheduler_.join();
+  // Completions arriving now see stopping_ and change nothing.
+  calls_.Stop();
+  for (auto &[id, waiter] : waiters) {
+    waiter.answer(absl::UnavailableError("the control service is stopping"));
+  }
+}
+
+// --- Scheduling ----------------------------------------------------------
+
+void ActorDirectory::ScheduleLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Duration wait;
+      while (!stopping_ && !HasDueWorkLocked(&wait)) wake_.WaitWithTimeout(&mu_, wait);
+      if (stopping_) return;
+    }
+    // Listed without our lock: the node table has its own.
+    const std::vector<proto::NodeInfo> nodes = list_nodes_();
+    Work work;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      PlaceQueuedLocked(nodes, &work);
+    }
+    for (auto &run : work) run();
+  }
+}
+
+bool ActorDirectory::HasDueWorkLocked(absl::Duration *wait) const {
+  const auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  for (const std::string &id : queued_) {
+    const Actor &actor = actors_.at(id);
+    if (actor.waiting_for_nodes) continue;
+    if (actor.not_before <= now) return true;
+    next = std::min(next, actor.not_before);
+  }
+  *wait =
+      next == Clock::time_point::max() ? absl::InfiniteDuration() : absl::FromChrono(next - now);
+  return false;
+}
+
+void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes, Work *work) {
+  // Spread: each actor goes to the fitting node hosting the fewest actors.
+  std::map<std::string, int> hosted;
+  for (const auto &[id, actor] : actors_) {
+    if (!actor.node_id.empty()) ++hosted[actor.node_id];
+  }
+  const auto now = Clock::now();
+  for (auto it = queued_.begin(); it != queued_.end();) {
+    Actor &actor = actors_.at(*it);
+    if (actor.waiting_for_nodes || actor.not_before > now) {
+      ++it;
+      continue;
+    }
+    const proto::NodeInfo *best = nullptr;
+    for (const proto::NodeInfo &node : nodes) {
+      if (!Fits(actor.spec.resources(), node.total())) continue;
+      if (best == nullptr || hosted[node.node_id()] < hosted[best->node_id()]) best = &node;
+    }
+    if (best == nullptr) {
+      actor.waiting_for_nodes = true;
+      if (!actor.infeasible_logged) {
+        actor.infeasible_logged = true;
+        std::cerr << "sunray control: " << Describe(actor) << " needs "
+                  << ResourcesText(actor.spec.resources())
+                  << "; no alive node has that. It waits for a node that does." << std::endl;
+      }
+      ++it;
+      continue;
+    }
+    ++hosted[best->node_id()];
+    it = queued_.erase(it);
+    LeaseLocked(actor, *best, work);
+  }
+}
+
+void ActorDirectory::LeaseLocked(Actor &actor, const proto::NodeInfo &node, Work *work) {
+  actor.phase = Phase::kLeasing;
+  const uint64_t attempt = ++actor.attempt;
+  actor.node_id = node.node_id();
+  actor.node_address = AddressOf(node);
+  proto::RequestWorkerLeaseRequest request;
+  request.set_job_id(actor.info.job_id());
+  *request.mutable_resources() = actor.spec.resources();
+  *request.mutable_argv() = actor.spec.argv();
+  *request.mutable_env() = actor.spec.env();
+  request.set_detached(actor.spec.detached());
+  work->push_back([this, request, id = actor.info.actor_id(), attempt, node_id = actor.node_id,
+                   address = actor.node_address] {
+    // Answered when granted, however long that takes.
+    calls_.Call<proto::NodeService>(
+        address, &proto::NodeService::Stub::async::RequestWorkerLease, request,
+        rpc::AsyncCaller::kNoDeadline,
+        [this, id, attempt, node_id, address](const grpc::Status &status,
+                                              const proto::RequestWorkerLeaseReply &reply) {
+          OnLeaseReply(id, attempt, node_id, address, status, reply);
+        });
+  });
+}
+
+void ActorDirectory::OnLeaseReply(const std::string &actor_id, uint64_t attempt,
+                                  const std::string &node_id, const std::string &node_address,
+                                  const grpc::Status &status,
+                                  const proto::RequestWorkerLeaseReply &reply) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    auto it = actors_.find(actor_id);
+    const bool current =
+        it != actors_.end() && it->second.attempt == attempt && it->second.phase == Phase::kLeasing;
+    if (!current) {
+      // The actor died (or was killed) meanwhile: nobody uses this worker.
+      if (status.ok()) {
+        work.push_back([this, node_id, node_address, lease = reply.lease_id()] {
+          KillLeasedWorker(node_id, node_address, lease);
+        });
+      }
+    } else if (!status.ok()) {
+      LeaseFailedLocked(it->second, status, &work);
+    } else {
+      Actor &actor = it->second;
+      actor.lease_failures = 0;
+      actor.lease_id = reply.lease_id();
+      actor.pid = reply.worker_pid();
+      actor.worker_address = reply.worker_address();
+      actor.phase = Phase::kCreating;
+      workers_[{actor.node_id, actor.lease_id}] = actor_id;
+      if (actor.kill_when_leased) {
+        actor.kill_when_leased = false;
+        StopWorkerLocked(actor, /*graceful=*/false, &work);
+      } else {
+        PushCreationLocked(actor, &work);
+      }
+    }
+  }
+  for (auto &run : work) run();
+}
+
+void ActorDirectory::LeaseFailedLocked(Actor &actor, const grpc::Status &status, Work *work) {
+  const std::string failure =
+      "could not get a worker on node " + actor.node_id + ": " + status.error_message();
+  actor.node_id.clear();
+  actor.node_address.clear();
+  // The actor never ran on this worker: no restart is used up. A request the
+  // node refuses, or repeated failures (a worker command that cannot
+  // start), end it.
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+      ++actor.lease_failures >= options_.max_lease_failures) {
+    DieLocked(actor,
+              ActorDiedError(Describe(actor) + " could not be created: " + failure +
+                             (actor.lease_failures > 1
+                                  ? " (" + std::to_string(actor.lease_failures) + " attempts)"
+                                  : "")),
+              work);
+    return;
+  }
+  std::cerr << "sunray control: " << Describe(actor) << " " << failure << "; trying again"
+            << std::endl;
+  actor.phase = Phase::kQueued;
+  actor.not_before = Clock::now() + options_.lease_retry_delay;
+  queued_.insert(actor.info.actor_id());
+  wake_.Signal();
+}
+
+void ActorDirectory::PushCreationLocked(const Actor &actor, Work *work) {
+  proto::PushTaskRequest push;
+  *push.mutable_task() = actor.spec.creation_task();
+  push.mutable_task()->set_restart_count(actor.info.num_restarts());
+  work->push_back([this, push, id = actor.info.actor_id(), attempt = actor.attempt,
+                   address = actor.worker_address] {
+    // The constructor may run for long: no deadline.
+    calls_.Call<proto::WorkerService>(
+        address, &proto::WorkerService::Stub::async::PushTask, push, rpc::AsyncCaller::kNoDeadline,
+        [this, id, attempt](const grpc::Status &status, const proto::PushTaskReply &reply) {
+          OnCreationReply(id, attempt, status, reply);
+        });
+  });
+}
+
+void ActorDirectory::OnCreationReply(const std::string &actor_id, uint64_t attempt,
+                                     const grpc::Status &status,
+                                     const proto::PushTaskReply &reply) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    auto it = actors_.find(actor_id);
+    if (it == actors_.end() || it->second.attempt != attempt ||
+        it->second.phase != Phase::kCreating) {
+      return;  // the worker's death was handled already
+    }
+    Actor &actor = it->second;
+    if (!status.ok()) {
+      // The worker died or became unreachable while creating the actor.
+      // Make sure it is gone; its death report will then find nothing.
+      StopWorkerLocked(actor, /*graceful=*/false, &work);
+      WorkerGoneLocked(actor,
+                       "its worker process " + std::to_string(actor.pid) + " on node " +
+                           actor.node_id + " failed while creating it: " + status.error_message(),
+                       &work);
+    } else if (reply.result().is_error()) {
+      StopWorkerLocked(actor, /*graceful=*/false, &work);
+      ForgetWorkerLocked(actor);
+      DieLocked(actor, reply.result().error(), &work);
+    } else {
+      actor.phase = Phase::kAlive;
+      actor.info.set_state(proto::ActorInfo::ALIVE);
+      actor.info.set_address(actor.worker_address);
+      actor.info.set_pid(actor.pid);
+      actor.info.set_node_id(actor.node_id);
+      ChangedLocked(actor, &work);
+    }
+  }
+  for (auto &run : work) run();
+}
+
+// --- State changes -------------------------------------------------------
+
+void ActorDirectory::WorkerGoneLocked(Actor &actor, const std::string &how, Work *work) {
+  ForgetWorkerLocked(actor);
+  const int max_restarts = actor.spec.max_restarts();
+  if (!actor.final_death.empty()) {
+    DieLocked(actor, ActorDiedError(actor.final_death), work);
+  } else if (max_restarts != -1 && actor.info.num_restarts() >= max_restarts) {
+    std::string message = Describe(actor) + " died: " + how;
+    if (max_restarts > 0) {
+      message +=
+          "; it was restarted " + std::to_string(max_restarts) + " time(s), its max_restarts";
+    }
+    DieLocked(actor, ActorDiedError(message), work);
+  } else {
+    actor.info.set_num_restarts(actor.info.num_restarts() + 1);
+    actor.info.set_state(proto::ActorInfo::RESTARTING);
+    actor.info.clear_address();
+    actor.phase = Phase::kQueued;
+    actor.kill_when_leased = false;
+    actor.not_before = Clock::now();
+    queued_.insert(actor.info.actor_id());
+    ChangedLocked(actor, work);
+    wake_.Signal();
+  }
+}
+
+void ActorDirectory::DieLocked(Actor &actor, const proto::ErrorInfo &cause, Work *work) {
+  queued_.erase(actor.info.actor_id());
+  actor.phase = Phase::kDead;
+  actor.node_id.clear();
+  actor.node_address.clear();
+  actor.info.set_state(proto::ActorInfo::DEAD);
+  *actor.info.mutable_death_cause() = cause;
+  actor.info.clear_address();
+  auto named = names_.find({actor.info.ray_namespace(), actor.info.name()});
+  if (named != names_.end() && named->second == actor.info.actor_id()) names_.erase(named);
+  ChangedLocked(actor, work);
+}
+
+void ActorDirectory::ChangedLocked(Actor &actor, Work *work) {
+  actor.info.set_version(actor.info.version() + 1);
+  proto::Notification notification;
+  *notification.mutable_actor() = actor.info;
+  // Published under the lock, so subscribers see versions in order.
+  publisher_.Publish(notification);
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->second.actor_id != actor.info.actor_id() ||
+        actor.info.version() <= it->second.after_version) {
+      ++it;
+      continue;
+    }
+    work->push_back([answer = std::move(it->second.answer), info = actor.info] { answer(info); });
+    it = waiters_.erase(it);
+  }
+}
+
+void ActorDirectory::ForgetWorkerLocked(Actor &actor) {
+  if (actor.lease_id != 0) workers_.erase({actor.node_id, actor.lease_id});
+  actor.node_id.clear();
+  actor.node_address.clear();
+  actor.lease_id = 0;
+  actor.worker_address.clear();
+}
+
+void ActorDirectory::StopWorkerLocked(const Actor &actor, bool graceful, Work *work) {
+  work->push_back([this, graceful, node_id = actor.node_id, node_address = actor.node_address,
+                   lease = actor.lease_id, worker = actor.worker_address] {
+    if (!graceful) {
+      KillLeasedWorker(node_id, node_address, lease);
+      return;
+    }
+    // Best effort: ask the worker to exit, then make sure of it.
+    proto::ExitRequest request;
+    request.set_reason("killed by ray::KillActor");
+    calls_.Call<proto::WorkerService>(
+        worker, &proto::WorkerService::Stub::async::Exit, request, options_.kill_timeout,
+        [this, node_id, node_address, lease](const grpc::Status &status, const proto::ExitReply &) {
+          if (status.error_code() != grpc::StatusCode::CANCELLED) {
+            KillLeasedWorker(node_id, node_address, lease);
+          }
+        });
+  });
+}
+
+void ActorDirectory::KillLeasedWorker(const std::string &node_id, const std::string &node_address,
+                                      int64_t lease_id) {
+  proto::KillWorkerRequest request;
+  request.set_startup_token(lease_id);
+  request.set_force(true);
+  calls_.Call<proto::NodeService>(
+      node_address, &proto::NodeService::Stub::async::KillWorker, request, options_.kill_timeout,
+      [this, node_id, lease_id](const grpc::Status &status, const proto::KillWorkerReply &) {
+        // NOT_FOUND: the worker is gone already, and its death is reported.
+        // Otherwise the node cannot tell us: count the worker as lost.
+        const grpc::StatusCode code = status.error_code();
+        if (code == grpc::StatusCode::OK || code == grpc::StatusCode::NOT_FOUND ||
+            code == grpc::StatusCode::CANCELLED) {
+          return;
+        }
+        OnWorkerDeath(
+            node_id, lease_id, 0,
+            "was lost: its node did not answer KillWorker (" + status.error_message() + ")");
+      });
+}
+
+std::string ActorDirectory::Describe(const Actor &actor) {
+  std::string text = "The actor " + BinaryToHex(actor.info.actor_id());
+  if (!actor.info.class_name().empty()) text += " (" + actor.info.class_name() + ")";
+  return text;
+}
+
+}  // namespace sunray

@@ -15,14 +15,15 @@ bool LeaseManager::FitsLocked(const ResourceSet &request, const ResourceSet &poo
 }
 
 void LeaseManager::RequestLease(const std::string &job_id, const ResourceSet &resources,
-                                const WorkerPool::Launch &launch, Callback callback) {
+                                const WorkerPool::Launch &launch, bool detached,
+                                Callback callback) {
   std::vector<std::function<void()>> work;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       work.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
     } else {
-      pending_.push_back(Request{job_id, resources, launch, std::move(callback)});
+      pending_.push_back(Request{job_id, resources, launch, detached, std::move(callback)});
       DispatchLocked(&work);
     }
   }
@@ -49,7 +50,7 @@ void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
     work->push_back([this, request = std::move(*it)]() mutable {
       ResourceSet resources = request.resources;
       Callback callback = std::move(request.callback);
-      pool_.PopWorker(request.job_id, request.launch,
+      pool_.PopWorker(request.job_id, request.launch, request.detached,
                       [this, resources, callback](absl::StatusOr<WorkerInfo> worker) {
                         OnWorker(resources, callback, std::move(worker));
                       });
@@ -78,7 +79,7 @@ void LeaseManager::OnWorker(ResourceSet resources, Callback callback,
   for (auto &run : work) run();
 }
 
-absl::Status LeaseManager::ReturnLease(int64_t lease_id) {
+absl::Status LeaseManager::ReturnLease(int64_t lease_id, bool worker_dead) {
   std::vector<std::function<void()>> work;
   {
     absl::MutexLock lock(&mu_);
@@ -86,13 +87,53 @@ absl::Status LeaseManager::ReturnLease(int64_t lease_id) {
     if (it == leases_.end()) {
       return absl::NotFoundError("no lease " + std::to_string(lease_id) + " on this node");
     }
-    for (const auto &[name, amount] : it->second.resources) available_[name] += amount;
-    leases_.erase(it);
-    DispatchLocked(&work);
+    ReleaseLocked(it, &work);
   }
-  pool_.PushWorker(lease_id);
+  if (worker_dead) {
+    // NotFound: the process is gone already.
+    pool_.KillWorker(lease_id, /*force=*/true).IgnoreError();
+  } else {
+    pool_.PushWorker(lease_id);
+  }
   for (auto &run : work) run();
   return absl::OkStatus();
+}
+
+void LeaseManager::OnWorkerExit(int64_t startup_token) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = leases_.find(startup_token);
+    if (it == leases_.end()) return;  // idle, or returned already
+    ReleaseLocked(it, &work);
+  }
+  for (auto &run : work) run();
+}
+
+void LeaseManager::ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
+                                 std::vector<std::function<void()>> *work) {
+  for (const auto &[name, amount] : lease->second.resources) available_[name] += amount;
+  leases_.erase(lease);
+  DispatchLocked(work);
+}
+
+int LeaseManager::CancelJob(const std::string &job_id) {
+  std::vector<Callback> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->job_id != job_id || it->detached) {
+        ++it;
+        continue;
+      }
+      cancelled.push_back(std::move(it->callback));
+      it = pending_.erase(it);
+    }
+  }
+  for (auto &callback : cancelled) {
+    callback(absl::CancelledError("the job " + job_id + " finished"));
+  }
+  return static_cast<int>(cancelled.size());
 }
 
 ResourceSet LeaseManager::Available() const {

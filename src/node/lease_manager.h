@@ -8,6 +8,9 @@
 // than its totals) is counted as infeasible and waits too (a later node may
 // take it; status shows it).
 //
+// The manager does not watch processes: the node tells it when a leased
+// worker's process exited (OnWorkerExit), and the lease is gone.
+//
 // Thread-safe. Callbacks run without the manager's lock held.
 #pragma once
 
@@ -36,10 +39,18 @@ class LeaseManager {
 
   LeaseManager(ResourceSet total, WorkerPool &pool);
 
+  // `detached`: the worker will host a detached actor (see WorkerPool).
   void RequestLease(const std::string &job_id, const ResourceSet &resources,
-                    const WorkerPool::Launch &launch, Callback callback);
-  // NotFound for an unknown lease.
-  absl::Status ReturnLease(int64_t lease_id);
+                    const WorkerPool::Launch &launch, bool detached, Callback callback);
+  // Frees the lease's resources and gives the worker back to the pool, or,
+  // with `worker_dead` (its owner saw it fail), kills it instead. NotFound
+  // for an unknown lease.
+  absl::Status ReturnLease(int64_t lease_id, bool worker_dead = false);
+  // The worker with this startup token exited: frees its lease, if any.
+  void OnWorkerExit(int64_t startup_token);
+  // The job finished: fails its waiting requests (except detached actors')
+  // with Cancelled. Returns how many.
+  int CancelJob(const std::string &job_id);
   // Fails every waiting request (and later ones) with Unavailable.
   void Stop();
 
@@ -52,11 +63,15 @@ class LeaseManager {
     std::string job_id;
     ResourceSet resources;
     WorkerPool::Launch launch;
+    bool detached = false;
     Callback callback;
   };
 
   bool FitsLocked(const ResourceSet &request, const ResourceSet &pool) const;
   void DispatchLocked(std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees the lease's resources and serves waiting requests.
+  void ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
+                     std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnWorker(ResourceSet resources, Callback callback, absl::StatusOr<WorkerInfo> worker);
 
   const ResourceSet total_;

@@ -1,10 +1,13 @@
 #include "src/node/lease_manager.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <future>
+#include <thread>
 
+#include "src/common/process.h"
 #include "src/node/fake_worker.h"
 
 namespace sunray {
@@ -23,20 +26,26 @@ class LeaseManagerTest : public ::testing::Test {
         WorkerPool::Options{directory_, 8, milliseconds(30000), milliseconds(2000)});
   }
   void TearDown() override {
+    pool_->Stop();  // its exit callback uses leases_
     leases_.reset();
     pool_.reset();
     std::filesystem::remove_all(directory_);
   }
 
+  // As the node daemon wires them: a worker's exit ends its lease.
   void MakeManager(ResourceSet total) {
     leases_ = std::make_unique<LeaseManager>(std::move(total), *pool_);
+    pool_->SetExitCallback([this](const WorkerInfo &worker, const std::string &) {
+      leases_->OnWorkerExit(worker.startup_token);
+    });
   }
 
   std::future<absl::StatusOr<Lease>> Request(const ResourceSet &resources,
-                                             const WorkerPool::Launch &launch) {
+                                             const WorkerPool::Launch &launch,
+                                             const std::string &job = "job") {
     auto promise = std::make_shared<std::promise<absl::StatusOr<Lease>>>();
     auto future = promise->get_future();
-    leases_->RequestLease("job", resources, launch,
+    leases_->RequestLease(job, resources, launch, /*detached=*/false,
                           [promise](absl::StatusOr<Lease> lease) { promise->set_value(lease); });
     return future;
   }
@@ -110,6 +119,56 @@ TEST_F(LeaseManagerTest, StopFailsWaitingAndLaterRequests) {
 TEST_F(LeaseManagerTest, ReturningAnUnknownLeaseIsAnError) {
   MakeManager({{"CPU", kResourceUnit}});
   EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(42)));
+}
+
+template <typename Condition>
+bool Eventually(Condition &&condition) {
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  return true;
+}
+
+TEST_F(LeaseManagerTest, AWorkerThatDiesEndsItsLeaseAndFreesItsResources) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  const pid_t pid = testing::RegisterWhenStarted(*pool_, directory_, 1);
+  ASSERT_NE(pid, 0);
+  auto lease = granted.get();
+  ASSERT_TRUE(lease.ok());
+  auto waiting = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  kill(pid, SIGKILL);
+  // The freed CPU goes to the waiting request, on a new worker.
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 2), 0);
+  ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_TRUE(waiting.get().ok());
+  EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(lease->lease_id)));
+}
+
+TEST_F(LeaseManagerTest, ReturningADeadWorkerKillsItInsteadOfReusingIt) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  const pid_t pid = testing::RegisterWhenStarted(*pool_, directory_, 1);
+  ASSERT_NE(pid, 0);
+  auto lease = granted.get();
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(leases_->ReturnLease(lease->lease_id, /*worker_dead=*/true).ok());
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+  EXPECT_TRUE(Eventually([&] { return pool_->NumProcesses() == 0; }));
+  EXPECT_FALSE(ProcessAlive(pid));
+}
+
+TEST_F(LeaseManagerTest, CancelJobFailsTheJobsWaitingRequestsOnly) {
+  MakeManager({{"CPU", kResourceUnit}});
+  auto impossible = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), "job");
+  auto other = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), "other");
+  EXPECT_EQ(leases_->CancelJob("job"), 1);
+  ASSERT_EQ(impossible.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_TRUE(absl::IsCancelled(impossible.get().status()));
+  EXPECT_EQ(other.wait_for(milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(leases_->NumPending(), 1);
 }
 
 }  // namespace

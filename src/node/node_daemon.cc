@@ -6,11 +6,11 @@
 #include <iostream>
 
 #include "control.grpc.pb.h"
-#include "node.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
 #include "src/node/lease_manager.h"
+#include "src/node/node_service.h"
 #include "src/node/worker_pool.h"
 #include "src/objstore/object_store.h"
 #include "src/objstore/store_server.h"
@@ -22,103 +22,6 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr milliseconds kControlTimeout{10000};
-
-void FillResources(const ResourceSet &resources, proto::ResourceMap *out) {
-  for (const auto &[name, amount] : resources) (*out->mutable_amounts())[name] = amount;
-}
-
-class NodeServiceImpl final : public proto::NodeService::CallbackService {
- public:
-  NodeServiceImpl(std::string token, NodeID node_id, ResourceSet resources,
-                  const ObjectStore &store, WorkerPool &workers, LeaseManager &leases)
-      : token_(std::move(token)),
-        node_id_(node_id),
-        resources_(std::move(resources)),
-        store_(store),
-        workers_(workers),
-        leases_(leases) {}
-
-  grpc::ServerUnaryReactor *RequestWorkerLease(grpc::CallbackServerContext *context,
-                                               const proto::RequestWorkerLeaseRequest *request,
-                                               proto::RequestWorkerLeaseReply *reply) override {
-    grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
-    if (!rpc::Authenticate(*context, reactor, token_)) return reactor;
-    if (request->argv().empty()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "RequestWorkerLease: argv names no worker program"));
-      return reactor;
-    }
-    ResourceSet resources;
-    for (const auto &[name, amount] : request->resources().amounts()) {
-      if (amount < 0) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                     "RequestWorkerLease: negative amount of " + name));
-        return reactor;
-      }
-      resources[name] = amount;
-    }
-    WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()},
-                              {request->env().begin(), request->env().end()}};
-    // Answered when granted; the reply object lives until Finish.
-    leases_.RequestLease(request->job_id(), resources, launch,
-                         [reactor, reply](absl::StatusOr<Lease> lease) {
-                           if (!lease.ok()) {
-                             reactor->Finish(rpc::ToGrpcStatus(lease.status()));
-                             return;
-                           }
-                           reply->set_lease_id(lease->lease_id);
-                           reply->set_worker_address(lease->worker.address);
-                           reply->set_worker_pid(lease->worker.pid);
-                           reactor->Finish(grpc::Status::OK);
-                         });
-    return reactor;
-  }
-
-  grpc::ServerUnaryReactor *ReturnWorker(grpc::CallbackServerContext *context,
-                                         const proto::ReturnWorkerRequest *request,
-                                         proto::ReturnWorkerReply *) override {
-    return rpc::HandleUnary(context, token_,
-                            [&]() { return leases_.ReturnLease(request->lease_id()); });
-  }
-
-  grpc::ServerUnaryReactor *RegisterWorker(grpc::CallbackServerContext *context,
-                                           const proto::RegisterWorkerRequest *request,
-                                           proto::RegisterWorkerReply *) override {
-    return rpc::HandleUnary(context, token_, [&]() -> absl::Status {
-      return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address());
-    });
-  }
-
-  grpc::ServerUnaryReactor *GetNodeStats(grpc::CallbackServerContext *context,
-                                         const proto::GetNodeStatsRequest *,
-                                         proto::GetNodeStatsReply *reply) override {
-    return rpc::HandleUnary(context, token_, [&]() -> absl::Status {
-      reply->set_node_id(node_id_.Hex());
-      FillResources(resources_, reply->mutable_total());
-      FillResources(leases_.Available(), reply->mutable_available());
-      reply->set_pending_leases(leases_.NumPending());
-      reply->set_infeasible_leases(leases_.NumInfeasible());
-      const ObjectStore::Stats stats = store_.GetStats();
-      reply->set_object_store_capacity_bytes(static_cast<int64_t>(stats.capacity_bytes));
-      reply->set_object_store_used_bytes(static_cast<int64_t>(stats.used_bytes));
-      reply->set_num_objects(static_cast<int64_t>(stats.num_objects));
-      reply->set_store_socket(store_socket_);
-      return absl::OkStatus();
-    });
-  }
-
-  // Set before the server starts.
-  void set_store_socket(std::string path) { store_socket_ = std::move(path); }
-
- private:
-  const std::string token_;
-  const NodeID node_id_;
-  std::string store_socket_;
-  const ResourceSet resources_;
-  const ObjectStore &store_;
-  WorkerPool &workers_;
-  LeaseManager &leases_;
-};
 
 }  // namespace
 
@@ -145,11 +48,15 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
       1, cpus == options.resources.end() ? 1 : static_cast<int>(cpus->second / kResourceUnit));
   WorkerPool workers(pool_options);
   LeaseManager leases(options.resources, workers);
-  NodeServiceImpl service(*token, node_id, options.resources, **store, workers, leases);
   // Unix socket paths are short (108 bytes): name it by a prefix of the id.
   StoreServer store_server(**store, *token,
                            options.session_dir + "/store_" + node_id.Hex().substr(0, 12) + ".sock");
-  service.set_store_socket(store_server.socket_path());
+  NodeService service(
+      {*token, node_id, options.resources, options.control_address, store_server.socket_path()},
+      **store, workers, leases);
+  workers.SetExitCallback([&service](const WorkerInfo &worker, const std::string &how) {
+    service.OnWorkerExit(worker, how);
+  });
   if (absl::Status started = store_server.Start(); !started.ok()) {
     std::cerr << "sunray node: " << started.message() << "\n";
     return 1;
@@ -169,8 +76,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   node->mutable_address()->set_node_id(node_id.Hex());
   node->mutable_address()->set_ip(options.host);
   node->mutable_address()->set_port(*port);
-  FillResources(options.resources, node->mutable_total());
-  FillResources(options.resources, node->mutable_available());
+  FillResourceMap(options.resources, node->mutable_total());
+  FillResourceMap(options.resources, node->mutable_available());
   proto::RegisterNodeReply reply;
   grpc::Status registered =
       control->RegisterNode(rpc::MakeClientContext(*token, kControlTimeout).get(), request, &reply);
@@ -200,9 +107,11 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   // Best effort: the control service may already be gone.
   control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
                           &unregistered);
-  // Waiting lease calls must finish before the server can stop.
+  // Waiting lease calls must finish before the server can stop; the pool's
+  // last exit reports go out (or are cancelled) before the service stops.
   leases.Stop();
   workers.Stop();
+  service.Stop();
   server.Stop();
   store_server.Stop();
   std::cerr << "sunray node: stopped" << std::endl;

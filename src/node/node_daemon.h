@@ -1,7 +1,8 @@
 // The node daemon as a process: `sunray node ...`. One per node: hosts the
 // node's shared-memory object store and serves NodeService; registers the
 // node and its resources with the control service at start and unregisters
-// at stop. Worker leases and the worker pool come next.
+// at stop. Its worker pool, lease manager and driver watcher are wired
+// together by NodeService (node_service.h).
 #pragma once
 
 #include <cstdint>

@@ -31,4 +31,8 @@ absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json) {
   return resources;
 }
 
+void FillResourceMap(const ResourceSet &resources, proto::ResourceMap *out) {
+  for (const auto &[name, amount] : resources) (*out->mutable_amounts())[name] = amount;
+}
+
 }  // namespace sunray

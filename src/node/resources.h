@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common.pb.h"
 
 namespace sunray {
 
@@ -21,5 +22,8 @@ double FromFixedPoint(int64_t amount);
 // InvalidArgument names what is wrong (not an object, a non-number, a
 // negative amount, an empty name).
 absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json);
+
+// Adds `resources` to the wire form `out`.
+void FillResourceMap(const ResourceSet &resources, proto::ResourceMap *out);
 
 }  // namespace sunray

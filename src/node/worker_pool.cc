@@ -6,6 +6,15 @@
 #include "src/common/process.h"
 
 namespace sunray {
+namespace {
+
+// How a process ended, from its waitpid status.
+std::string DescribeExit(int status) {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+}  // namespace
 
 WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
   reaper_ = std::thread([this] { ReaperLoop(); });
@@ -31,13 +40,15 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     }
     auto idle = workers_.end();
     for (auto it = workers_.begin(); it != workers_.end(); ++it) {
-      if (it->second.state == State::kIdle && it->second.info.job_id == request->job_id) {
+      if (it->second.state == State::kIdle && !it->second.killed &&
+          it->second.info.job_id == request->job_id) {
         idle = it;
         break;
       }
     }
     if (idle != workers_.end()) {
       idle->second.state = State::kBusy;
+      idle->second.info.detached = request->detached;
       ready->push_back(
           [callback = std::move(request->callback), info = idle->second.info] { callback(info); });
       request = requests_.erase(request);
@@ -48,6 +59,7 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     Worker worker;
     worker.info.startup_token = token;
     worker.info.job_id = request->job_id;
+    worker.info.detached = request->detached;
     worker.info.log_path = options_.logs_dir + "/worker-" + std::to_string(token) + ".out";
     worker.started = std::chrono::steady_clock::now();
     SpawnOptions spawn;
@@ -72,14 +84,20 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
   }
 }
 
-void WorkerPool::PopWorker(const std::string &job_id, const Launch &launch, Callback callback) {
+void WorkerPool::SetExitCallback(ExitCallback callback) {
+  absl::MutexLock lock(&mu_);
+  on_exit_ = std::move(callback);
+}
+
+void WorkerPool::PopWorker(const std::string &job_id, const Launch &launch, bool detached,
+                           Callback callback) {
   std::vector<std::function<void()>> ready;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       ready.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
     } else {
-      requests_.push_back(Request{job_id, launch, std::move(callback), 0});
+      requests_.push_back(Request{job_id, launch, detached, std::move(callback), 0});
       DispatchLocked(&ready);
     }
   }
@@ -94,6 +112,7 @@ void WorkerPool::PushWorker(int64_t startup_token) {
     if (it == workers_.end() || it->second.state != State::kBusy) return;
     it->second.state = State::kIdle;
     it->second.blocked = false;
+    it->second.info.detached = false;  // it hosts no actor any more
     DispatchLocked(&ready);
   }
   for (auto &run : ready) run();
@@ -143,6 +162,78 @@ absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
   return absl::OkStatus();
 }
 
+absl::Status WorkerPool::KillWorker(int64_t startup_token, bool force) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(startup_token);
+  if (it == workers_.end()) {
+    return absl::NotFoundError("no worker with token " + std::to_string(startup_token) +
+                               " on this node");
+  }
+  KillLocked(it->second, force);
+  return absl::OkStatus();
+}
+
+int WorkerPool::KillJobWorkers(const std::string &job_id) {
+  std::vector<Callback> failed;
+  int killed = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto request = requests_.begin(); request != requests_.end();) {
+      if (request->job_id != job_id || request->detached) {
+        ++request;
+        continue;
+      }
+      failed.push_back(std::move(request->callback));
+      request = requests_.erase(request);
+    }
+    for (auto &[token, worker] : workers_) {
+      if (worker.info.job_id != job_id || worker.info.detached || worker.killed) continue;
+      KillLocked(worker, /*force=*/false);
+      ++killed;
+    }
+  }
+  for (auto &callback : failed) {
+    callback(absl::CancelledError("the job " + job_id + " finished"));
+  }
+  return killed;
+}
+
+void WorkerPool::KillLocked(Worker &worker, bool force) {
+  worker.killed = true;
+  kill(worker.info.pid, force ? SIGKILL : SIGTERM);
+  if (!force) {
+    worker.sigkill_at =
+        std::min(worker.sigkill_at, std::chrono::steady_clock::now() + options_.kill_grace);
+  }
+  changed_.SignalAll();
+}
+
+void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<void()>> *ready) {
+  for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+    if (it->second.info.pid != pid) continue;
+    const std::string how = DescribeExit(status);
+    if (it->second.state != State::kStarting) {
+      if (on_exit_) {
+        ready->push_back(
+            [callback = on_exit_, info = it->second.info, how] { callback(info, how); });
+      }
+    } else {
+      for (auto request = requests_.begin(); request != requests_.end(); ++request) {
+        if (request->starting_token != it->first) continue;
+        ready->push_back([callback = std::move(request->callback),
+                          message = "the worker process " + std::to_string(pid) + " " + how +
+                                    " before registering; see " + it->second.info.log_path] {
+          callback(absl::UnavailableError(message));
+        });
+        requests_.erase(request);
+        break;
+      }
+    }
+    workers_.erase(it);
+    return;
+  }
+}
+
 void WorkerPool::ReaperLoop() {
   absl::MutexLock lock(&mu_);
   while (!(stopping_ && workers_.empty())) {
@@ -153,30 +244,16 @@ void WorkerPool::ReaperLoop() {
       int status = 0;
       const pid_t pid = waitpid(-1, &status, WNOHANG);
       if (pid <= 0) break;
-      for (auto it = workers_.begin(); it != workers_.end(); ++it) {
-        if (it->second.info.pid != pid) continue;
-        for (auto request = requests_.begin(); request != requests_.end(); ++request) {
-          if (request->starting_token != it->first) continue;
-          const std::string how = WIFEXITED(status)
-                                      ? "exited with code " + std::to_string(WEXITSTATUS(status))
-                                      : "was killed by signal " + std::to_string(WTERMSIG(status));
-          ready.push_back([callback = std::move(request->callback),
-                           message = "the worker process " + std::to_string(pid) + " " + how +
-                                     " before registering; see " + it->second.info.log_path] {
-            callback(absl::UnavailableError(message));
-          });
-          requests_.erase(request);
-          break;
-        }
-        workers_.erase(it);
-        break;
-      }
+      ReapLocked(pid, status, &ready);
     }
-    // Workers that never registered.
     const auto now = std::chrono::steady_clock::now();
-    for (const auto &[token, worker] : workers_) {
-      if (worker.state == State::kStarting && now - worker.started > options_.register_timeout) {
-        kill(worker.info.pid, SIGKILL);  // reaped (and its request failed) on a later round
+    for (auto &[token, worker] : workers_) {
+      // Killed workers that outlived their grace; workers that never
+      // registered (reaped, and their request failed, on a later round).
+      if (now >= worker.sigkill_at ||
+          (worker.state == State::kStarting && now - worker.started > options_.register_timeout)) {
+        kill(worker.info.pid, SIGKILL);
+        worker.sigkill_at = std::chrono::steady_clock::time_point::max();
       }
     }
     if (!stopping_) DispatchLocked(&ready);

@@ -10,8 +10,15 @@
 // `register_timeout`, or exits, fails its pending request. PushWorker makes
 // a worker idle again. Stop kills every worker.
 //
+// A registered worker whose process exits is dropped from the pool and
+// handed to the exit callback with how it ended, so the node can free its
+// lease and tell the control service. KillWorker stops one worker (SIGTERM,
+// SIGKILL after `kill_grace`); KillJobWorkers stops a finished job's
+// workers except those hosting detached actors.
+//
 // Thread-safe. Callbacks run without the pool's lock held, on the calling
-// thread or on the pool's reaper thread.
+// thread or on the pool's reaper thread (which also sends the delayed
+// SIGKILLs).
 #pragma once
 
 #include <sys/types.h>
@@ -35,6 +42,7 @@ struct WorkerInfo {
   std::string job_id;
   std::string address;  // set at registration
   std::string log_path;
+  bool detached = false;  // handed out for a detached actor: outlives its job's driver
 };
 
 class WorkerPool {
@@ -52,19 +60,37 @@ class WorkerPool {
     std::vector<std::string> env;
   };
   using Callback = std::function<void(absl::StatusOr<WorkerInfo>)>;
+  // A registered worker's process exited: its info and how it ended
+  // ("exited with status 1", "killed by signal 9").
+  using ExitCallback = std::function<void(const WorkerInfo &worker, const std::string &how)>;
 
   explicit WorkerPool(Options options);
   ~WorkerPool();
   WorkerPool(const WorkerPool &) = delete;
   WorkerPool &operator=(const WorkerPool &) = delete;
 
-  void PopWorker(const std::string &job_id, const Launch &launch, Callback callback);
+  // Set before the first PopWorker; runs on the reaper thread and must stay
+  // callable until Stop returns.
+  void SetExitCallback(ExitCallback callback);
+
+  // Hands out a worker of `job_id` (marked `detached` if it will host a
+  // detached actor) through `callback`.
+  void PopWorker(const std::string &job_id, const Launch &launch, bool detached, Callback callback);
   // The worker finished its lease and may serve the job again.
   void PushWorker(int64_t startup_token);
   // A worker blocked in Get/Wait frees its slot; unblocking takes it back.
   void SetBlocked(int64_t startup_token, bool blocked);
   // Called by the RegisterWorker handler. NotFound for an unknown token.
   absl::Status RegisterWorker(int64_t startup_token, pid_t pid, const std::string &address);
+
+  // Sends the worker SIGTERM (SIGKILL with `force`), and SIGKILL after
+  // kill_grace if it still runs; it is never handed out again. NotFound for
+  // an unknown (or already reaped) token.
+  absl::Status KillWorker(int64_t startup_token, bool force);
+  // The job finished: kills its workers (starting, idle or busy) except
+  // detached ones, and fails its waiting requests that are not for
+  // detached actors with Cancelled. Returns how many workers it killed.
+  int KillJobWorkers(const std::string &job_id);
 
   // Kills every worker and fails every pending request. Idempotent.
   void Stop();
@@ -77,11 +103,14 @@ class WorkerPool {
     WorkerInfo info;
     State state = State::kStarting;
     bool blocked = false;
+    bool killed = false;  // being stopped: never handed out again
     std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::time_point sigkill_at = std::chrono::steady_clock::time_point::max();
   };
   struct Request {
     std::string job_id;
     Launch launch;
+    bool detached = false;
     Callback callback;
     int64_t starting_token = 0;  // the process started for it, if any
   };
@@ -90,6 +119,9 @@ class WorkerPool {
   // limit allows; collects callbacks to run after unlocking.
   void DispatchLocked(std::vector<std::function<void()>> *ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int BusyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KillLocked(Worker &worker, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReapLocked(pid_t pid, int status, std::vector<std::function<void()>> *ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReaperLoop();
 
   const Options options_;
@@ -97,6 +129,7 @@ class WorkerPool {
   absl::CondVar changed_;
   std::map<int64_t, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by startup token
   std::deque<Request> requests_ ABSL_GUARDED_BY(mu_);
+  ExitCallback on_exit_ ABSL_GUARDED_BY(mu_);
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reaper_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <thread>
 
 #include "src/common/process.h"
@@ -29,6 +30,7 @@ class WorkerPoolTest : public ::testing::Test {
     directory_ = pattern;
   }
   void TearDown() override {
+    if (pool_ != nullptr) pool_->Stop();  // exit callbacks end before exits_ goes
     pool_.reset();
     fs::remove_all(directory_);
   }
@@ -42,12 +44,33 @@ class WorkerPoolTest : public ::testing::Test {
     return testing::RegisterWhenStarted(*pool_, directory_, token);
   }
 
+  // Records every worker exit the pool reports.
+  void RecordExits() {
+    pool_->SetExitCallback([this](const WorkerInfo &worker, const std::string &how) {
+      absl::MutexLock lock(&mu_);
+      exits_[worker.startup_token] = how;
+    });
+  }
+  // How the worker with `token` ended, once the pool reported it (10 s at
+  // most; empty if it did not).
+  std::string WaitForExit(int64_t token) {
+    absl::MutexLock lock(&mu_);
+    auto reported = [this, token] { return exits_.count(token) > 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&reported), absl::FromChrono(kDeadline))) return "";
+    return exits_[token];
+  }
+  bool Exited(int64_t token) {
+    absl::MutexLock lock(&mu_);
+    return exits_.count(token) > 0;
+  }
+
   // Pops a worker and returns a future for the result.
   std::future<absl::StatusOr<WorkerInfo>> Pop(const std::string &job,
-                                              const WorkerPool::Launch &launch) {
+                                              const WorkerPool::Launch &launch,
+                                              bool detached = false) {
     auto promise = std::make_shared<std::promise<absl::StatusOr<WorkerInfo>>>();
     auto future = promise->get_future();
-    pool_->PopWorker(job, launch, [promise](absl::StatusOr<WorkerInfo> worker) {
+    pool_->PopWorker(job, launch, detached, [promise](absl::StatusOr<WorkerInfo> worker) {
       promise->set_value(std::move(worker));
     });
     return future;
@@ -55,6 +78,8 @@ class WorkerPoolTest : public ::testing::Test {
 
   std::string directory_;
   std::unique_ptr<WorkerPool> pool_;
+  absl::Mutex mu_;
+  std::map<int64_t, std::string> exits_ ABSL_GUARDED_BY(mu_);  // token -> how it ended
 };
 
 TEST_F(WorkerPoolTest, StartsAWorkerHandsItOutOnceRegisteredAndCapturesItsOutput) {
@@ -113,7 +138,7 @@ TEST_F(WorkerPoolTest, AWorkerThatExitsBeforeRegisteringFailsItsRequestWithTheLo
   ASSERT_EQ(popped.wait_for(kDeadline), std::future_status::ready);
   auto worker = popped.get();
   ASSERT_TRUE(absl::IsUnavailable(worker.status())) << worker.status();
-  EXPECT_NE(worker.status().message().find("exited with code 3"), std::string::npos);
+  EXPECT_NE(worker.status().message().find("exited with status 3"), std::string::npos);
   EXPECT_NE(worker.status().message().find("worker-1.out"), std::string::npos);
 }
 
@@ -150,6 +175,85 @@ TEST_F(WorkerPoolTest, StopKillsEveryWorkerAndFailsWaitingRequests) {
   EXPECT_EQ(pool_->NumProcesses(), 0);
   ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
   EXPECT_TRUE(absl::IsUnavailable(waiting.get().status()));
+}
+
+TEST_F(WorkerPoolTest, ARegisteredWorkerThatExitsIsReportedWithHowItEnded) {
+  MakePool(2);
+  RecordExits();
+  auto popped = Pop("job", FakeWorker(directory_));
+  const pid_t pid = RegisterWhenStarted(1);
+  ASSERT_NE(pid, 0);
+  ASSERT_TRUE(popped.get().ok());
+  kill(pid, SIGKILL);
+  EXPECT_EQ(WaitForExit(1), "killed by signal 9");
+  EXPECT_EQ(pool_->NumProcesses(), 0);
+}
+
+// A fake worker that ignores SIGTERM (an ignored signal stays ignored
+// across exec).
+WorkerPool::Launch StubbornWorker(const std::string &directory) {
+  WorkerPool::Launch launch = FakeWorker(directory);
+  launch.argv.back() = "trap '' TERM; " + launch.argv.back();
+  return launch;
+}
+
+TEST_F(WorkerPoolTest, KillWorkerTerminatesThenKillsAfterTheGrace) {
+  pool_ = std::make_unique<WorkerPool>(
+      WorkerPool::Options{directory_, 4, milliseconds(30000), milliseconds(200)});
+  RecordExits();
+  auto polite = Pop("job", FakeWorker(directory_));
+  ASSERT_NE(RegisterWhenStarted(1), 0);
+  auto stubborn = Pop("job", StubbornWorker(directory_));
+  ASSERT_NE(RegisterWhenStarted(2), 0);
+  ASSERT_TRUE(polite.get().ok());
+  ASSERT_TRUE(stubborn.get().ok());
+
+  ASSERT_TRUE(pool_->KillWorker(1, /*force=*/false).ok());
+  EXPECT_EQ(WaitForExit(1), "killed by signal 15");
+  ASSERT_TRUE(pool_->KillWorker(2, /*force=*/false).ok());
+  EXPECT_EQ(WaitForExit(2), "killed by signal 9");  // after the grace
+  EXPECT_TRUE(absl::IsNotFound(pool_->KillWorker(2, true)));
+  EXPECT_TRUE(absl::IsNotFound(pool_->KillWorker(99, true)));
+}
+
+TEST_F(WorkerPoolTest, AKilledIdleWorkerIsNotHandedOutAgain) {
+  pool_ = std::make_unique<WorkerPool>(
+      WorkerPool::Options{directory_, 4, milliseconds(30000), milliseconds(300)});
+  RecordExits();
+  auto first = Pop("job", StubbornWorker(directory_));
+  const pid_t pid = RegisterWhenStarted(1);
+  ASSERT_NE(pid, 0);
+  ASSERT_TRUE(first.get().ok());
+  pool_->PushWorker(1);
+  ASSERT_TRUE(pool_->KillWorker(1, /*force=*/false).ok());  // dies after the grace
+  auto second = Pop("job", FakeWorker(directory_));
+  ASSERT_NE(RegisterWhenStarted(2), 0);
+  ASSERT_EQ(second.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(second.get()->startup_token, 2);
+}
+
+TEST_F(WorkerPoolTest, KillJobWorkersSparesDetachedWorkersAndOtherJobs) {
+  MakePool(3);
+  RecordExits();
+  auto owned = Pop("job1", FakeWorker(directory_));
+  ASSERT_NE(RegisterWhenStarted(1), 0);
+  auto detached = Pop("job1", FakeWorker(directory_), /*detached=*/true);
+  const pid_t detached_pid = RegisterWhenStarted(2);
+  ASSERT_NE(detached_pid, 0);
+  auto other = Pop("job2", FakeWorker(directory_));
+  const pid_t other_pid = RegisterWhenStarted(3);
+  ASSERT_NE(other_pid, 0);
+  for (auto *popped : {&owned, &detached, &other}) ASSERT_TRUE(popped->get().ok());
+  auto waiting = Pop("job1", FakeWorker(directory_));  // beyond the limit of 3
+
+  EXPECT_EQ(pool_->KillJobWorkers("job1"), 1);
+  EXPECT_EQ(WaitForExit(1), "killed by signal 15");
+  ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_TRUE(absl::IsCancelled(waiting.get().status()));
+  EXPECT_TRUE(ProcessAlive(detached_pid));
+  EXPECT_TRUE(ProcessAlive(other_pid));
+  EXPECT_FALSE(Exited(2));
+  EXPECT_FALSE(Exited(3));
 }
 
 }  // namespace

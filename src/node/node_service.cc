@@ -1,0 +1,180 @@
+#include "src/node/node_service.h"
+
+#include <iostream>
+
+#include "src/rpc/rpc.h"
+
+namespace sunray {
+namespace {
+
+constexpr std::chrono::milliseconds kControlTimeout{10000};
+
+}  // namespace
+
+NodeService::NodeService(Options options, const ObjectStore &store, WorkerPool &workers,
+                         LeaseManager &leases)
+    : options_(std::move(options)),
+      store_(store),
+      workers_(workers),
+      leases_(leases),
+      control_calls_(options_.token),
+      drivers_({options_.driver_poll_interval},
+               [this](const std::string &job_id) { FinishJob(job_id); }) {}
+
+NodeService::~NodeService() { Stop(); }
+
+void NodeService::Stop() {
+  drivers_.Stop();
+  control_calls_.Stop();
+}
+
+void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how) {
+  leases_.OnWorkerExit(worker.startup_token);
+  proto::ReportWorkerDeathRequest request;
+  request.set_node_id(options_.node_id.Hex());
+  request.set_startup_token(worker.startup_token);
+  request.set_pid(worker.pid);
+  request.set_reason(how);
+  control_calls_.Call<proto::ControlService>(
+      options_.control_address, &proto::ControlService::Stub::async::ReportWorkerDeath, request,
+      kControlTimeout,
+      [token = worker.startup_token](const grpc::Status &status,
+                                     const proto::ReportWorkerDeathReply &) {
+        if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+          std::cerr << "sunray node: could not report the exit of worker " << token
+                    << " to the control service: " << status.error_message() << std::endl;
+        }
+      });
+}
+
+void NodeService::FinishJob(const std::string &job_id) {
+  const int cancelled = leases_.CancelJob(job_id);
+  const int killed = workers_.KillJobWorkers(job_id);
+  std::cerr << "sunray node: job " << job_id << " finished: stopping " << killed
+            << " worker(s), dropped " << cancelled << " lease request(s)" << std::endl;
+  proto::MarkJobFinishedRequest request;
+  request.set_job_id(job_id);
+  control_calls_.Call<proto::ControlService>(
+      options_.control_address, &proto::ControlService::Stub::async::MarkJobFinished, request,
+      kControlTimeout, [job_id](const grpc::Status &status, const proto::MarkJobFinishedReply &) {
+        const grpc::StatusCode code = status.error_code();
+        if (code != grpc::StatusCode::OK && code != grpc::StatusCode::CANCELLED) {
+          std::cerr << "sunray node: could not mark job " << job_id
+                    << " finished with the control service: " << status.error_message()
+                    << std::endl;
+        }
+      });
+}
+
+grpc::ServerUnaryReactor *NodeService::GetNodeStats(grpc::CallbackServerContext *context,
+                                                    const proto::GetNodeStatsRequest *,
+                                                    proto::GetNodeStatsReply *reply) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    reply->set_node_id(options_.node_id.Hex());
+    FillResourceMap(options_.resources, reply->mutable_total());
+    FillResourceMap(leases_.Available(), reply->mutable_available());
+    reply->set_pending_leases(leases_.NumPending());
+    reply->set_infeasible_leases(leases_.NumInfeasible());
+    const ObjectStore::Stats stats = store_.GetStats();
+    reply->set_object_store_capacity_bytes(static_cast<int64_t>(stats.capacity_bytes));
+    reply->set_object_store_used_bytes(static_cast<int64_t>(stats.used_bytes));
+    reply->set_num_objects(static_cast<int64_t>(stats.num_objects));
+    reply->set_store_socket(options_.store_socket);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::RegisterWorker(grpc::CallbackServerContext *context,
+                                                      const proto::RegisterWorkerRequest *request,
+                                                      proto::RegisterWorkerReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address());
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::RequestWorkerLease(
+    grpc::CallbackServerContext *context, const proto::RequestWorkerLeaseRequest *request,
+    proto::RequestWorkerLeaseReply *reply) {
+  grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
+  if (!rpc::Authenticate(*context, reactor, options_.token)) return reactor;
+  if (request->argv().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "RequestWorkerLease: argv names no worker program"));
+    return reactor;
+  }
+  ResourceSet resources;
+  for (const auto &[name, amount] : request->resources().amounts()) {
+    if (amount < 0) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "RequestWorkerLease: negative amount of " + name));
+      return reactor;
+    }
+    resources[name] = amount;
+  }
+  WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()},
+                            {request->env().begin(), request->env().end()}};
+  // Answered when granted; the reply object lives until Finish.
+  leases_.RequestLease(request->job_id(), resources, launch, request->detached(),
+                       [reactor, reply](absl::StatusOr<Lease> lease) {
+                         if (!lease.ok()) {
+                           reactor->Finish(rpc::ToGrpcStatus(lease.status()));
+                           return;
+                         }
+                         reply->set_lease_id(lease->lease_id);
+                         reply->set_worker_address(lease->worker.address);
+                         reply->set_worker_pid(lease->worker.pid);
+                         reactor->Finish(grpc::Status::OK);
+                       });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor *NodeService::ReturnWorker(grpc::CallbackServerContext *context,
+                                                    const proto::ReturnWorkerRequest *request,
+                                                    proto::ReturnWorkerReply *) {
+  return rpc::HandleUnary(context, options_.token, [&] {
+    return leases_.ReturnLease(request->lease_id(), request->worker_dead());
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::NotifyBlocked(grpc::CallbackServerContext *context,
+                                                     const proto::NotifyBlockedRequest *request,
+                                                     proto::NotifyBlockedReply *) {
+  return rpc::HandleUnary(context, options_.token, [&] {
+    workers_.SetBlocked(request->startup_token(), request->blocked());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::KillWorker(grpc::CallbackServerContext *context,
+                                                  const proto::KillWorkerRequest *request,
+                                                  proto::KillWorkerReply *) {
+  return rpc::HandleUnary(context, options_.token, [&] {
+    return workers_.KillWorker(request->startup_token(), request->force());
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::RegisterDriver(grpc::CallbackServerContext *context,
+                                                      const proto::RegisterDriverRequest *request,
+                                                      proto::RegisterDriverReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    if (request->job_id().empty() || request->pid() <= 0) {
+      return absl::InvalidArgumentError("RegisterDriver: needs a job id and a pid, got '" +
+                                        request->job_id() + "' and " +
+                                        std::to_string(request->pid()));
+    }
+    drivers_.Watch(request->job_id(), request->pid());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::UnregisterDriver(
+    grpc::CallbackServerContext *context, const proto::UnregisterDriverRequest *request,
+    proto::UnregisterDriverReply *) {
+  return rpc::HandleUnary(context, options_.token, [&] {
+    drivers_.Forget(request->job_id());
+    FinishJob(request->job_id());
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace sunray

@@ -1,0 +1,95 @@
+// NodeService (Ray: the raylet's RPCs): node stats, worker registration,
+// worker leases, blocked workers, killing workers, and drivers.
+//
+// Besides the handlers it ties the node's components together:
+// - a worker process exits (WorkerPool's exit callback → OnWorkerExit): its
+//   lease is freed and the control service is told (ReportWorkerDeath);
+// - a job ends (its driver's process exits, or UnregisterDriver →
+//   FinishJob): the job's waiting lease requests fail, its workers are
+//   killed except detached actors', and the control service marks the job
+//   finished (MarkJobFinished, which also kills the job's actors).
+// Calls to the control service are asynchronous (rpc::AsyncCaller), so no
+// handler or reaper waits on the network.
+//
+// Threads: handlers on gRPC's callback threads; OnWorkerExit on the pool's
+// reaper thread; FinishJob for exited drivers on the driver watcher's
+// thread. The components it uses are thread-safe; it keeps no state of its
+// own beyond them.
+//
+// Teardown: Stop() (after the lease manager and the pool stopped, before the
+// server stops) stops watching drivers and cancels calls to control.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "control.grpc.pb.h"
+#include "node.grpc.pb.h"
+#include "src/common/id.h"
+#include "src/node/driver_watcher.h"
+#include "src/node/lease_manager.h"
+#include "src/node/resources.h"
+#include "src/node/worker_pool.h"
+#include "src/objstore/object_store.h"
+#include "src/rpc/async_caller.h"
+
+namespace sunray {
+
+class NodeService final : public proto::NodeService::CallbackService {
+ public:
+  struct Options {
+    std::string token;  // the cluster token, required of callers and sent to control
+    NodeID node_id;
+    ResourceSet resources;        // the node's totals
+    std::string control_address;  // host:port of the control service
+    std::string store_socket;     // the object store's handshake socket
+    std::chrono::milliseconds driver_poll_interval{100};
+  };
+
+  // Borrows the store, the pool and the lease manager: they outlive it.
+  NodeService(Options options, const ObjectStore &store, WorkerPool &workers, LeaseManager &leases);
+  ~NodeService() override;  // Stop()
+
+  // A worker's process exited (how: "exited with status 1", ...).
+  void OnWorkerExit(const WorkerInfo &worker, const std::string &how);
+  // The job is over on this node. Idempotent.
+  void FinishJob(const std::string &job_id);
+  // Idempotent.
+  void Stop();
+
+  grpc::ServerUnaryReactor *GetNodeStats(grpc::CallbackServerContext *context,
+                                         const proto::GetNodeStatsRequest *request,
+                                         proto::GetNodeStatsReply *reply) override;
+  grpc::ServerUnaryReactor *RegisterWorker(grpc::CallbackServerContext *context,
+                                           const proto::RegisterWorkerRequest *request,
+                                           proto::RegisterWorkerReply *reply) override;
+  // Answered when the lease is granted (or fails).
+  grpc::ServerUnaryReactor *RequestWorkerLease(grpc::CallbackServerContext *context,
+                                               const proto::RequestWorkerLeaseRequest *request,
+                                               proto::RequestWorkerLeaseReply *reply) override;
+  grpc::ServerUnaryReactor *ReturnWorker(grpc::CallbackServerContext *context,
+                                         const proto::ReturnWorkerRequest *request,
+                                         proto::ReturnWorkerReply *reply) override;
+  grpc::ServerUnaryReactor *NotifyBlocked(grpc::CallbackServerContext *context,
+                                          const proto::NotifyBlockedRequest *request,
+                                          proto::NotifyBlockedReply *reply) override;
+  grpc::ServerUnaryReactor *KillWorker(grpc::CallbackServerContext *context,
+                                       const proto::KillWorkerRequest *request,
+                                       proto::KillWorkerReply *reply) override;
+  grpc::ServerUnaryReactor *RegisterDriver(grpc::CallbackServerContext *context,
+                                           const proto::RegisterDriverRequest *request,
+                                           proto::RegisterDriverReply *reply) override;
+  grpc::ServerUnaryReactor *UnregisterDriver(grpc::CallbackServerContext *context,
+                                             const proto::UnregisterDriverRequest *request,
+                                             proto::UnregisterDriverReply *reply) override;
+
+ private:
+  const Options options_;
+  const ObjectStore &store_;
+  WorkerPool &workers_;
+  LeaseManager &leases_;
+  rpc::AsyncCaller control_calls_;
+  DriverWatcher drivers_;  // last: its thread calls FinishJob until it stops
+};
+
+}  // namespace sunray

@@ -17,6 +17,7 @@
 #include "node.grpc.pb.h"
 #include "objstore.grpc.pb.h"
 #include "src/cli/session.h"
+#include "src/common/id.h"
 #include "src/common/process.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
@@ -231,16 +232,18 @@ TEST_F(CliTest, A256MiBObjectGoesThroughTheNodesStoreAndStopLeavesNothing) {
 
 // Asks the node for a lease running the fake worker; returns the reply.
 std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLease(
-    const std::string &node, const std::string &token, const std::string &resource, double amount) {
+    const std::string &node, const std::string &token, const std::string &resource, double amount,
+    const std::string &job_id = "01000000", bool detached = false) {
   return std::async(std::launch::async, [=] {
     auto stub = proto::NodeService::NewStub(rpc::MakeChannel(node));
     proto::RequestWorkerLeaseRequest request;
-    request.set_job_id("01000000");
+    request.set_job_id(job_id);
     (*request.mutable_resources()->mutable_amounts())[resource] =
         static_cast<int64_t>(amount * 10000);
     request.add_argv(SUNRAY_FAKE_WORKER_PATH);
     request.add_env("SUNRAY_NODE_ADDRESS=" + node);
     request.add_env("SUNRAY_TOKEN=" + token);
+    request.set_detached(detached);
     proto::RequestWorkerLeaseReply reply;
     grpc::Status status = stub->RequestWorkerLease(
         rpc::MakeClientContext(token, milliseconds(20000)).get(), request, &reply);
@@ -341,6 +344,215 @@ TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {
   EXPECT_FALSE(ProcessAlive(control));
   EXPECT_FALSE(ProcessAlive(node));
   EXPECT_FALSE(fs::exists(session));
+}
+
+// A running single-node cluster's addresses and clients.
+struct Cluster {
+  std::string session, control, node, token;
+  std::unique_ptr<proto::ControlService::Stub> control_stub;
+  std::unique_ptr<proto::NodeService::Stub> node_stub;
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    return rpc::MakeClientContext(token, milliseconds(10000));
+  }
+  // The node's available amount of `resource`, in fixed point (-1 if unknown).
+  int64_t Available(const std::string &resource) const {
+    proto::GetNodeStatsReply stats;
+    if (!node_stub->GetNodeStats(Context().get(), {}, &stats).ok()) return -1;
+    auto it = stats.available().amounts().find(resource);
+    return it == stats.available().amounts().end() ? 0 : it->second;
+  }
+  grpc::Status KillWorker(int64_t token_of_worker, bool force) const {
+    proto::KillWorkerRequest request;
+    request.set_startup_token(token_of_worker);
+    request.set_force(force);
+    proto::KillWorkerReply reply;
+    return node_stub->KillWorker(Context().get(), request, &reply);
+  }
+};
+
+// Starts a head with `cpus` CPUs; fills `cluster`.
+void StartCluster(int cpus, Cluster *cluster) {
+  ASSERT_EQ(RunSunray("start --head --port 0 --num-cpus " + std::to_string(cpus) +
+                      " --object-store-memory 10000000")
+                .exit_code,
+            0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  cluster->session = *session;
+  auto control = ReadFileToString(*session + "/control_address");
+  auto node = ReadFileToString(*session + "/node_address");
+  auto token = ReadFileToString(*session + "/token");
+  ASSERT_TRUE(control.ok() && node.ok() && token.ok());
+  cluster->control = *control;
+  cluster->node = *node;
+  cluster->token = *token;
+  cluster->control_stub = proto::ControlService::NewStub(rpc::MakeChannel(*control));
+  cluster->node_stub = proto::NodeService::NewStub(rpc::MakeChannel(*node));
+}
+
+TEST_F(CliTest, KillWorkerStopsALeasedWorkerAndADeadWorkerFreesItsLease) {
+  Cluster cluster;
+  ASSERT_NO_FATAL_FAILURE(StartCluster(1, &cluster));
+  auto first = RequestLease(cluster.node, cluster.token, "CPU", 1).get();
+  ASSERT_TRUE(first.first.ok()) << first.first.error_message();
+  EXPECT_EQ(cluster.Available("CPU"), 0);
+
+  ASSERT_TRUE(cluster.KillWorker(first.second.lease_id(), /*force=*/false).ok());
+  EXPECT_TRUE(Eventually([&] { return !ProcessAlive(first.second.worker_pid()); }));
+  EXPECT_TRUE(Eventually([&] { return cluster.Available("CPU") == 10000; }));
+  EXPECT_EQ(cluster.KillWorker(first.second.lease_id(), true).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // A worker that dies on its own ends its lease the same way.
+  auto second = RequestLease(cluster.node, cluster.token, "CPU", 1).get();
+  ASSERT_TRUE(second.first.ok()) << second.first.error_message();
+  EXPECT_NE(second.second.worker_pid(), first.second.worker_pid());
+  kill(second.second.worker_pid(), SIGKILL);
+  EXPECT_TRUE(Eventually([&] { return cluster.Available("CPU") == 10000; }));
+
+  ASSERT_EQ(RunSunray("stop").exit_code, 0);
+  EXPECT_TRUE(fs::is_empty(root_));
+}
+
+// Long polls the actor until `done(info)` holds; returns the last info seen.
+template <typename Done>
+proto::ActorInfo WaitForActor(const Cluster &cluster, const std::string &actor_id, Done &&done) {
+  proto::ActorInfo info;
+  int64_t version = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    proto::GetActorInfoRequest request;
+    request.set_actor_id(actor_id);
+    request.set_after_version(version);
+    proto::GetActorInfoReply reply;
+    grpc::Status status =
+        cluster.control_stub->GetActorInfo(cluster.Context().get(), request, &reply);
+    if (!status.ok()) {
+      ADD_FAILURE() << status.error_message();
+      break;
+    }
+    info = reply.actor();
+    if (done(info)) return info;
+    version = info.version();
+  }
+  ADD_FAILURE() << "gave up; last state " << proto::ActorInfo::State_Name(info.state());
+  return info;
+}
+
+std::string CreateFakeActor(const Cluster &cluster, int max_restarts) {
+  const std::string id = ActorID::FromRandom().Binary();
+  proto::CreateActorRequest request;
+  request.mutable_creation_task()->set_type(proto::TaskSpec::ACTOR_CREATION);
+  request.mutable_creation_task()->set_actor_id(id);
+  request.mutable_creation_task()->set_job_id(std::string("\x01\0\0\0", 4));
+  request.mutable_creation_task()->set_class_name("Fake");
+  (*request.mutable_resources()->mutable_amounts())["CPU"] = 10000;
+  request.add_argv(SUNRAY_FAKE_WORKER_PATH);
+  request.add_env("SUNRAY_NODE_ADDRESS=" + cluster.node);
+  request.add_env("SUNRAY_TOKEN=" + cluster.token);
+  request.set_max_restarts(max_restarts);
+  proto::CreateActorReply reply;
+  grpc::Status status = cluster.control_stub->CreateActor(cluster.Context().get(), request, &reply);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return id;
+}
+
+TEST_F(CliTest, AnActorRestartsWhenItsWorkerProcessDiesAndKillActorEndsIt) {
+  Cluster cluster;
+  ASSERT_NO_FATAL_FAILURE(StartCluster(2, &cluster));
+  const std::string id = CreateFakeActor(cluster, /*max_restarts=*/1);
+  auto alive = [](const proto::ActorInfo &info) { return info.state() == proto::ActorInfo::ALIVE; };
+  const proto::ActorInfo first = WaitForActor(cluster, id, alive);
+  ASSERT_TRUE(ProcessAlive(first.pid()));
+
+  // The node reaps the worker and reports it; control restarts the actor.
+  kill(first.pid(), SIGKILL);
+  const proto::ActorInfo second = WaitForActor(cluster, id, [](const proto::ActorInfo &info) {
+    return info.state() == proto::ActorInfo::ALIVE && info.num_restarts() == 1;
+  });
+  ASSERT_NE(second.pid(), first.pid());
+  kill(second.pid(), SIGKILL);
+  const proto::ActorInfo dead = WaitForActor(cluster, id, [](const proto::ActorInfo &info) {
+    return info.state() == proto::ActorInfo::DEAD;
+  });
+  EXPECT_NE(dead.death_cause().message().find("killed by signal 9"), std::string::npos)
+      << dead.death_cause().message();
+  EXPECT_TRUE(Eventually([&] { return cluster.Available("CPU") == 20000; }));
+
+  // KillActor: the worker is asked to exit, then killed; no restart.
+  const std::string killed = CreateFakeActor(cluster, /*max_restarts=*/-1);
+  const proto::ActorInfo running = WaitForActor(cluster, killed, alive);
+  proto::KillActorRequest kill_request;
+  kill_request.set_actor_id(killed);
+  kill_request.set_no_restart(true);
+  proto::KillActorReply kill_reply;
+  ASSERT_TRUE(
+      cluster.control_stub->KillActor(cluster.Context().get(), kill_request, &kill_reply).ok());
+  const proto::ActorInfo ended = WaitForActor(cluster, killed, [](const proto::ActorInfo &info) {
+    return info.state() == proto::ActorInfo::DEAD;
+  });
+  EXPECT_NE(ended.death_cause().message().find("killed by ray::KillActor"), std::string::npos)
+      << ended.death_cause().message();
+  EXPECT_TRUE(Eventually([&] { return !ProcessAlive(running.pid()); }));
+
+  ASSERT_EQ(RunSunray("stop").exit_code, 0);
+  EXPECT_TRUE(fs::is_empty(root_));
+}
+
+TEST_F(CliTest, WhenADriverExitsItsJobsWorkersStopExceptDetachedOnes) {
+  Cluster cluster;
+  ASSERT_NO_FATAL_FAILURE(StartCluster(4, &cluster));
+  proto::AddJobReply job;
+  ASSERT_TRUE(cluster.control_stub->AddJob(cluster.Context().get(), {}, &job).ok());
+  ASSERT_EQ(job.job().job_id(), "01000000");
+  auto driver = SpawnProcess({"/bin/sleep", "1000"}, {});
+  ASSERT_TRUE(driver.ok());
+  proto::RegisterDriverRequest register_driver;
+  register_driver.set_job_id("01000000");
+  register_driver.set_pid(*driver);
+  proto::RegisterDriverReply registered;
+  ASSERT_TRUE(
+      cluster.node_stub->RegisterDriver(cluster.Context().get(), register_driver, &registered)
+          .ok());
+
+  auto owned = RequestLease(cluster.node, cluster.token, "CPU", 1, "01000000").get();
+  auto detached = RequestLease(cluster.node, cluster.token, "CPU", 1, "01000000", true).get();
+  auto other = RequestLease(cluster.node, cluster.token, "CPU", 1, "02000000").get();
+  for (auto *lease : {&owned, &detached, &other}) {
+    ASSERT_TRUE(lease->first.ok()) << lease->first.error_message();
+  }
+  auto waiting = RequestLease(cluster.node, cluster.token, "GPU", 1, "01000000");
+
+  kill(*driver, SIGKILL);
+  EXPECT_TRUE(Eventually([&] { return !ProcessAlive(owned.second.worker_pid()); }));
+  auto dropped = waiting.get();
+  EXPECT_EQ(dropped.first.error_code(), grpc::StatusCode::CANCELLED)
+      << dropped.first.error_message();
+  EXPECT_TRUE(Eventually([&] {
+    proto::GetAllJobsReply jobs;
+    return cluster.control_stub->GetAllJobs(cluster.Context().get(), {}, &jobs).ok() &&
+           jobs.jobs_size() == 1 && jobs.jobs(0).finished();
+  }));
+  EXPECT_TRUE(ProcessAlive(detached.second.worker_pid()));
+  EXPECT_TRUE(ProcessAlive(other.second.worker_pid()));
+
+  // UnregisterDriver does the same at once (and may repeat).
+  proto::UnregisterDriverRequest unregister;
+  unregister.set_job_id("02000000");
+  proto::UnregisterDriverReply unregistered;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(
+        cluster.node_stub->UnregisterDriver(cluster.Context().get(), unregister, &unregistered)
+            .ok());
+  }
+  EXPECT_TRUE(Eventually([&] { return !ProcessAlive(other.second.worker_pid()); }));
+  EXPECT_TRUE(ProcessAlive(detached.second.worker_pid()));
+
+  waitpid(*driver, nullptr, 0);
+  ASSERT_EQ(RunSunray("stop").exit_code, 0);
+  EXPECT_FALSE(ProcessAlive(detached.second.worker_pid()));
+  EXPECT_TRUE(fs::is_empty(root_));
 }
 
 }  // namespace

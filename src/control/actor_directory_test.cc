@@ -314,6 +314,15 @@ class ActorDirectoryTest : public ::testing::Test {
     return id;
   }
 
+  // Creates an actor with `max_restarts` and waits until it is ALIVE.
+  std::string CreateAlive(int max_restarts) {
+    ActorOptions options;
+    options.max_restarts = max_restarts;
+    const std::string id = CreateOk(options);
+    WaitForState(id, proto::ActorInfo::ALIVE);
+    return id;
+  }
+
   // Long polls until `done(info)` holds; returns the last info seen.
   template <typename Done>
   proto::ActorInfo WaitFor(const std::string &actor_id, Done &&done) {
@@ -520,11 +529,8 @@ TEST_F(ActorDirectoryTest, AnActorWaitsForANodeThatFitsIt) {
 
 TEST_F(ActorDirectoryTest, AWorkerDeathRestartsTheActorUntilMaxRestartsIsUsedUp) {
   RegisterNode(4);
-  ActorOptions options;
-  options.max_restarts = 1;
-  const std::string id = CreateOk(options);
-  const proto::ActorInfo first = WaitForState(id, proto::ActorInfo::ALIVE);
-  EXPECT_EQ(first.pid(), 10001);
+  const std::string id = CreateAlive(1);
+  EXPECT_EQ(Poll(id, -1).get().second.pid(), 10001);
 
   node_.ReportDeath(99, "exited with status 0");  // not an actor's worker: ignored
   node_.ReportDeath(1, "exited with status 1");
@@ -551,10 +557,7 @@ TEST_F(ActorDirectoryTest, AWorkerDeathRestartsTheActorUntilMaxRestartsIsUsedUp)
 
 TEST_F(ActorDirectoryTest, UnlimitedRestartsKeepTheActorComingBack) {
   RegisterNode(4);
-  ActorOptions options;
-  options.max_restarts = -1;
-  const std::string id = CreateOk(options);
-  WaitForState(id, proto::ActorInfo::ALIVE);
+  const std::string id = CreateAlive(-1);
   for (int token = 1; token <= 3; ++token) {
     node_.ReportDeath(token, "exited with status 1");
     WaitFor(id, [token](const proto::ActorInfo &info) {
@@ -565,10 +568,7 @@ TEST_F(ActorDirectoryTest, UnlimitedRestartsKeepTheActorComingBack) {
 
 TEST_F(ActorDirectoryTest, KillActorStopsTheWorkerAndRestartsUnlessNoRestart) {
   RegisterNode(4);
-  ActorOptions options;
-  options.max_restarts = 5;
-  const std::string id = CreateOk(options);
-  WaitForState(id, proto::ActorInfo::ALIVE);
+  const std::string id = CreateAlive(5);
 
   ASSERT_TRUE(Kill(id, /*no_restart=*/false).ok());
   WaitFor(id, [](const proto::ActorInfo &info) {
@@ -672,10 +672,7 @@ TEST_F(ActorDirectoryTest, MarkJobFinishedKillsTheJobsActorsExceptDetachedOnes) 
 
 TEST_F(ActorDirectoryTest, UnregisteringANodeRestartsItsActors) {
   RegisterNode(4);
-  ActorOptions options;
-  options.max_restarts = 1;
-  const std::string id = CreateOk(options);
-  WaitForState(id, proto::ActorInfo::ALIVE);
+  const std::string id = CreateAlive(1);
   proto::UnregisterNodeRequest request;
   request.set_node_id(node_id_);
   request.set_reason("stopped");
@@ -698,10 +695,7 @@ TEST_F(ActorDirectoryTest, SubscribersReceiveActorAndNodeChangesInOrder) {
   stream->WaitForInitialMetadata();  // subscribed
 
   RegisterNode(4);
-  ActorOptions options;
-  options.max_restarts = 1;
-  const std::string id = CreateOk(options);
-  WaitForState(id, proto::ActorInfo::ALIVE);
+  const std::string id = CreateAlive(1);
   node_.ReportDeath(1, "exited with status 1");
 
   proto::Notification notification;

@@ -50,9 +50,20 @@ class LeaseManagerTest : public ::testing::Test {
     return future;
   }
 
+  // Leases one CPU on a fake worker; returns the lease and sets `pid`.
+  Lease LeaseOneCpu(pid_t *pid) {
+    auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+    *pid = testing::RegisterWhenStarted(*pool_, directory_, next_token_++);
+    EXPECT_NE(*pid, 0);
+    auto lease = granted.get();
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    return lease.ok() ? *lease : Lease{};
+  }
+
   std::string directory_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<LeaseManager> leases_;
+  int64_t next_token_ = 1;
 };
 
 TEST_F(LeaseManagerTest, GrantsALeaseAndReservesItsResourcesUntilReturned) {
@@ -133,28 +144,22 @@ bool Eventually(Condition &&condition) {
 
 TEST_F(LeaseManagerTest, AWorkerThatDiesEndsItsLeaseAndFreesItsResources) {
   MakeManager({{"CPU", kResourceUnit}});
-  auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
-  const pid_t pid = testing::RegisterWhenStarted(*pool_, directory_, 1);
-  ASSERT_NE(pid, 0);
-  auto lease = granted.get();
-  ASSERT_TRUE(lease.ok());
+  pid_t pid = 0;
+  const Lease lease = LeaseOneCpu(&pid);
   auto waiting = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
   kill(pid, SIGKILL);
   // The freed CPU goes to the waiting request, on a new worker.
   ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 2), 0);
   ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
   EXPECT_TRUE(waiting.get().ok());
-  EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(lease->lease_id)));
+  EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(lease.lease_id)));
 }
 
 TEST_F(LeaseManagerTest, ReturningADeadWorkerKillsItInsteadOfReusingIt) {
   MakeManager({{"CPU", kResourceUnit}});
-  auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
-  const pid_t pid = testing::RegisterWhenStarted(*pool_, directory_, 1);
-  ASSERT_NE(pid, 0);
-  auto lease = granted.get();
-  ASSERT_TRUE(lease.ok());
-  ASSERT_TRUE(leases_->ReturnLease(lease->lease_id, /*worker_dead=*/true).ok());
+  pid_t pid = 0;
+  const Lease lease = LeaseOneCpu(&pid);
+  ASSERT_TRUE(leases_->ReturnLease(lease.lease_id, /*worker_dead=*/true).ok());
   EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
   EXPECT_TRUE(Eventually([&] { return pool_->NumProcesses() == 0; }));
   EXPECT_FALSE(ProcessAlive(pid));

@@ -62,11 +62,18 @@ class AsyncCaller {
       return;
     }
     state->stub = Service::NewStub(Channel(address));
-    (state->stub->async()->*method)(state->context.get(), &state->request, &state->reply,
-                                    [this, state, done = std::move(done)](grpc::Status status) {
-                                      done(status, state->reply);
-                                      End(state->context.get());
-                                    });
+    (state->stub->async()->*method)(
+        state->context.get(), &state->request, &state->reply,
+        [this, state, done = std::move(done)](grpc::Status status) mutable {
+          done(status, state->reply);
+          // Drop the stub (a channel reference) before Stop may release
+          // channels_: the last reference to a channel must not go on a
+          // gRPC thread (gRPC 1.51 then tears down its callback completion
+          // queue from that queue's own thread: a double free under ASan).
+          grpc::ClientContext *context = state->context.get();
+          state.reset();
+          End(context);
+        });
   }
 
   // Cancels the calls in flight, waits for their callbacks, and refuses new

@@ -1,7 +1,10 @@
 // A first Sunray program: tasks, actors, and put/get/wait.
 //
-// Runs in local mode (everything in this process) until the cluster runtime
-// lands; pass --ray_address=HOST:PORT later to use a running cluster.
+// With no address, ray::Init starts a local cluster for this program (a
+// control service, a node daemon and worker processes) and stops it at
+// Shutdown. Pass --ray_address=HOST:PORT (or set RAY_ADDRESS) to use a
+// cluster started with `sunray start --head`. Workers run this same binary:
+// ray::Init recognizes them and never returns there.
 #include <ray/api.h>
 
 #include <iostream>
@@ -38,7 +41,6 @@ RAY_REMOTE(Counter::Create, &Counter::Add, &Counter::Describe);
 
 int main(int argc, char **argv) {
   ray::RayConfig config;
-  config.local_mode = true;
   ray::Init(config, argc, argv);
 
   // Tasks return futures (ObjectRefs); Get waits for the value.

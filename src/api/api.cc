@@ -8,6 +8,7 @@
 #include "src/api/config.h"
 #include "src/api/local/local_runtime.h"
 #include "src/api/runtime_env_check.h"
+#include "src/worker/cluster_connect.h"
 
 namespace ray {
 namespace internal {
@@ -84,14 +85,22 @@ void Init(RayConfig &config, int argc, char **argv) {
       throw internal::RayRuntimeEnvException("The job's runtime env is invalid: " + error + ".");
     }
   }
-  if (!merged.local_mode) {
-    throw internal::RayException(
-        "Sunray's cluster runtime is not available in this build yet; set "
-        "RayConfig::local_mode = true to run in this process.");
+  if (sunray::StartedAsWorker()) {
+    // A node daemon started this program as a worker: serve tasks, never
+    // return to main.
+    sunray::RunAsWorker(merged, [](std::shared_ptr<internal::RayRuntime> runtime) {
+      std::lock_guard lock(internal::runtime_mu);
+      internal::current_runtime = std::move(runtime);
+    });
   }
-  sunray::LocalModeRuntime::Options options;
-  options.ray_namespace = merged.ray_namespace;
-  auto runtime = std::make_shared<sunray::LocalModeRuntime>(options);
+  std::shared_ptr<internal::RayRuntime> runtime;
+  if (merged.local_mode) {
+    sunray::LocalModeRuntime::Options options;
+    options.ray_namespace = merged.ray_namespace;
+    runtime = std::make_shared<sunray::LocalModeRuntime>(options);
+  } else {
+    runtime = sunray::ConnectDriver(merged);
+  }
   std::lock_guard lock(internal::runtime_mu);
   if (internal::current_runtime == nullptr) internal::current_runtime = std::move(runtime);
 }
@@ -112,7 +121,11 @@ void Shutdown() {
     runtime.swap(internal::current_runtime);
   }
   if (runtime == nullptr) return;
-  if (auto *local = dynamic_cast<sunray::LocalModeRuntime *>(runtime.get())) local->Shutdown();
+  if (auto *local = dynamic_cast<sunray::LocalModeRuntime *>(runtime.get())) {
+    local->Shutdown();
+  } else {
+    sunray::ShutdownDriver(runtime.get());
+  }
   // Other holders (calls in flight) release their copies when they return.
 }
 

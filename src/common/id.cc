@@ -36,6 +36,24 @@ std::string BinaryToHex(std::string_view binary) {
   return ToHex(reinterpret_cast<const uint8_t *>(binary.data()), binary.size());
 }
 
+std::string HexToBinary(std::string_view hex) {
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return {};
+  std::string binary(hex.size() / 2, '\0');
+  for (size_t i = 0; i < binary.size(); ++i) {
+    const int high = digit(hex[2 * i]);
+    const int low = digit(hex[2 * i + 1]);
+    if (high < 0 || low < 0) return {};
+    binary[i] = static_cast<char>(high << 4 | low);
+  }
+  return binary;
+}
+
 ObjectID ObjectID::ForTask(const TaskID &task, uint32_t index) {
   ObjectID id;
   std::memcpy(id.MutableData(), task.Data(), TaskID::kSize);

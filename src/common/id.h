@@ -60,6 +60,8 @@ void FillRandom(uint8_t *out, size_t size);
 std::string ToHex(const uint8_t *data, size_t size);
 // Hex of a binary id string of any size; used in error messages.
 std::string BinaryToHex(std::string_view binary);
+// The bytes a hex string spells; empty for anything that is not hex.
+std::string HexToBinary(std::string_view hex);
 
 template <typename Tag, size_t N>
 BinaryId<Tag, N> BinaryId<Tag, N>::FromRandom() {

@@ -38,7 +38,8 @@ LocalModeRuntime::LocalModeRuntime(Options options)
                                                : options.ray_namespace),
       pool_(options.num_task_threads > 0 ? options.num_task_threads : DefaultTaskThreads()),
       executor_(ray::internal::FunctionManager::Instance()),
-      services_{store_, pool_, executor_} {}
+      services_{store_, pool_, executor_},
+      placement_groups_(namespace_) {}
 
 LocalModeRuntime::~LocalModeRuntime() { Shutdown(); }
 
@@ -120,15 +121,8 @@ std::optional<ErrorInfo> LocalModeRuntime::CheckSchedulable(const ray::Schedulin
                        "", "", ""};
     }
   }
-  if (!group.Empty()) {
-    absl::MutexLock lock(&mu_);
-    auto it = placement_groups_.find(group.GetID());
-    if (it == placement_groups_.end() || it->second.state == ray::REMOVED) {
-      return ErrorInfo{ErrorType::kTaskUnschedulable,
-                       "The placement group " + BinaryToHex(group.GetID()) + " (" +
-                           group.GetName() + ") does not exist or was removed.",
-                       "", "", ""};
-    }
+  if (auto why = placement_groups_.WhyUnusable(group)) {
+    return ErrorInfo{ErrorType::kTaskUnschedulable, *why, "", "", ""};
   }
   std::string env_error;
   if (!ParseRuntimeEnvInfo(runtime_env_info, &env_error)) {
@@ -344,86 +338,30 @@ std::string LocalModeRuntime::DeserializeAndRegisterActorHandle(const std::strin
 
 // --- Placement groups ------------------------------------------------------
 
-ray::PlacementGroup LocalModeRuntime::MakeHandle(const std::string &id,
-                                                 const PlacementGroupRecord &record) const {
-  return ray::PlacementGroup(id, record.options, record.state);
-}
-
 ray::PlacementGroup LocalModeRuntime::CreatePlacementGroup(
     const ray::PlacementGroupCreationOptions &options) {
-  if (options.bundles.empty()) {
-    throw ray::internal::RayException("A placement group needs at least one bundle.");
-  }
-  for (size_t i = 0; i < options.bundles.size(); ++i) {
-    if (options.bundles[i].empty()) {
-      throw ray::internal::RayException("Bundle " + std::to_string(i) + " of placement group '" +
-                                        options.name + "' asks for no resources.");
-    }
-    ray::internal::CheckTaskOptions(options.bundles[i]);
-  }
-  if (options.strategy == ray::PlacementStrategy::UNRECOGNIZED) {
-    throw ray::internal::RayException("Placement group '" + options.name +
-                                      "' has no valid strategy.");
-  }
-  const std::string id = PlacementGroupID::FromRandom().Binary();
-  PlacementGroupRecord record{options, namespace_, ray::CREATED};
-  absl::MutexLock lock(&mu_);
-  if (!options.name.empty()) {
-    for (const auto &[other_id, other] : placement_groups_) {
-      if (other.options.name == options.name && other.ray_namespace == namespace_ &&
-          other.state != ray::REMOVED) {
-        throw ray::internal::RayException("A placement group named '" + options.name +
-                                          "' already exists in namespace '" + namespace_ + "'.");
-      }
-    }
-  }
-  placement_groups_.emplace(id, record);
-  return MakeHandle(id, record);
+  return placement_groups_.Create(options);
 }
 
 void LocalModeRuntime::RemovePlacementGroup(const std::string &group_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = placement_groups_.find(group_id);
-  if (it == placement_groups_.end()) {
-    throw ray::internal::RayException("Cannot remove placement group " + BinaryToHex(group_id) +
-                                      ": no such placement group.");
-  }
-  it->second.state = ray::REMOVED;
+  placement_groups_.Remove(group_id);
 }
 
 bool LocalModeRuntime::WaitPlacementGroupReady(const std::string &group_id,
                                                int64_t /*timeout_seconds*/) {
-  absl::MutexLock lock(&mu_);
-  auto it = placement_groups_.find(group_id);
-  if (it == placement_groups_.end()) {
-    throw ray::internal::RayException("Cannot wait for placement group " + BinaryToHex(group_id) +
-                                      ": no such placement group.");
-  }
-  return it->second.state == ray::CREATED;
+  return placement_groups_.WaitReady(group_id);
 }
 
 std::vector<ray::PlacementGroup> LocalModeRuntime::GetAllPlacementGroups() {
-  absl::MutexLock lock(&mu_);
-  std::vector<ray::PlacementGroup> groups;
-  for (const auto &[id, record] : placement_groups_) groups.push_back(MakeHandle(id, record));
-  return groups;
+  return placement_groups_.All();
 }
 
 ray::PlacementGroup LocalModeRuntime::GetPlacementGroupById(const std::string &id) {
-  absl::MutexLock lock(&mu_);
-  auto it = placement_groups_.find(id);
-  return it == placement_groups_.end() ? ray::PlacementGroup() : MakeHandle(id, it->second);
+  return placement_groups_.ById(id);
 }
 
 ray::PlacementGroup LocalModeRuntime::GetPlacementGroup(const std::string &name) {
-  absl::MutexLock lock(&mu_);
-  for (const auto &[id, record] : placement_groups_) {
-    if (record.options.name == name && record.ray_namespace == namespace_ &&
-        record.state != ray::REMOVED) {
-      return MakeHandle(id, record);
-    }
-  }
-  return ray::PlacementGroup();
+  return placement_groups_.ByName(name);
 }
 
 ray::internal::RuntimeContextInfo LocalModeRuntime::GetRuntimeContext() {

@@ -24,6 +24,7 @@
 #include "src/api/local/local_context.h"
 #include "src/api/local/memory_store.h"
 #include "src/api/local/task_pool.h"
+#include "src/api/placement_groups.h"
 #include "src/common/id.h"
 
 namespace sunray {
@@ -93,11 +94,6 @@ class LocalModeRuntime : public ray::internal::RayRuntime {
     bool started = false;
     bool cancelled = false;
   };
-  struct PlacementGroupRecord {
-    ray::PlacementGroupCreationOptions options;
-    std::string ray_namespace;
-    ray::PlacementGroupState state = ray::PENDING;
-  };
 
   void RunNormalTask(const NormalTask &task);
   // Why `options` can never run here, if so.
@@ -106,7 +102,6 @@ class LocalModeRuntime : public ray::internal::RayRuntime {
                                             const std::string &runtime_env_info);
   std::shared_ptr<LocalActor> FindActor(const std::string &actor_id);
   TaskID CurrentTaskId() const;
-  ray::PlacementGroup MakeHandle(const std::string &id, const PlacementGroupRecord &record) const;
 
   const JobID job_id_;
   const NodeID node_id_;
@@ -117,6 +112,7 @@ class LocalModeRuntime : public ray::internal::RayRuntime {
   TaskPool pool_;
   FunctionExecutor executor_;
   LocalServices services_;
+  PlacementGroupBook placement_groups_;
   std::atomic<uint32_t> put_index_{0};
 
   absl::Mutex mu_;
@@ -126,7 +122,6 @@ class LocalModeRuntime : public ray::internal::RayRuntime {
   // (namespace, name) -> actor id
   absl::flat_hash_map<std::pair<std::string, std::string>, std::string> named_actors_
       ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, PlacementGroupRecord> placement_groups_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sunray

@@ -1,0 +1,281 @@
+#include "src/worker/cluster_connect.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "ray/api/ray_exception.h"
+#include "src/common/process.h"
+#include "src/worker/cluster_runtime.h"
+
+namespace sunray {
+namespace {
+
+namespace fs = std::filesystem;
+using ray::internal::RayException;
+
+constexpr char kStartupTokenVar[] = "SUNRAY_STARTUP_TOKEN";
+constexpr auto kClusterStartTimeout = std::chrono::seconds(60);
+constexpr auto kClusterStopGrace = std::chrono::milliseconds(10000);
+
+std::string Env(const char *name) {
+  const char *value = std::getenv(name);
+  return value != nullptr ? std::string(value) : std::string();
+}
+
+std::string ReadFile(const fs::path &path) {
+  std::ifstream in(path);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// Where sessions live: $SUNRAY_TEMP_DIR, else /tmp/sunray (as `sunray start`).
+fs::path SessionRoot() {
+  const std::string root = Env("SUNRAY_TEMP_DIR");
+  return root.empty() ? fs::path("/tmp/sunray") : fs::path(root);
+}
+
+// Sunray's programs sit beside libsunray (build tree) or in ../bin
+// (installed); `override_var` names an environment variable that wins.
+std::string FindProgram(const std::string &name, const char *override_var) {
+  if (std::string path = Env(override_var); !path.empty()) return path;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void *>(&StartedAsWorker), &info) != 0 &&
+      info.dli_fname != nullptr) {
+    std::error_code error;
+    const fs::path library = fs::canonical(info.dli_fname, error);
+    if (!error) {
+      for (const fs::path &candidate :
+           {library.parent_path() / name, library.parent_path().parent_path() / "bin" / name}) {
+        if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+      }
+    }
+  }
+  return {};
+}
+
+// This process's own command line, to start workers from the same binary.
+std::vector<std::string> OwnCommandLine() {
+  std::vector<std::string> argv;
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string arg;
+  while (std::getline(in, arg, '\0')) argv.push_back(arg);
+  const std::string self = CurrentExecutable();
+  if (argv.empty()) argv.push_back(self);
+  argv[0] = self;
+  return argv;
+}
+
+std::vector<std::string> WorkerArgv(const ray::RayConfig &config) {
+  if (config.code_search_path.empty()) return OwnCommandLine();
+  const std::string worker = FindProgram("sunray-worker", "SUNRAY_WORKER_PROGRAM");
+  if (worker.empty()) {
+    throw RayException(
+        "code_search_path is set, so workers run the generic sunray-worker program, but it was "
+        "not found beside libsunray or in ../bin; set SUNRAY_WORKER_PROGRAM to its path.");
+  }
+  std::string joined;
+  for (const auto &path : config.code_search_path) {
+    joined += (joined.empty() ? "" : ":") + fs::absolute(path).string();
+  }
+  return {worker, "--ray_code_search_path=" + joined};
+}
+
+// Loads the shared libraries on the code search path (a directory means
+// every .so in it). Returns how errors should name the path.
+std::string LoadCodeSearchPath(const std::vector<std::string> &paths) {
+  std::vector<std::string> libraries;
+  for (const auto &path : paths) {
+    std::error_code error;
+    if (fs::is_directory(path, error)) {
+      std::vector<std::string> found;
+      for (const auto &entry : fs::directory_iterator(path, error)) {
+        if (entry.path().extension() == ".so") found.push_back(entry.path().string());
+      }
+      std::sort(found.begin(), found.end());
+      libraries.insert(libraries.end(), found.begin(), found.end());
+    } else {
+      libraries.push_back(path);
+    }
+  }
+  for (const auto &library : libraries) {
+    if (dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+      std::cerr << "sunray worker: cannot load " << library << ": " << dlerror() << std::endl;
+    }
+  }
+  std::string description = "the code search path (";
+  for (size_t i = 0; i < paths.size(); ++i) description += (i ? ":" : "") + paths[i];
+  return description + ")";
+}
+
+// A cluster this driver started for itself (`sunray start --head --block`
+// in a private session root); stopped with the driver.
+struct EmbeddedCluster {
+  pid_t pid = 0;
+  fs::path root;
+  std::string control_address;
+  std::string token;
+
+  void Stop() {
+    if (pid > 0) TerminateProcess(pid, kClusterStopGrace);
+    pid = 0;
+    std::error_code error;
+    if (!root.empty()) fs::remove_all(root, error);
+  }
+};
+
+std::unique_ptr<EmbeddedCluster> StartEmbeddedCluster(const ray::RayConfig &config) {
+  const std::string cli = FindProgram("sunray", "SUNRAY_CLI");
+  if (cli.empty()) {
+    throw RayException(
+        "ray::Init() without an address starts a local cluster with the `sunray` program, but "
+        "it was not found beside libsunray or in ../bin; set SUNRAY_CLI to its path, or pass "
+        "an address (RayConfig::address, --ray_address or RAY_ADDRESS).");
+  }
+  auto cluster = std::make_unique<EmbeddedCluster>();
+  std::error_code error;
+  fs::create_directories(SessionRoot(), error);
+  std::string pattern = (SessionRoot() / "embedded-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    throw RayException("Cannot create a directory for the local cluster under " +
+                       SessionRoot().string() + ": " + std::strerror(errno));
+  }
+  cluster->root = pattern;
+  std::vector<std::string> argv = {cli, "start", "--head", "--block", "--port", "0"};
+  argv.insert(argv.end(), config.head_args.begin(), config.head_args.end());
+  SpawnOptions spawn;
+  spawn.log_path = (cluster->root / "start.log").string();
+  spawn.die_with_parent = true;
+  spawn.extra_env = {"SUNRAY_TEMP_DIR=" + cluster->root.string()};
+  auto pid = SpawnProcess(argv, spawn);
+  if (!pid.ok()) {
+    cluster->Stop();
+    throw RayException("Cannot start the local cluster: " + std::string(pid.status().message()));
+  }
+  cluster->pid = *pid;
+  const fs::path session = cluster->root / "session_latest";
+  const auto deadline = std::chrono::steady_clock::now() + kClusterStartTimeout;
+  while (cluster->control_address.empty()) {
+    cluster->control_address = ReadFile(session / "control_address");
+    // The node registers after control serves; its address file is last.
+    if (!cluster->control_address.empty() && ReadFile(session / "node_address").empty()) {
+      cluster->control_address.clear();
+    }
+    if (!cluster->control_address.empty()) break;
+    if (!ProcessAlive(cluster->pid) || std::chrono::steady_clock::now() > deadline) {
+      const std::string log = ReadFile(spawn.log_path);
+      cluster->Stop();
+      throw RayException("The local cluster did not start: " + log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  cluster->token = ReadFile(session / "token");
+  return cluster;
+}
+
+// The token of a cluster on this machine: SUNRAY_TOKEN, else the session
+// whose control service is at `address`.
+std::string FindToken(const std::string &address) {
+  if (std::string token = Env("SUNRAY_TOKEN"); !token.empty()) return token;
+  std::error_code error;
+  for (const auto &entry : fs::directory_iterator(SessionRoot(), error)) {
+    if (entry.path().filename().string().rfind("session_", 0) != 0) continue;
+    if (ReadFile(entry.path() / "control_address") == address) {
+      return ReadFile(entry.path() / "token");
+    }
+  }
+  throw RayException("No token for the cluster at " + address +
+                     ": set SUNRAY_TOKEN to the content of its session's token file (`sunray "
+                     "start` prints where it is).");
+}
+
+std::mutex embedded_mu;
+std::map<ray::internal::RayRuntime *, std::unique_ptr<EmbeddedCluster>> embedded;
+
+}  // namespace
+
+bool StartedAsWorker() { return !Env(kStartupTokenVar).empty(); }
+
+void RunAsWorker(const ray::RayConfig &config,
+                 const std::function<void(std::shared_ptr<ray::internal::RayRuntime>)> &install) {
+  ClusterRuntimeOptions options;
+  options.worker_mode = true;
+  options.startup_token = std::stoll(Env(kStartupTokenVar));
+  // Processes this worker starts are not workers.
+  unsetenv(kStartupTokenVar);
+  options.control_address = Env("SUNRAY_CONTROL_ADDRESS");
+  options.token = Env("SUNRAY_TOKEN");
+  options.node_address = Env("SUNRAY_NODE_ADDRESS");
+  options.job_id_hex = Env("SUNRAY_JOB_ID");
+  options.ray_namespace = Env("SUNRAY_NAMESPACE");
+  const size_t colon = options.node_address.rfind(':');
+  if (colon != std::string::npos) options.host = options.node_address.substr(0, colon);
+  if (!config.code_search_path.empty()) {
+    options.code_search_description = LoadCodeSearchPath(config.code_search_path);
+  }
+  // Nested tasks start workers like this one.
+  options.worker_argv = OwnCommandLine();
+  std::shared_ptr<ClusterRuntime> runtime;
+  try {
+    runtime = std::make_shared<ClusterRuntime>(options);
+  } catch (const std::exception &e) {
+    std::cerr << "sunray worker (pid " << getpid() << "): " << e.what() << std::endl;
+    _exit(1);
+  }
+  install(runtime);
+  runtime->RunWorkerLoop();
+}
+
+std::shared_ptr<ray::internal::RayRuntime> ConnectDriver(const ray::RayConfig &config) {
+  ClusterRuntimeOptions options;
+  options.ray_namespace = config.ray_namespace;
+  options.worker_argv = WorkerArgv(config);
+  std::unique_ptr<EmbeddedCluster> cluster;
+  if (config.address.empty()) {
+    cluster = StartEmbeddedCluster(config);
+    options.control_address = cluster->control_address;
+    options.token = cluster->token;
+  } else {
+    options.control_address = config.address;
+    options.token = FindToken(config.address);
+  }
+  std::shared_ptr<ClusterRuntime> runtime;
+  try {
+    runtime = std::make_shared<ClusterRuntime>(options);
+  } catch (...) {
+    if (cluster != nullptr) cluster->Stop();
+    throw;
+  }
+  if (cluster != nullptr) {
+    std::lock_guard lock(embedded_mu);
+    embedded[runtime.get()] = std::move(cluster);
+  }
+  return runtime;
+}
+
+void ShutdownDriver(ray::internal::RayRuntime *runtime) {
+  if (auto *cluster_runtime = dynamic_cast<ClusterRuntime *>(runtime)) cluster_runtime->Shutdown();
+  std::unique_ptr<EmbeddedCluster> cluster;
+  {
+    std::lock_guard lock(embedded_mu);
+    auto it = embedded.find(runtime);
+    if (it == embedded.end()) return;
+    cluster = std::move(it->second);
+    embedded.erase(it);
+  }
+  cluster->Stop();
+}
+
+}  // namespace sunray

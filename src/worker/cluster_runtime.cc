@@ -1,0 +1,793 @@
+// The cluster runtime: connection, objects and references, and the
+// WorkerService every process serves. Tasks: task_submitter.cc; execution
+// in workers: task_receiver.cc.
+#include "src/worker/cluster_runtime.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "ray/api/logging.h"
+#include "ray/api/ray_exception.h"
+#include "src/api/local/local_context.h"
+#include "src/worker/runtime_state.h"
+
+namespace sunray {
+
+using ray::internal::RayException;
+
+namespace {
+
+constexpr int kConnectTimeoutMs = 10000;
+constexpr int kShortCallTimeoutMs = 10000;
+// Puts count their index from here so they never collide with returns.
+constexpr uint32_t kFirstPutIndex = 1u << 31;
+
+// Keeps a Put's serialized buffer alive as the object's value (no copy).
+class SharedSbufferObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit SharedSbufferObject(std::shared_ptr<msgpack::sbuffer> buffer)
+      : buffer_(std::move(buffer)) {}
+  const char *Data() const override { return buffer_->data(); }
+  size_t Size() const override { return buffer_->size(); }
+
+ private:
+  std::shared_ptr<msgpack::sbuffer> buffer_;
+};
+
+// A value read in place from the node's shared-memory store; pins it.
+class StoreViewObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit StoreViewObject(std::shared_ptr<StoreClient::ObjectView> view)
+      : view_(std::move(view)) {}
+  const char *Data() const override { return view_->data(); }
+  size_t Size() const override { return view_->size(); }
+
+ private:
+  std::shared_ptr<StoreClient::ObjectView> view_;
+};
+
+void Check(const grpc::Status &status, const std::string &what) {
+  if (status.ok()) return;
+  throw RayException("Sunray could not " + what + ": " + status.error_message() + " (gRPC code " +
+                     std::to_string(status.error_code()) + ").");
+}
+
+}  // namespace
+
+// Where an object's release action goes: the runtime's deferred queue while
+// it runs, nowhere after Shutdown.
+struct FreeTarget {
+  absl::Mutex mu;
+  ClusterRuntime *runtime ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+namespace {
+
+// Runs a release action from the destructor of the last copy of an object's
+// value (never under the memory store's lock: the action is deferred).
+class FreeHook {
+ public:
+  FreeHook(std::shared_ptr<FreeTarget> target, std::function<void()> action)
+      : target_(std::move(target)), action_(std::move(action)) {}
+  ~FreeHook();
+
+ private:
+  std::shared_ptr<FreeTarget> target_;
+  std::function<void()> action_;
+};
+
+}  // namespace
+
+ErrorInfo ErrorFromProto(const proto::ErrorInfo &error) {
+  ErrorInfo info;
+  info.type = static_cast<ErrorType>(error.type());
+  info.message = error.message();
+  info.function_name = error.function_name();
+  info.exception_type = error.exception_type();
+  info.exception_message = error.exception_message();
+  return info;
+}
+
+void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out) {
+  out->set_type(static_cast<int32_t>(error.type));
+  out->set_message(error.message);
+  out->set_function_name(error.function_name);
+  out->set_exception_type(error.exception_type);
+  out->set_exception_message(error.exception_message);
+}
+
+// --- WorkerService ---------------------------------------------------------
+
+class ClusterRuntime::Service final : public proto::WorkerService::CallbackService {
+ public:
+  explicit Service(ClusterRuntime *runtime) : runtime_(runtime) {}
+
+  grpc::ServerUnaryReactor *PushTask(grpc::CallbackServerContext *context,
+                                     const proto::PushTaskRequest *request,
+                                     proto::PushTaskReply *reply) override {
+    auto *reactor = new DeferredReactor();
+    if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
+    runtime_->HandlePushTask(request, reply, reactor);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor *GetOwnedObject(grpc::CallbackServerContext *context,
+                                      const proto::GetOwnedObjectRequest *request,
+                                      proto::GetOwnedObjectReply *reply) override {
+    auto *reactor = context->DefaultReactor();
+    if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
+    const std::string id = request->object_id();
+    if (!runtime_->Owns(id)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                   "object " + BinaryToHex(id) + " is not owned here (freed?)"));
+      return reactor;
+    }
+    // Answered once the object is ready (or freed).
+    runtime_->owned_.OnSealed({id}, [this, id, reply, reactor] {
+      runtime_->OwnedValueToProto(id, reply->mutable_value());
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor *AddBorrower(grpc::CallbackServerContext *context,
+                                        const proto::AddBorrowerRequest *request,
+                                        proto::AddBorrowerReply *reply) override {
+    return rpc::HandleUnary(context, runtime_->options_.token, [&] {
+      if (runtime_->Owns(request->object_id())) {
+        runtime_->owned_.AddReference(request->object_id());
+        reply->set_found(true);
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor *RemoveBorrower(grpc::CallbackServerContext *context,
+                                           const proto::RemoveBorrowerRequest *request,
+                                           proto::RemoveBorrowerReply *) override {
+    return rpc::HandleUnary(context, runtime_->options_.token, [&] {
+      const int64_t count = std::max<int64_t>(1, request->count());
+      for (int64_t i = 0; i < count; ++i) runtime_->owned_.RemoveReference(request->object_id());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor *CancelTask(grpc::CallbackServerContext *context,
+                                       const proto::CancelTaskRequest *request,
+                                       proto::CancelTaskReply *reply) override {
+    return rpc::HandleUnary(context, runtime_->options_.token, [&] {
+      reply->set_found(runtime_->HandleCancelTask(request->return_id(), request->force()));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor *Exit(grpc::CallbackServerContext *context, const proto::ExitRequest *,
+                                 proto::ExitReply *) override {
+    auto *reactor = new DeferredReactor();
+    if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
+    if (!runtime_->options_.worker_mode) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                   "a driver does not exit on request"));
+      return reactor;
+    }
+    reactor->set_after_reply([this] { runtime_->ExitProcess(0); });
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  ClusterRuntime *runtime_;
+};
+
+// --- Connecting and shutting down ------------------------------------------
+
+ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
+    : options_(std::move(options)),
+      namespace_(options_.ray_namespace.empty() ? "anonymous-" + ActorID::FromRandom().Hex()
+                                                : options_.ray_namespace),
+      driver_task_id_(TaskID::FromRandom()),
+      worker_id_(ActorID::FromRandom().Binary()),
+      executor_(ray::internal::FunctionManager::Instance()),
+      placement_groups_(namespace_),
+      free_target_(std::make_shared<FreeTarget>()) {
+  if (!options_.code_search_description.empty()) {
+    executor_.SetSearchDescription(options_.code_search_description);
+  }
+  control_ = proto::ControlService::NewStub(rpc::MakeChannel(options_.control_address));
+
+  std::string node_address = options_.node_address;
+  if (node_address.empty()) {
+    proto::GetAllNodesReply nodes;
+    Check(control_->GetAllNodes(Context(kConnectTimeoutMs).get(), {}, &nodes),
+          "reach the control service at " + options_.control_address);
+    for (const auto &node : nodes.nodes()) {
+      if (node.state() != proto::NodeInfo::ALIVE) continue;
+      if (node_address.empty() || node.address().ip() == options_.host) {
+        node_address = node.address().ip() + ":" + std::to_string(node.address().port());
+      }
+    }
+    if (node_address.empty()) {
+      throw RayException("The cluster at " + options_.control_address + " has no live node.");
+    }
+  }
+  node_ = proto::NodeService::NewStub(rpc::MakeChannel(node_address));
+  proto::GetNodeStatsReply stats;
+  Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
+        "reach the node daemon at " + node_address);
+  node_id_ = NodeID::FromBinary(HexToBinary(stats.node_id()));
+  std::map<std::string, double> totals;
+  for (const auto &[name, amount] : stats.total().amounts()) totals[name] = amount / 10000.0;
+  node_totals_.push_back(std::move(totals));
+
+  auto store = StoreClient::Connect({stats.store_socket(), node_address, options_.token});
+  if (!store.ok()) {
+    throw RayException("Sunray could not connect to the object store at " + stats.store_socket() +
+                       ": " + std::string(store.status().message()));
+  }
+  store_ = std::move(*store);
+
+  {
+    absl::MutexLock lock(&free_target_->mu);
+    free_target_->runtime = this;
+  }
+  housekeeping_ = std::thread([this] { HousekeepingLoop(); });
+
+  service_ = std::make_unique<Service>(this);
+  auto port = server_.Start(options_.host + ":0", {service_.get()});
+  if (!port.ok()) {
+    Shutdown();
+    throw RayException("Sunray could not serve on " + options_.host + ": " +
+                       std::string(port.status().message()));
+  }
+  my_address_ = options_.host + ":" + std::to_string(*port);
+
+  if (options_.worker_mode) {
+    job_id_ = JobID::FromBinary(HexToBinary(options_.job_id_hex));
+    proto::RegisterWorkerRequest request;
+    request.set_startup_token(options_.startup_token);
+    request.set_pid(getpid());
+    request.set_address(my_address_);
+    proto::RegisterWorkerReply reply;
+    Check(node_->RegisterWorker(Context(kConnectTimeoutMs).get(), request, &reply),
+          "register this worker with the node daemon at " + node_address);
+  } else {
+    proto::AddJobRequest request;
+    request.set_driver_address(my_address_);
+    request.set_driver_pid(getpid());
+    request.set_ray_namespace(namespace_);
+    proto::AddJobReply reply;
+    Check(control_->AddJob(Context(kConnectTimeoutMs).get(), request, &reply),
+          "register the job with the control service");
+    job_id_ = JobID::FromBinary(HexToBinary(reply.job().job_id()));
+    proto::RegisterDriverRequest driver;
+    driver.set_job_id(job_id_.Hex());
+    driver.set_pid(getpid());
+    proto::RegisterDriverReply driver_reply;
+    Check(node_->RegisterDriver(Context(kConnectTimeoutMs).get(), driver, &driver_reply),
+          "register the driver with the node daemon");
+  }
+  worker_env_ = {"SUNRAY_CONTROL_ADDRESS=" + options_.control_address,
+                 "SUNRAY_TOKEN=" + options_.token,
+                 "SUNRAY_NODE_ADDRESS=" + node_address,
+                 "SUNRAY_JOB_ID=" + job_id_.Hex(),
+                 "SUNRAY_NAMESPACE=" + namespace_};
+}
+
+ClusterRuntime::~ClusterRuntime() { Shutdown(); }
+
+void ClusterRuntime::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  if (!options_.worker_mode && !my_address_.empty()) {
+    ReturnIdleLeases(/*all=*/true);
+    proto::UnregisterDriverRequest request;
+    request.set_job_id(job_id_.Hex());
+    proto::UnregisterDriverReply reply;
+    (void)node_->UnregisterDriver(Context(kShortCallTimeoutMs).get(), request, &reply);
+    proto::MarkJobFinishedRequest finished;
+    finished.set_job_id(job_id_.Hex());
+    proto::MarkJobFinishedReply finished_reply;
+    (void)control_->MarkJobFinished(Context(kShortCallTimeoutMs).get(), finished, &finished_reply);
+  }
+  // Cancel what is in flight and wait for the callbacks.
+  {
+    absl::MutexLock lock(&calls_mu_);
+    calls_closed_ = true;
+    for (grpc::ClientContext *context : calls_) context->TryCancel();
+    while (!calls_.empty()) calls_idle_.Wait(&calls_mu_);
+  }
+  owned_.Shutdown();
+  {
+    absl::MutexLock lock(&free_target_->mu);
+    free_target_->runtime = nullptr;
+  }
+  {
+    absl::MutexLock lock(&deferred_mu_);
+    stop_housekeeping_ = true;
+  }
+  if (housekeeping_.joinable()) housekeeping_.join();
+  // Objects this process put in the node store go with it.
+  std::vector<ObjectID> in_store;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto &id : in_store_owned_) in_store.push_back(ObjectID::FromBinary(id));
+    in_store_owned_.clear();
+  }
+  if (!in_store.empty() && store_ != nullptr) (void)store_->Delete(in_store);
+  server_.Stop();
+}
+
+std::unique_ptr<grpc::ClientContext> ClusterRuntime::Context(int timeout_ms) const {
+  return rpc::MakeClientContext(options_.token, std::chrono::milliseconds(timeout_ms));
+}
+
+std::shared_ptr<proto::WorkerService::Stub> ClusterRuntime::WorkerStub(const std::string &address) {
+  absl::MutexLock lock(&mu_);
+  auto &stub = stubs_[address];
+  if (stub == nullptr) stub = proto::WorkerService::NewStub(rpc::MakeChannel(address));
+  return stub;
+}
+
+void ClusterRuntime::RunDeferred(std::function<void()> work) {
+  absl::MutexLock lock(&deferred_mu_);
+  deferred_.push_back(std::move(work));
+}
+
+void ClusterRuntime::HousekeepingLoop() {
+  for (;;) {
+    std::deque<std::function<void()>> work;
+    {
+      absl::MutexLock lock(&deferred_mu_);
+      deferred_mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](ClusterRuntime *self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->deferred_mu_) {
+                return self->stop_housekeeping_ || !self->deferred_.empty();
+              },
+              this),
+          absl::Milliseconds(20));
+      work.swap(deferred_);
+      if (stop_housekeeping_ && work.empty()) return;
+    }
+    for (auto &item : work) item();
+    ReturnIdleLeases(/*all=*/false);
+  }
+}
+
+// --- Objects ---------------------------------------------------------------
+
+FreeHook::~FreeHook() {
+  absl::MutexLock lock(&target_->mu);
+  if (target_->runtime != nullptr) target_->runtime->RunDeferred(std::move(action_));
+}
+
+std::string ClusterRuntime::NewPutId() {
+  const ExecutionContext *context = CurrentExecutionContext();
+  const TaskID task = context != nullptr ? context->task_id : driver_task_id_;
+  return ObjectID::ForTask(task, kFirstPutIndex + put_index_.fetch_add(1)).Binary();
+}
+
+std::shared_ptr<void> ClusterRuntime::MakeFreeHook(const std::string &id, bool in_node_store,
+                                                   std::vector<std::string> borrowed_contained) {
+  if (!in_node_store && borrowed_contained.empty()) return nullptr;
+  return std::make_shared<FreeHook>(
+      free_target_, [this, id, in_node_store, borrowed = std::move(borrowed_contained)] {
+        if (in_node_store) {
+          {
+            absl::MutexLock lock(&mu_);
+            in_store_owned_.erase(id);
+          }
+          (void)store_->Delete({ObjectID::FromBinary(id)});
+        }
+        for (const auto &inner : borrowed) RemoveLocalReference(inner);
+      });
+}
+
+std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
+                                const std::vector<std::string> &contained_ids) {
+  const std::string id = NewPutId();
+  MemoryStore::Value value;
+  const bool large = data->size() > kMaxInlineObjectBytes;
+  if (large) {
+    absl::Status stored =
+        store_->Put(ObjectID::FromBinary(id), std::string_view(data->data(), data->size()));
+    if (!stored.ok()) {
+      throw RayException("Put failed: " + std::string(stored.message()));
+    }
+    absl::MutexLock lock(&mu_);
+    in_store_owned_.insert(id);
+    value.in_node_store = true;
+  } else {
+    value.data = std::make_shared<SharedSbufferObject>(std::move(data));
+  }
+  std::vector<std::string> owned_contained, borrowed_contained;
+  for (const auto &inner : contained_ids) {
+    if (Owns(inner)) {
+      owned_contained.push_back(inner);
+    } else {
+      AddLocalReference(inner);  // the value holds the borrow
+      borrowed_contained.push_back(inner);
+    }
+  }
+  value.on_free = MakeFreeHook(id, large, std::move(borrowed_contained));
+  owned_.CreatePending(id);
+  if (!owned_.Seal(id, std::move(value), owned_contained)) {
+    throw RayException("Put failed: Sunray is shutting down.");
+  }
+  return id;
+}
+
+void ClusterRuntime::SealFromProto(const std::string &id, const proto::ObjectValue &value) {
+  MemoryStore::Value sealed;
+  std::vector<std::string> owned_contained, borrowed_contained;
+  if (value.is_error()) {
+    sealed.error = std::make_shared<ErrorInfo>(ErrorFromProto(value.error()));
+  } else {
+    // Each contained ref arrives with one registration made for us by the
+    // worker (see ResultToProto).
+    for (const auto &inner : value.contained()) {
+      if (inner.owner_address().empty()) continue;  // no owner known: nothing to hold
+      if (inner.owner_address() == my_address_) {
+        owned_contained.push_back(inner.object_id());
+      } else {
+        AddBorrowedCount(inner.object_id(), inner.owner_address(), 1);
+        borrowed_contained.push_back(inner.object_id());
+      }
+    }
+    if (value.in_store()) {
+      sealed.in_node_store = true;
+      absl::MutexLock lock(&mu_);
+      in_store_owned_.insert(id);
+    } else {
+      sealed.data = std::make_shared<StringBuffer>(value.data());
+    }
+  }
+  sealed.on_free = MakeFreeHook(id, sealed.in_node_store, std::move(borrowed_contained));
+  owned_.Seal(id, std::move(sealed), owned_contained);
+  // The worker's registrations on our own objects now live as the value's
+  // references.
+  for (const auto &inner : owned_contained) owned_.RemoveReference(inner);
+}
+
+void ClusterRuntime::OwnedValueToProto(const std::string &id, proto::ObjectValue *out) {
+  std::vector<MemoryStore::Value> values;
+  try {
+    values = owned_.Get({id}, 0);
+  } catch (const RayException &e) {
+    out->set_is_error(true);
+    ErrorToProto(ErrorInfo{ErrorType::kObjectLost, e.what(), "", "", ""}, out->mutable_error());
+    return;
+  }
+  const MemoryStore::Value &value = values[0];
+  if (value.error) {
+    out->set_is_error(true);
+    ErrorToProto(*value.error, out->mutable_error());
+  } else if (value.in_node_store) {
+    out->set_in_store(true);
+  } else {
+    out->set_data(value.data->Data(), value.data->Size());
+  }
+}
+
+void ClusterRuntime::AddBorrowedCount(const std::string &id, const std::string &owner,
+                                      int64_t registrations) {
+  absl::MutexLock lock(&mu_);
+  auto &entry = borrowed_[id];
+  if (entry == nullptr) {
+    entry = std::make_unique<Borrowed>();
+    entry->owner = owner;
+  }
+  entry->local += 1;
+  entry->registrations += registrations;
+}
+
+void ClusterRuntime::AddLocalReference(const std::string &id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end()) {
+      ++it->second->local;
+      return;
+    }
+  }
+  owned_.AddReference(id);
+}
+
+void ClusterRuntime::RemoveLocalReference(const std::string &id) {
+  std::unique_ptr<Borrowed> released;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end()) {
+      if (--it->second->local > 0) return;
+      released = std::move(it->second);
+      borrowed_.erase(it);
+    }
+  }
+  if (released == nullptr) {
+    owned_.RemoveReference(id);
+    return;
+  }
+  for (auto &waiter : released->waiters) waiter();
+  if (released->registrations > 0) {
+    proto::RemoveBorrowerRequest request;
+    request.set_object_id(id);
+    request.set_borrower_address(my_address_);
+    request.set_count(released->registrations);
+    auto stub = WorkerStub(released->owner);
+    CallAsync<proto::RemoveBorrowerReply>(
+        std::move(request), kShortCallTimeoutMs,
+        [stub](auto *context, auto *req, auto *reply, auto callback) {
+          stub->async()->RemoveBorrower(context, req, reply, std::move(callback));
+        },
+        [](const grpc::Status &, proto::RemoveBorrowerReply &) {});
+  }
+}
+
+std::string ClusterRuntime::GetOwnershipInfo(const std::string &id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end()) return it->second->owner;
+  }
+  return Owns(id) ? my_address_ : std::string();
+}
+
+void ClusterRuntime::AddBorrowedReference(const std::string &id, const std::string &owner_info) {
+  if (owner_info.empty() || owner_info == my_address_) {
+    AddLocalReference(id);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end() && it->second->registrations > 0) {
+      ++it->second->local;
+      return;
+    }
+  }
+  // First use here: the owner must count us before the ref we came from can
+  // go away.
+  proto::AddBorrowerRequest request;
+  request.set_object_id(id);
+  request.set_borrower_address(my_address_);
+  proto::AddBorrowerReply reply;
+  grpc::Status status = WorkerStub(owner_info)->AddBorrower(Context(kShortCallTimeoutMs).get(),
+                                                            request, &reply);
+  const bool registered = status.ok() && reply.found();
+  AddBorrowedCount(id, owner_info, registered ? 1 : 0);
+  if (!registered) {
+    // The owner is gone or freed it: remember the loss for Get.
+    absl::MutexLock lock(&mu_);
+    Borrowed &entry = *borrowed_[id];
+    entry.fetched = true;
+    entry.value.set_is_error(true);
+    ErrorToProto(ErrorInfo{ErrorType::kObjectLost,
+                           "Object " + BinaryToHex(id) + " is lost: its owner at " + owner_info +
+                               (status.ok() ? " no longer has it."
+                                            : " cannot be reached (" + status.error_message() +
+                                                  ")."),
+                           "", "", ""},
+                 entry.value.mutable_error());
+  }
+}
+
+void ClusterRuntime::FetchBorrowed(const std::string &id, std::function<void()> done) {
+  std::string owner;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end() && !it->second->fetched) {
+      it->second->waiters.push_back(std::move(done));
+      if (it->second->fetching) return;
+      it->second->fetching = true;
+      owner = it->second->owner;
+    }
+  }
+  if (owner.empty()) {  // fetched already, or not borrowed (Get reports it)
+    done();
+    return;
+  }
+  proto::GetOwnedObjectRequest request;
+  request.set_object_id(id);
+  auto stub = WorkerStub(owner);
+  CallAsync<proto::GetOwnedObjectReply>(
+      std::move(request), -1,
+      [stub](auto *context, auto *req, auto *reply, auto callback) {
+        stub->async()->GetOwnedObject(context, req, reply, std::move(callback));
+      },
+      [this, id, owner](const grpc::Status &status, proto::GetOwnedObjectReply &reply) {
+        std::vector<std::function<void()>> waiters;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = borrowed_.find(id);
+          if (it == borrowed_.end()) return;  // released meanwhile; its waiters ran
+          Borrowed &entry = *it->second;
+          entry.fetching = false;
+          entry.fetched = true;
+          if (status.ok()) {
+            entry.value = std::move(*reply.mutable_value());
+          } else {
+            entry.value.set_is_error(true);
+            ErrorToProto(
+                ErrorInfo{ErrorType::kObjectLost,
+                          "Object " + BinaryToHex(id) + " is lost: its owner at " + owner +
+                              (status.error_code() == grpc::StatusCode::NOT_FOUND
+                                   ? " no longer has it."
+                                   : " cannot be reached (" + status.error_message() + ")."),
+                          "", "", ""},
+                entry.value.mutable_error());
+          }
+          waiters.swap(entry.waiters);
+        }
+        for (auto &waiter : waiters) waiter();
+      });
+}
+
+// Counts ready objects for one Get or Wait.
+struct ClusterRuntime::Waiter {
+  absl::Mutex mu;
+  absl::CondVar changed;
+  size_t ready ABSL_GUARDED_BY(mu) = 0;
+  std::vector<bool> done ABSL_GUARDED_BY(mu);
+};
+
+std::vector<bool> ClusterRuntime::WaitReady(const std::vector<std::string> &ids, size_t num,
+                                            int timeout_ms) {
+  auto waiter = std::make_shared<Waiter>();
+  {
+    absl::MutexLock lock(&waiter->mu);
+    waiter->done.assign(ids.size(), false);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto mark = [waiter, i] {
+      absl::MutexLock lock(&waiter->mu);
+      if (waiter->done[i]) return;
+      waiter->done[i] = true;
+      ++waiter->ready;
+      waiter->changed.Signal();
+    };
+    bool borrowed;
+    {
+      absl::MutexLock lock(&mu_);
+      borrowed = borrowed_.contains(ids[i]);
+    }
+    if (borrowed) {
+      FetchBorrowed(ids[i], std::move(mark));
+    } else {
+      owned_.OnSealed({ids[i]}, std::move(mark));  // unknown ids count as ready
+    }
+  }
+  const absl::Time deadline =
+      timeout_ms < 0 ? absl::InfiniteFuture() : absl::Now() + absl::Milliseconds(timeout_ms);
+  absl::MutexLock lock(&waiter->mu);
+  if (waiter->ready < num) {
+    waiter->mu.Unlock();
+    {
+      BlockedScope blocked(this);
+      absl::MutexLock relock(&waiter->mu);
+      while (waiter->ready < num) {
+        if (waiter->changed.WaitWithDeadline(&waiter->mu, deadline)) break;
+      }
+    }
+    waiter->mu.Lock();
+  }
+  return waiter->done;
+}
+
+std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadNodeStore(const std::string &id) {
+  auto view = store_->Get(ObjectID::FromBinary(id));
+  if (!view.ok()) {
+    ThrowObjectError(ErrorInfo{ErrorType::kObjectLost,
+                               "Object " + BinaryToHex(id) +
+                                   " is lost: it is not in the node's object store (" +
+                                   std::string(view.status().message()) + ").",
+                               "", "", ""});
+  }
+  return std::make_shared<StoreViewObject>(std::move(*view));
+}
+
+std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadValue(const std::string &id) {
+  proto::ObjectValue borrowed_value;
+  bool borrowed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end() && it->second->fetched) {
+      borrowed = true;
+      borrowed_value = it->second->value;
+    }
+  }
+  if (borrowed) {
+    if (borrowed_value.is_error()) ThrowObjectError(ErrorFromProto(borrowed_value.error()));
+    if (borrowed_value.in_store()) return ReadNodeStore(id);
+    return std::make_shared<StringBuffer>(std::move(*borrowed_value.mutable_data()));
+  }
+  MemoryStore::Value value = owned_.Get({id}, 0).at(0);  // throws for unknown ids
+  if (value.error) ThrowObjectError(*value.error);
+  if (value.in_node_store) return ReadNodeStore(id);
+  return value.data;
+}
+
+std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> ClusterRuntime::Get(
+    const std::vector<std::string> &ids, int timeout_ms) {
+  std::vector<bool> ready = WaitReady(ids, ids.size(), timeout_ms);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!ready[i]) {
+      throw ray::internal::RayTimeoutException("Get timed out: object " + BinaryToHex(ids[i]) +
+                                               " was not ready within " +
+                                               std::to_string(timeout_ms) + " ms.");
+    }
+  }
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> buffers;
+  buffers.reserve(ids.size());
+  for (const auto &id : ids) buffers.push_back(ReadValue(id));
+  return buffers;
+}
+
+std::vector<bool> ClusterRuntime::Wait(const std::vector<std::string> &ids, int num_objects,
+                                       int timeout_ms) {
+  return WaitReady(ids, static_cast<size_t>(std::max(num_objects, 0)), timeout_ms);
+}
+
+// --- Context ---------------------------------------------------------------
+
+ray::internal::RuntimeContextInfo ClusterRuntime::GetRuntimeContext() {
+  ray::internal::RuntimeContextInfo info;
+  info.job_id = job_id_.Hex();
+  info.node_id = node_id_.Hex();
+  info.ray_namespace = namespace_;
+  const ExecutionContext *context = CurrentExecutionContext();
+  info.task_id = context != nullptr ? context->task_id.Hex() : driver_task_id_.Hex();
+  if (context != nullptr && context->in_actor) {
+    info.actor_id = context->actor_id.Hex();
+    info.was_current_actor_restarted = context->actor_restarts > 0;
+  }
+  return info;
+}
+
+bool ClusterRuntime::WasCurrentActorRestarted() {
+  const ExecutionContext *context = CurrentExecutionContext();
+  return context != nullptr && context->in_actor && context->actor_restarts > 0;
+}
+
+void ClusterRuntime::ExitActor() {
+  const ExecutionContext *context = CurrentExecutionContext();
+  if (context == nullptr || !context->in_actor) {
+    throw std::logic_error("ray::ExitActor() can only be called inside an actor method.");
+  }
+  throw ray::internal::RayIntentionalSystemExitException("ray::ExitActor()");
+}
+
+// --- Placement groups (bookkeeping, see placement_groups.h) ----------------
+
+ray::PlacementGroup ClusterRuntime::CreatePlacementGroup(
+    const ray::PlacementGroupCreationOptions &options) {
+  return placement_groups_.Create(options);
+}
+
+void ClusterRuntime::RemovePlacementGroup(const std::string &group_id) {
+  placement_groups_.Remove(group_id);
+}
+
+bool ClusterRuntime::WaitPlacementGroupReady(const std::string &group_id, int64_t) {
+  return placement_groups_.WaitReady(group_id);
+}
+
+std::vector<ray::PlacementGroup> ClusterRuntime::GetAllPlacementGroups() {
+  return placement_groups_.All();
+}
+
+ray::PlacementGroup ClusterRuntime::GetPlacementGroupById(const std::string &id) {
+  return placement_groups_.ById(id);
+}
+
+ray::PlacementGroup ClusterRuntime::GetPlacementGroup(const std::string &name) {
+  return placement_groups_.ByName(name);
+}
+
+}  // namespace sunray

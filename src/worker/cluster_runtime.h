@@ -1,0 +1,279 @@
+// The cluster runtime: RayRuntime for a process that is part of a Sunray
+// cluster, a driver or a worker (Ray: the core worker).
+//
+// Ownership. The process that submits a task owns its return object; the
+// process that calls Put owns the object. Owned objects live in `owned_`
+// (a MemoryStore): small values inline, larger ones in the node's
+// shared-memory store with a marker inline. An owned object's count covers
+// ObjectRefs in this process, task arguments in flight, other objects whose
+// values contain it, and borrowers (other processes holding a ref). When the
+// count reaches zero the object is freed everywhere.
+//
+// Borrowing. A process that deserializes a ref it does not own registers
+// with the owner (AddBorrower) before using it and tells the owner when its
+// last local ref is gone (RemoveBorrower, with how many registrations it
+// received). A worker that returns refs inside a task's result registers the
+// caller as a borrower first, so the refs are never unowned in flight.
+//
+// Tasks. Normal tasks are queued per scheduling class (resources) and pushed
+// to workers leased from the node daemon; a lease is reused while tasks of
+// its class are queued and returned after a short idle time. ObjectRef
+// arguments are resolved before the push (the owner waits, then sends the
+// value inline or a note that it is in the node store). Actor tasks go
+// straight to the actor's worker, numbered per caller so the actor runs
+// them in submission order.
+//
+// Every process serves WorkerService (src/proto/worker.proto) on its own
+// port: tasks arrive there in workers; owners answer borrowers there.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "control.grpc.pb.h"
+#include "node.grpc.pb.h"
+#include "ray/api/ray_runtime.h"
+#include "src/api/function_executor.h"
+#include "src/api/local/memory_store.h"
+#include "src/api/placement_groups.h"
+#include "src/common/id.h"
+#include "src/objstore/store_client.h"
+#include "src/rpc/rpc.h"
+#include "worker.grpc.pb.h"
+
+namespace sunray {
+
+struct FreeTarget;
+class DeferredReactor;
+
+// Objects up to this size travel inline; larger ones go through the node's
+// shared-memory store.
+inline constexpr size_t kMaxInlineObjectBytes = 100 * 1024;
+
+struct ClusterRuntimeOptions {
+  std::string control_address;
+  std::string token;
+  std::string ray_namespace;  // drivers; empty: a fresh anonymous namespace
+  std::string host = "127.0.0.1";
+  // How the node starts workers for this job.
+  std::vector<std::string> worker_argv;
+  // Set in worker processes (from the environment the node daemon gave).
+  bool worker_mode = false;
+  int64_t startup_token = 0;
+  std::string job_id_hex;
+  std::string node_address;
+  std::string code_search_description;
+};
+
+class ClusterRuntime : public ray::internal::RayRuntime {
+ public:
+  // Connects to the cluster: registers the job (drivers), the node's store,
+  // and starts serving. Throws RayException naming what failed.
+  explicit ClusterRuntime(ClusterRuntimeOptions options);
+  ~ClusterRuntime() override;
+
+  // Fails pending work, returns leases, stops serving. Idempotent.
+  void Shutdown();
+  // Worker processes: serve tasks until the process is told to exit.
+  [[noreturn]] void RunWorkerLoop();
+
+  std::string Put(std::shared_ptr<msgpack::sbuffer> data,
+                  const std::vector<std::string> &contained_ids) override;
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> Get(const std::vector<std::string> &ids,
+                                                                int timeout_ms) override;
+  std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects,
+                         int timeout_ms) override;
+  void AddLocalReference(const std::string &id) override;
+  void RemoveLocalReference(const std::string &id) override;
+  std::string GetOwnershipInfo(const std::string &id) override;
+  void AddBorrowedReference(const std::string &id, const std::string &owner_info) override;
+
+  std::string Call(const ray::internal::RemoteFunctionHolder &function,
+                   std::vector<ray::internal::TaskArg> &args,
+                   const ray::internal::CallOptions &options) override;
+  std::string CreateActor(const ray::internal::RemoteFunctionHolder &factory,
+                          std::vector<ray::internal::TaskArg> &args,
+                          const ray::internal::ActorCreationOptions &options) override;
+  std::string CallActor(const ray::internal::RemoteFunctionHolder &method,
+                        const std::string &actor_id, std::vector<ray::internal::TaskArg> &args,
+                        const ray::internal::CallOptions &options) override;
+  std::string GetActorId(const std::string &name, const std::string &ray_namespace) override;
+  void KillActor(const std::string &actor_id, bool no_restart) override;
+  void ExitActor() override;
+  bool WasCurrentActorRestarted() override;
+  std::string SerializeActorHandle(const std::string &actor_id) override;
+  std::string DeserializeAndRegisterActorHandle(const std::string &serialized) override;
+  void Cancel(const std::string &object_id, bool force, bool recursive) override;
+
+  ray::PlacementGroup CreatePlacementGroup(
+      const ray::PlacementGroupCreationOptions &options) override;
+  void RemovePlacementGroup(const std::string &group_id) override;
+  bool WaitPlacementGroupReady(const std::string &group_id, int64_t timeout_seconds) override;
+  std::vector<ray::PlacementGroup> GetAllPlacementGroups() override;
+  ray::PlacementGroup GetPlacementGroupById(const std::string &id) override;
+  ray::PlacementGroup GetPlacementGroup(const std::string &name) override;
+
+  std::string GetNamespace() override { return namespace_; }
+  ray::internal::RuntimeContextInfo GetRuntimeContext() override;
+
+  // Runs `work` soon on the runtime's housekeeping thread (for actions that
+  // must not run under other locks, such as freeing objects).
+  void RunDeferred(std::function<void()> work);
+
+  // For tests: owned objects currently tracked.
+  size_t NumOwnedObjects() const { return owned_.Size(); }
+
+ private:
+  class Service;
+  struct PendingTask;
+  struct SchedulingClass;
+  struct LeasedWorker;
+  struct ActorState;
+  struct Borrowed;
+  struct Waiter;
+
+  // --- objects (cluster_runtime.cc) ---
+  bool Owns(const std::string &id) const { return owned_.Contains(id); }
+  std::string NewPutId();
+  // Seals an owned object from a value that arrived over RPC.
+  void SealFromProto(const std::string &id, const proto::ObjectValue &value);
+  // What to do when an owned object is freed.
+  std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
+                                     std::vector<std::string> borrowed_contained);
+  void AddBorrowedCount(const std::string &id, const std::string &owner, int64_t registrations);
+  // Blocks until `num` of `ids` are ready (or the deadline); fetches borrowed
+  // values from their owners. Returns which are ready.
+  std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);
+  void FetchBorrowed(const std::string &id, std::function<void()> done);
+  std::shared_ptr<ray::internal::ObjectBuffer> ReadValue(const std::string &id);
+  std::shared_ptr<ray::internal::ObjectBuffer> ReadNodeStore(const std::string &id);
+  // Fills `out` with what the value of owned object `id` is on the wire.
+  void OwnedValueToProto(const std::string &id, proto::ObjectValue *out);
+  void HousekeepingLoop();
+
+  // --- tasks (task_submitter.cc) ---
+  // Turns API arguments into wire arguments; holds references on what they
+  // point to (released by ReleaseTask).
+  void PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task);
+  // Resolves by-reference arguments, then runs `done` with the error of a
+  // failed dependency, if any.
+  void ResolveArgs(std::shared_ptr<PendingTask> task,
+                   std::function<void(std::optional<ErrorInfo>)> done);
+  void ReleaseTask(PendingTask *task);
+  void FailTask(PendingTask *task, ErrorInfo error);
+  void CompleteTask(PendingTask *task, const proto::ObjectValue &result);
+  void EnqueueNormalTask(std::shared_ptr<PendingTask> task);
+  void DispatchLocked(SchedulingClass *cls, std::vector<std::function<void()>> *work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequestLease(const std::string &class_key, const proto::ResourceMap &resources);
+  void PushNormalTask(std::string class_key, std::shared_ptr<LeasedWorker> worker,
+                      std::shared_ptr<PendingTask> task);
+  void PushActorTask(std::shared_ptr<ActorState> actor, std::string address,
+                     std::shared_ptr<proto::WorkerService::Stub> stub,
+                     std::shared_ptr<PendingTask> task);
+  void ReturnLease(const LeasedWorker &worker, bool dead);
+  void ReturnIdleLeases(bool all);
+  std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strategy,
+                                            const ray::PlacementGroup &group,
+                                            const std::string &runtime_env_info,
+                                            const std::unordered_map<std::string, double> &res);
+
+  // --- actors (actor_submitter.cc) ---
+  std::shared_ptr<ActorState> GetOrWatchActor(const std::string &actor_id);
+  void WatchActor(std::shared_ptr<ActorState> actor, int64_t after_version);
+  void OnActorInfo(const std::shared_ptr<ActorState> &actor, const proto::ActorInfo &info);
+  void SendActorTasksLocked(const std::shared_ptr<ActorState> &actor,
+                            std::vector<std::function<void()>> *work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ErrorInfo ActorDeathError(const ActorState &actor, const std::string &function) const;
+
+  // --- execution (task_receiver.cc) ---
+  void HandlePushTask(const proto::PushTaskRequest *request, proto::PushTaskReply *reply,
+                      DeferredReactor *reactor);
+  bool HandleCancelTask(const std::string &return_id, bool force);
+  void ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply);
+  void ResultToProto(const proto::TaskSpec &spec, ExecutionResult result, proto::ObjectValue *out);
+  void PushExecution(std::function<void()> work);
+  void ExecutionLoop();
+  void ReceiveActorTask(const proto::TaskSpec &spec, std::function<void()> run);
+  void ExitProcess(int code);
+  // A worker running a normal task tells its node when it blocks in Get.
+  class BlockedScope;
+  friend class BlockedScope;
+
+  // --- plumbing ---
+  std::shared_ptr<proto::WorkerService::Stub> WorkerStub(const std::string &address);
+  std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) const;
+  // Starts an asynchronous call; `done` runs on a gRPC thread. Shutdown
+  // cancels calls still in flight and waits for their callbacks.
+  template <typename Reply, typename Request, typename Start, typename Done>
+  void CallAsync(Request request, int timeout_ms, Start start, Done done);
+
+  const ClusterRuntimeOptions options_;
+  std::string namespace_;
+  JobID job_id_;
+  NodeID node_id_;
+  TaskID driver_task_id_;
+  std::string worker_id_;  // this process's caller id for actor ordering
+  std::string my_address_;
+  std::vector<std::string> worker_env_;
+  std::vector<std::map<std::string, double>> node_totals_;  // per node, at connect
+
+  std::shared_ptr<proto::ControlService::Stub> control_;
+  std::shared_ptr<proto::NodeService::Stub> node_;
+  std::unique_ptr<StoreClient> store_;
+  FunctionExecutor executor_;
+  MemoryStore owned_;
+  PlacementGroupBook placement_groups_;
+  std::shared_ptr<FreeTarget> free_target_;
+  std::unique_ptr<Service> service_;
+  rpc::RpcServer server_;
+  std::atomic<uint32_t> put_index_{0};
+
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, std::unique_ptr<Borrowed>> borrowed_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<SchedulingClass>> classes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> submitted_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<ActorState>> actors_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<proto::WorkerService::Stub>> stubs_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> warned_infeasible_ ABSL_GUARDED_BY(mu_);
+  // Owned objects with a copy in the node store (deleted at Shutdown).
+  absl::flat_hash_set<std::string> in_store_owned_ ABSL_GUARDED_BY(mu_);
+
+  // Calls in flight, cancelled at Shutdown.
+  absl::Mutex calls_mu_;
+  absl::flat_hash_set<grpc::ClientContext *> calls_ ABSL_GUARDED_BY(calls_mu_);
+  bool calls_closed_ ABSL_GUARDED_BY(calls_mu_) = false;
+  absl::CondVar calls_idle_;
+
+  // Work that must not run under other locks (frees), and lease upkeep.
+  absl::Mutex deferred_mu_;
+  std::deque<std::function<void()>> deferred_ ABSL_GUARDED_BY(deferred_mu_);
+  bool stop_housekeeping_ ABSL_GUARDED_BY(deferred_mu_) = false;
+  std::thread housekeeping_;
+
+  // Worker processes: the execution queue, its threads, and the actor.
+  absl::Mutex exec_mu_;
+  std::deque<std::function<void()>> exec_queue_ ABSL_GUARDED_BY(exec_mu_);
+  std::vector<std::thread> exec_threads_;
+  struct HostedActor;
+  std::unique_ptr<HostedActor> hosted_ ABSL_GUARDED_BY(exec_mu_);
+  // Normal tasks waiting to run or running here, by return id (for Cancel).
+  absl::flat_hash_map<std::string, bool> running_ ABSL_GUARDED_BY(exec_mu_);
+  absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(exec_mu_);
+};
+
+}  // namespace sunray

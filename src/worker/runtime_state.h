@@ -1,0 +1,182 @@
+// The cluster runtime's private records, shared by its source files
+// (cluster_runtime.cc: objects and plumbing; task_submitter.cc: tasks and
+// actors as a caller; task_receiver.cc: execution in workers).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "src/worker/cluster_runtime.h"
+
+namespace sunray {
+
+// A task this process submitted, from Call/CallActor until its result is in.
+struct ClusterRuntime::PendingTask {
+  proto::TaskSpec spec;
+  // Ids this process holds references on until the task is done (by-ref
+  // arguments, refs inside by-value arguments, arguments put in the store).
+  std::vector<std::string> held;
+  std::string class_key;  // normal tasks: the scheduling class
+  // Guarded by the runtime's mu_:
+  bool resolved = false;
+  std::optional<ErrorInfo> failed;  // a dependency failed
+  bool cancelled = false;
+  std::string pushed_to;  // the worker's address once pushed
+  // Guarded by `mu` (filled from several threads while resolving):
+  absl::Mutex mu;
+  std::optional<ErrorInfo> dependency_error;
+  std::atomic<int> unresolved{0};
+};
+
+// Leased workers and queued tasks of one scheduling class (resources).
+struct ClusterRuntime::LeasedWorker {
+  int64_t lease_id = 0;
+  std::string address;
+  int pid = 0;
+  std::shared_ptr<proto::WorkerService::Stub> stub;
+  bool busy = false;
+  absl::Time idle_since;
+};
+
+struct ClusterRuntime::SchedulingClass {
+  std::string key;
+  proto::ResourceMap resources;
+  std::deque<std::shared_ptr<PendingTask>> queue;
+  std::vector<std::shared_ptr<LeasedWorker>> workers;
+  int pending_leases = 0;
+};
+
+// A caller's view of an actor.
+struct ClusterRuntime::ActorState {
+  std::string id;
+  std::string class_name;
+  bool known = false;  // `info` has arrived from the control service
+  proto::ActorInfo info;
+  bool watching = false;
+  // A call to the current address failed: hold calls until the control
+  // service reports the next state.
+  bool suspect = false;
+  std::shared_ptr<proto::WorkerService::Stub> stub;
+  int64_t next_seq = 0;
+  // Calls in submission order, sent from the front once resolved.
+  std::deque<std::shared_ptr<PendingTask>> queue;
+  // References held for the creation task's arguments (this process
+  // created the actor), released when it is dead for good.
+  std::vector<std::string> creation_held;
+};
+
+// A reference this process borrows from another process (the owner).
+struct ClusterRuntime::Borrowed {
+  std::string owner;
+  int64_t local = 0;          // refs here: ObjectRefs, args in flight, values holding it
+  int64_t registrations = 0;  // how many times the owner counted us as a borrower
+  bool fetching = false;
+  bool fetched = false;
+  proto::ObjectValue value;  // once fetched
+  std::vector<std::function<void()>> waiters;
+};
+
+// The actor this worker process hosts.
+struct ClusterRuntime::HostedActor {
+  void *instance = nullptr;
+  ray::internal::ActorDeleter deleter = nullptr;
+  ActorID id;
+  int restarts = 0;
+  std::string class_name;
+  // Per caller: the next call number to start, and calls that came early.
+  struct Caller {
+    int64_t next = 0;
+    std::map<int64_t, std::function<void()>> parked;
+  };
+  absl::flat_hash_map<std::string, Caller> callers;
+};
+
+// An object value held in a std::string (a value that arrived inline).
+class StringBuffer : public ray::internal::ObjectBuffer {
+ public:
+  explicit StringBuffer(std::string data) : data_(std::move(data)) {}
+  const char *Data() const override { return data_.data(); }
+  size_t Size() const override { return data_.size(); }
+
+ private:
+  std::string data_;
+};
+
+// A unary call finished later, with an optional action once the reply is
+// on its way (used to exit a worker after its last reply).
+class DeferredReactor : public grpc::ServerUnaryReactor {
+ public:
+  void OnDone() override {
+    if (after_reply_) after_reply_();
+    delete this;
+  }
+  void OnCancel() override {}
+  void set_after_reply(std::function<void()> action) { after_reply_ = std::move(action); }
+
+ private:
+  std::function<void()> after_reply_;
+};
+
+// While a worker running a normal task waits in Get/Wait, its node does not
+// count it against the CPU limit (so nested tasks can run).
+class ClusterRuntime::BlockedScope {
+ public:
+  explicit BlockedScope(ClusterRuntime *runtime);
+  ~BlockedScope();
+  BlockedScope(const BlockedScope &) = delete;
+  BlockedScope &operator=(const BlockedScope &) = delete;
+
+ private:
+  void Notify(bool blocked);
+  ClusterRuntime *runtime_;
+  bool active_ = false;
+};
+
+ErrorInfo ErrorFromProto(const proto::ErrorInfo &error);
+void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out);
+
+template <typename Reply, typename Request, typename Start, typename Done>
+void ClusterRuntime::CallAsync(Request request, int timeout_ms, Start start, Done done) {
+  struct Call {
+    grpc::ClientContext context;
+    Request request;
+    Reply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->context.AddMetadata(rpc::kTokenHeader, options_.token);
+  if (timeout_ms >= 0) {
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::milliseconds(timeout_ms));
+  }
+  call->request = std::move(request);
+  bool closed;
+  {
+    absl::MutexLock lock(&calls_mu_);
+    closed = calls_closed_;
+    if (!closed) calls_.insert(&call->context);
+  }
+  if (closed) {
+    done(grpc::Status(grpc::StatusCode::CANCELLED, "Sunray is shutting down"), call->reply);
+    return;
+  }
+  start(&call->context, &call->request, &call->reply,
+        [this, call, done = std::move(done)](grpc::Status status) mutable {
+          done(status, call->reply);
+          absl::MutexLock lock(&calls_mu_);
+          calls_.erase(&call->context);
+          if (calls_.empty()) calls_idle_.SignalAll();
+        });
+}
+
+}  // namespace sunray

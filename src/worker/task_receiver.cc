@@ -1,0 +1,286 @@
+// The cluster runtime in a worker process: tasks pushed by owners run here,
+// normal tasks and the actor's creation on the execution queue in arrival
+// order, actor calls in each caller's order (up to max_concurrency at once).
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "ray/api/logging.h"
+#include "ray/api/ray_exception.h"
+#include "src/api/local/local_context.h"
+#include "src/worker/runtime_state.h"
+
+namespace sunray {
+
+ClusterRuntime::BlockedScope::BlockedScope(ClusterRuntime *runtime) : runtime_(runtime) {
+  const ExecutionContext *context = CurrentExecutionContext();
+  if (runtime_->options_.worker_mode && context != nullptr && !context->in_actor) {
+    active_ = true;
+    Notify(true);
+  }
+}
+
+ClusterRuntime::BlockedScope::~BlockedScope() {
+  if (active_) Notify(false);
+}
+
+void ClusterRuntime::BlockedScope::Notify(bool blocked) {
+  proto::NotifyBlockedRequest request;
+  request.set_startup_token(runtime_->options_.startup_token);
+  request.set_blocked(blocked);
+  proto::NotifyBlockedReply reply;
+  (void)runtime_->node_->NotifyBlocked(runtime_->Context(5000).get(), request, &reply);
+}
+
+void ClusterRuntime::PushExecution(std::function<void()> work) {
+  absl::MutexLock lock(&exec_mu_);
+  exec_queue_.push_back(std::move(work));
+}
+
+void ClusterRuntime::ExecutionLoop() {
+  for (;;) {
+    std::function<void()> work;
+    {
+      absl::MutexLock lock(&exec_mu_);
+      exec_mu_.Await(absl::Condition(
+          +[](std::deque<std::function<void()>> *queue) { return !queue->empty(); },
+          &exec_queue_));
+      work = std::move(exec_queue_.front());
+      exec_queue_.pop_front();
+    }
+    work();
+  }
+}
+
+void ClusterRuntime::RunWorkerLoop() {
+  ExecutionLoop();
+  ExitProcess(0);
+}
+
+void ClusterRuntime::ExitProcess(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  _exit(code);
+}
+
+void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
+                                    proto::PushTaskReply *reply, DeferredReactor *reactor) {
+  const proto::TaskSpec &spec = request->task();
+  if (!options_.worker_mode) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "this process is a driver; it runs no tasks"));
+    return;
+  }
+  auto run = [this, &spec, reply, reactor] {
+    if (spec.type() == proto::TaskSpec::NORMAL) {
+      bool cancelled;
+      {
+        absl::MutexLock lock(&exec_mu_);
+        cancelled = cancelled_.erase(spec.return_id()) > 0;
+        running_[spec.return_id()] = true;
+      }
+      if (cancelled) {
+        reply->mutable_result()->set_is_error(true);
+        ErrorToProto(ErrorInfo{ErrorType::kTaskCancelled,
+                               "The task was cancelled with ray::Cancel before it ran.",
+                               spec.function_name(), "", ""},
+                     reply->mutable_result()->mutable_error());
+      } else {
+        ExecuteTask(spec, reply);
+      }
+      absl::MutexLock lock(&exec_mu_);
+      running_.erase(spec.return_id());
+    } else {
+      ExecuteTask(spec, reply);
+    }
+    if (reply->actor_exiting()) {
+      // ray::ExitActor(): answer, make the death final, then go.
+      reactor->set_after_reply([this, actor_id = spec.actor_id()] {
+        proto::KillActorRequest kill;
+        kill.set_actor_id(actor_id);
+        kill.set_no_restart(true);
+        proto::KillActorReply kill_reply;
+        (void)control_->KillActor(Context(5000).get(), kill, &kill_reply);
+        ExitProcess(0);
+      });
+    }
+    reactor->Finish(grpc::Status::OK);
+  };
+  switch (spec.type()) {
+    case proto::TaskSpec::NORMAL: {
+      absl::MutexLock lock(&exec_mu_);
+      running_[spec.return_id()] = false;
+      exec_queue_.push_back(std::move(run));
+      return;
+    }
+    case proto::TaskSpec::ACTOR_CREATION:
+      PushExecution(std::move(run));
+      return;
+    case proto::TaskSpec::ACTOR_TASK:
+      ReceiveActorTask(spec, std::move(run));
+      return;
+    default:
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "unknown task type " + std::to_string(spec.type())));
+  }
+}
+
+bool ClusterRuntime::HandleCancelTask(const std::string &return_id, bool force) {
+  absl::MutexLock lock(&exec_mu_);
+  auto it = running_.find(return_id);
+  if (it == running_.end()) return false;
+  if (!it->second) {
+    cancelled_.insert(return_id);  // answered with TaskCancelled when its turn comes
+  } else if (force) {
+    // A running C++ function cannot be interrupted: the worker goes, and the
+    // owner reports the task as cancelled.
+    RAYLOG(WARNING) << "Force-cancelling a running task: this worker exits.";
+    ExitProcess(1);
+  }
+  return true;
+}
+
+void ClusterRuntime::ReceiveActorTask(const proto::TaskSpec &spec, std::function<void()> run) {
+  absl::MutexLock lock(&exec_mu_);
+  if (hosted_ == nullptr) {
+    // Calls only come once the control service saw the actor created.
+    exec_queue_.push_back(std::move(run));
+    return;
+  }
+  HostedActor::Caller &caller = hosted_->callers[spec.caller_id()];
+  if (spec.sequence_number() < caller.next) {
+    exec_queue_.push_back(std::move(run));
+    return;
+  }
+  caller.parked.emplace(spec.sequence_number(), std::move(run));
+  while (!caller.parked.empty() && caller.parked.begin()->first == caller.next) {
+    exec_queue_.push_back(std::move(caller.parked.begin()->second));
+    caller.parked.erase(caller.parked.begin());
+    ++caller.next;
+  }
+}
+
+void ClusterRuntime::ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply) {
+  const bool in_actor = spec.type() != proto::TaskSpec::NORMAL;
+  int restarts = spec.restart_count();
+  void *instance = nullptr;
+  if (spec.type() == proto::TaskSpec::ACTOR_TASK) {
+    absl::MutexLock lock(&exec_mu_);
+    if (hosted_ != nullptr) {
+      instance = hosted_->instance;
+      restarts = hosted_->restarts;
+    }
+  }
+  ExecutionContextScope context({TaskID::FromBinary(spec.task_id()),
+                                 ActorID::FromBinary(spec.actor_id()), restarts, in_actor});
+  ray::internal::ArgsViewList views;
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> keep_alive;
+  ExecutionResult result;
+  try {
+    for (const auto &arg : spec.args()) {
+      if (arg.value().in_store()) {
+        keep_alive.push_back(ReadNodeStore(arg.object_id()));
+        views.push_back({keep_alive.back()->Data(), keep_alive.back()->Size()});
+      } else {
+        views.push_back({arg.value().data().data(), arg.value().data().size()});
+      }
+    }
+  } catch (const ray::internal::RayException &e) {
+    result.error = ErrorInfo{ErrorType::kObjectLost, e.what(), spec.function_name(), "", ""};
+  }
+  if (!result.error) {
+    switch (spec.type()) {
+      case proto::TaskSpec::NORMAL:
+        result = executor_.Call(spec.function_name(), views);
+        break;
+      case proto::TaskSpec::ACTOR_CREATION: {
+        void *created = nullptr;
+        ray::internal::ActorDeleter deleter = nullptr;
+        result = executor_.CreateActor(spec.function_name(), views, &created, &deleter);
+        if (!result.error) {
+          auto hosted = std::make_unique<HostedActor>();
+          hosted->instance = created;
+          hosted->deleter = deleter;
+          hosted->id = ActorID::FromBinary(spec.actor_id());
+          hosted->restarts = spec.restart_count();
+          hosted->class_name = spec.class_name();
+          {
+            absl::MutexLock lock(&exec_mu_);
+            hosted_ = std::move(hosted);
+          }
+          // The main thread is one executor; more for concurrent actors.
+          for (int i = 1; i < spec.max_concurrency(); ++i) {
+            exec_threads_.emplace_back([this] { ExecutionLoop(); });
+            exec_threads_.back().detach();
+          }
+        }
+        break;
+      }
+      case proto::TaskSpec::ACTOR_TASK:
+        if (instance == nullptr) {
+          result.error = ErrorInfo{ErrorType::kActorDied,
+                                   "The actor " + BinaryToHex(spec.actor_id()) +
+                                       " is not hosted by this worker (pid " +
+                                       std::to_string(getpid()) + ").",
+                                   spec.function_name(), "", ""};
+        } else {
+          result = executor_.CallMember(spec.function_name(), instance, views);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  reply->set_actor_exiting(result.exit_actor);
+  ResultToProto(spec, std::move(result), reply->mutable_result());
+}
+
+void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult result,
+                                   proto::ObjectValue *out) {
+  if (!result.error && result.data.size() > kMaxInlineObjectBytes) {
+    absl::Status stored = store_->Put(ObjectID::FromBinary(spec.return_id()),
+                                      std::string_view(result.data.data(), result.data.size()));
+    if (stored.ok()) {
+      out->set_in_store(true);
+    } else {
+      result.error = ErrorInfo{ErrorType::kTaskExecution,
+                               "The result of " + spec.function_name() +
+                                   " could not be stored: " + std::string(stored.message()),
+                               spec.function_name(), "ObjectStoreFullError",
+                               std::string(stored.message())};
+    }
+  }
+  if (result.error) {
+    if (result.error->type == ErrorType::kTaskExecution) {
+      result.error->message += " (pid " + std::to_string(getpid()) + ", node " + node_id_.Hex() +
+                               ")";
+    }
+    out->set_is_error(true);
+    ErrorToProto(*result.error, out->mutable_error());
+    for (const auto &id : result.contained_ids) RemoveLocalReference(id);
+    return;
+  }
+  if (!out->in_store()) out->set_data(result.data.data(), result.data.size());
+  // Each ref in the result gets one registration for the caller before the
+  // reply leaves, so it stays alive until the caller holds it.
+  for (const auto &id : result.contained_ids) {
+    const std::string owner = GetOwnershipInfo(id);
+    if (owner == my_address_) {
+      owned_.AddReference(id);
+    } else if (!owner.empty()) {
+      proto::AddBorrowerRequest request;
+      request.set_object_id(id);
+      request.set_borrower_address(spec.owner_address());
+      proto::AddBorrowerReply reply;
+      (void)WorkerStub(owner)->AddBorrower(Context(10000).get(), request, &reply);
+    }
+    proto::ObjectRefInfo *info = out->add_contained();
+    info->set_object_id(id);
+    info->set_owner_address(owner);
+  }
+  for (const auto &id : result.contained_ids) RemoveLocalReference(id);
+}
+
+}  // namespace sunray

@@ -1,0 +1,731 @@
+// The cluster runtime as a caller: normal tasks over worker leases, actor
+// creation through the control service, actor calls straight to the actor.
+#include <cmath>
+
+#include "absl/synchronization/notification.h"
+#include "ray/api/logging.h"
+#include "ray/api/ray_exception.h"
+#include "src/api/runtime_env_check.h"
+#include "src/worker/runtime_state.h"
+
+namespace sunray {
+
+using ray::internal::RayException;
+
+namespace {
+
+// Leases live on this long without work before they go back to the node:
+// long enough for a driver's next synchronous call to reuse them.
+constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
+// Lease requests in flight per scheduling class (Ray's default is 10).
+constexpr int kMaxPendingLeases = 10;
+constexpr int kControlTimeoutMs = 30000;
+
+int64_t ToFixedPoint(double value) { return std::llround(value * 10000); }
+
+std::string ClassKey(const std::map<std::string, double> &resources) {
+  std::string key;
+  for (const auto &[name, amount] : resources) {
+    key += name + "=" + std::to_string(ToFixedPoint(amount)) + ";";
+  }
+  return key;
+}
+
+std::string DescribeResources(const std::map<std::string, double> &resources) {
+  std::string text = "{";
+  for (const auto &[name, amount] : resources) {
+    if (text.size() > 1) text += ", ";
+    text += name + ": " + std::to_string(amount);
+  }
+  return text + "}";
+}
+
+}  // namespace
+
+// --- Arguments -------------------------------------------------------------
+
+void ClusterRuntime::PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task) {
+  for (auto &arg : args) {
+    proto::TaskArg *out = task->spec.add_args();
+    if (arg.buffer && arg.buffer->size() > kMaxInlineObjectBytes) {
+      // Large by-value arguments travel through the node store.
+      const std::string id = Put(arg.buffer, arg.contained_object_ids);
+      AddLocalReference(id);
+      task->held.push_back(id);
+      out->set_object_id(id);
+      continue;
+    }
+    if (arg.buffer) {
+      proto::ObjectValue *value = out->mutable_value();
+      value->set_data(arg.buffer->data(), arg.buffer->size());
+      for (const auto &inner : arg.contained_object_ids) {
+        AddLocalReference(inner);
+        task->held.push_back(inner);
+        proto::ObjectRefInfo *info = value->add_contained();
+        info->set_object_id(inner);
+        info->set_owner_address(GetOwnershipInfo(inner));
+      }
+      continue;
+    }
+    AddLocalReference(arg.object_id);
+    task->held.push_back(arg.object_id);
+    out->set_object_id(arg.object_id);
+  }
+}
+
+void ClusterRuntime::ResolveArgs(std::shared_ptr<PendingTask> task,
+                                 std::function<void(std::optional<ErrorInfo>)> done) {
+  auto shared_done = std::make_shared<std::function<void(std::optional<ErrorInfo>)>>(
+      std::move(done));
+  std::vector<int> by_ref;
+  for (int i = 0; i < task->spec.args_size(); ++i) {
+    if (!task->spec.args(i).object_id().empty()) by_ref.push_back(i);
+  }
+  task->unresolved = static_cast<int>(by_ref.size()) + 1;
+  auto arrive = [task, shared_done] {
+    if (task->unresolved.fetch_sub(1) != 1) return;
+    std::optional<ErrorInfo> error;
+    {
+      absl::MutexLock lock(&task->mu);
+      error = task->dependency_error;
+    }
+    (*shared_done)(std::move(error));
+  };
+  for (int index : by_ref) {
+    const std::string id = task->spec.args(index).object_id();
+    auto fill = [this, task, index, id, arrive] {
+      proto::ObjectValue value;
+      bool borrowed = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = borrowed_.find(id);
+        if (it != borrowed_.end()) {
+          borrowed = true;
+          value = it->second->value;
+        }
+      }
+      if (!borrowed) OwnedValueToProto(id, &value);
+      {
+        absl::MutexLock lock(&task->mu);
+        if (value.is_error()) {
+          if (!task->dependency_error) task->dependency_error = ErrorFromProto(value.error());
+        } else {
+          *task->spec.mutable_args(index)->mutable_value() = std::move(value);
+        }
+      }
+      arrive();
+    };
+    bool borrowed;
+    {
+      absl::MutexLock lock(&mu_);
+      borrowed = borrowed_.contains(id);
+    }
+    if (borrowed) {
+      FetchBorrowed(id, std::move(fill));
+    } else {
+      owned_.OnSealed({id}, std::move(fill));
+    }
+  }
+  arrive();
+}
+
+void ClusterRuntime::ReleaseTask(PendingTask *task) {
+  for (const auto &id : task->held) RemoveLocalReference(id);
+  task->held.clear();
+  absl::MutexLock lock(&mu_);
+  submitted_.erase(task->spec.return_id());
+}
+
+void ClusterRuntime::FailTask(PendingTask *task, ErrorInfo error) {
+  if (error.function_name.empty()) error.function_name = task->spec.function_name();
+  MemoryStore::Value value;
+  value.error = std::make_shared<ErrorInfo>(std::move(error));
+  owned_.Seal(task->spec.return_id(), std::move(value), {});
+  ReleaseTask(task);
+}
+
+void ClusterRuntime::CompleteTask(PendingTask *task, const proto::ObjectValue &result) {
+  SealFromProto(task->spec.return_id(), result);
+  ReleaseTask(task);
+}
+
+// --- Normal tasks ----------------------------------------------------------
+
+std::optional<ErrorInfo> ClusterRuntime::CheckSchedulable(
+    const ray::SchedulingStrategy &strategy, const ray::PlacementGroup &group,
+    const std::string &runtime_env_info, const std::unordered_map<std::string, double> &) {
+  if (const auto *affinity = std::get_if<ray::NodeAffinitySchedulingStrategy>(&strategy)) {
+    if (!affinity->soft && affinity->node_id != node_id_.Hex()) {
+      return ErrorInfo{ErrorType::kTaskUnschedulable,
+                       "The task asks to run on node " + affinity->node_id +
+                           " (hard affinity), which is not in this cluster (its node: " +
+                           node_id_.Hex() + ").",
+                       "", "", ""};
+    }
+  }
+  if (auto why = placement_groups_.WhyUnusable(group)) {
+    return ErrorInfo{ErrorType::kTaskUnschedulable, *why, "", "", ""};
+  }
+  std::string env_error;
+  if (!ParseRuntimeEnvInfo(runtime_env_info, &env_error)) {
+    return ErrorInfo{ErrorType::kRuntimeEnv,
+                     "The runtime env could not be set up: " + env_error + ".", "", "", ""};
+  }
+  return std::nullopt;
+}
+
+std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &function,
+                                 std::vector<ray::internal::TaskArg> &args,
+                                 const ray::internal::CallOptions &options) {
+  auto task = std::make_shared<PendingTask>();
+  const TaskID task_id = TaskID::FromRandom();
+  proto::TaskSpec &spec = task->spec;
+  spec.set_type(proto::TaskSpec::NORMAL);
+  spec.set_task_id(task_id.Binary());
+  spec.set_job_id(job_id_.Binary());
+  spec.set_function_name(function.function_name);
+  spec.set_return_id(ObjectID::ForTask(task_id, 1).Binary());
+  spec.set_owner_address(my_address_);
+  spec.set_ray_namespace(namespace_);
+  const std::string return_id = spec.return_id();
+  owned_.CreatePending(return_id);
+
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
+                                    options.serialized_runtime_env_info, options.resources)) {
+    FailTask(task.get(), std::move(*error));
+    return return_id;
+  }
+  std::map<std::string, double> resources(options.resources.begin(), options.resources.end());
+  if (resources.empty()) resources["CPU"] = 1;
+  task->class_key = ClassKey(resources);
+  PrepareArgs(args, task.get());
+  bool infeasible = true;
+  for (const auto &totals : node_totals_) {
+    bool fits = true;
+    for (const auto &[name, amount] : resources) {
+      auto it = totals.find(name);
+      if (it == totals.end() || it->second + 1e-9 < amount) fits = false;
+    }
+    if (fits) infeasible = false;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) throw RayException("Sunray is shutting down.");
+    submitted_[return_id] = task;
+    auto &cls = classes_[task->class_key];
+    if (cls == nullptr) {
+      cls = std::make_unique<SchedulingClass>();
+      cls->key = task->class_key;
+      for (const auto &[name, amount] : resources) {
+        (*cls->resources.mutable_amounts())[name] = ToFixedPoint(amount);
+      }
+    }
+    if (infeasible && warned_infeasible_.insert(task->class_key).second) {
+      RAYLOG(WARNING) << "The task " << function.function_name << " asks for "
+                      << DescribeResources(resources)
+                      << ", more than any node in the cluster has; it waits until such a node "
+                         "joins (see `sunray status`).";
+    }
+  }
+  ResolveArgs(task, [this, task](std::optional<ErrorInfo> error) {
+    if (error) {
+      FailTask(task.get(), std::move(*error));
+      return;
+    }
+    EnqueueNormalTask(task);
+  });
+  return return_id;
+}
+
+void ClusterRuntime::EnqueueNormalTask(std::shared_ptr<PendingTask> task) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (task->cancelled) return;  // failed by Cancel already
+    task->resolved = true;
+    SchedulingClass *cls = classes_[task->class_key].get();
+    cls->queue.push_back(std::move(task));
+    DispatchLocked(cls, &work);
+  }
+  for (auto &item : work) item();
+}
+
+void ClusterRuntime::DispatchLocked(SchedulingClass *cls,
+                                    std::vector<std::function<void()>> *work) {
+  if (shut_down_) return;
+  for (auto &worker : cls->workers) {
+    if (cls->queue.empty()) break;
+    if (worker->busy) continue;
+    worker->busy = true;
+    std::shared_ptr<PendingTask> task = std::move(cls->queue.front());
+    cls->queue.pop_front();
+    task->pushed_to = worker->address;
+    work->push_back([this, key = cls->key, worker, task] { PushNormalTask(key, worker, task); });
+  }
+  // More workers while tasks wait (each pending lease covers one task).
+  while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&
+         cls->pending_leases < kMaxPendingLeases) {
+    ++cls->pending_leases;
+    work->push_back([this, key = cls->key, resources = cls->resources] {
+      RequestLease(key, resources);
+    });
+  }
+}
+
+void ClusterRuntime::RequestLease(const std::string &class_key,
+                                  const proto::ResourceMap &resources) {
+  proto::RequestWorkerLeaseRequest request;
+  request.set_job_id(job_id_.Hex());
+  *request.mutable_resources() = resources;
+  for (const auto &arg : options_.worker_argv) request.add_argv(arg);
+  for (const auto &entry : worker_env_) request.add_env(entry);
+  CallAsync<proto::RequestWorkerLeaseReply>(
+      std::move(request), -1,
+      [this](auto *context, auto *req, auto *reply, auto callback) {
+        node_->async()->RequestWorkerLease(context, req, reply, std::move(callback));
+      },
+      [this, class_key](const grpc::Status &status, proto::RequestWorkerLeaseReply &reply) {
+        std::vector<std::function<void()>> work;
+        std::vector<std::shared_ptr<PendingTask>> failed;
+        {
+          absl::MutexLock lock(&mu_);
+          SchedulingClass *cls = classes_[class_key].get();
+          --cls->pending_leases;
+          if (status.ok()) {
+            auto worker = std::make_shared<LeasedWorker>();
+            worker->lease_id = reply.lease_id();
+            worker->address = reply.worker_address();
+            worker->pid = reply.worker_pid();
+            worker->idle_since = absl::Now();
+            cls->workers.push_back(worker);
+            if (shut_down_) {
+              work.push_back([this, worker] { ReturnLease(*worker, false); });
+            }
+          } else if (cls->workers.empty() && cls->pending_leases == 0) {
+            // No worker will come for these tasks.
+            failed.assign(cls->queue.begin(), cls->queue.end());
+            cls->queue.clear();
+          }
+          DispatchLocked(cls, &work);
+        }
+        for (auto &item : work) item();
+        for (auto &task : failed) {
+          FailTask(task.get(),
+                   ErrorInfo{ErrorType::kWorkerDied,
+                             "No worker could be leased for task " + task->spec.function_name() +
+                                 ": " + status.error_message(),
+                             "", "", ""});
+        }
+      });
+}
+
+void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<LeasedWorker> worker,
+                                    std::shared_ptr<PendingTask> task) {
+  if (worker->stub == nullptr) worker->stub = WorkerStub(worker->address);
+  proto::PushTaskRequest request;
+  *request.mutable_task() = task->spec;
+  auto stub = worker->stub;
+  CallAsync<proto::PushTaskReply>(
+      std::move(request), -1,
+      [stub](auto *context, auto *req, auto *reply, auto callback) {
+        stub->async()->PushTask(context, req, reply, std::move(callback));
+      },
+      [this, class_key, worker, task](const grpc::Status &status, proto::PushTaskReply &reply) {
+        bool cancelled;
+        {
+          absl::MutexLock lock(&mu_);
+          cancelled = task->cancelled;
+        }
+        if (status.ok()) {
+          CompleteTask(task.get(), reply.result());
+        } else if (cancelled) {
+          FailTask(task.get(), ErrorInfo{ErrorType::kTaskCancelled,
+                                         "The task was cancelled with ray::Cancel while it ran.",
+                                         "", "", ""});
+        } else {
+          FailTask(task.get(),
+                   ErrorInfo{ErrorType::kWorkerDied,
+                             "The worker running " + task->spec.function_name() + " (pid " +
+                                 std::to_string(worker->pid) + ", node " + node_id_.Hex() +
+                                 ") died before the task finished: " + status.error_message(),
+                             "", "", ""});
+        }
+        std::vector<std::function<void()>> work;
+        {
+          absl::MutexLock lock(&mu_);
+          SchedulingClass *cls = classes_[class_key].get();
+          if (status.ok()) {
+            worker->busy = false;
+            worker->idle_since = absl::Now();
+          } else {
+            std::erase(cls->workers, worker);
+            work.push_back([this, worker] { ReturnLease(*worker, true); });
+          }
+          DispatchLocked(cls, &work);
+        }
+        for (auto &item : work) item();
+      });
+}
+
+void ClusterRuntime::ReturnLease(const LeasedWorker &worker, bool dead) {
+  proto::ReturnWorkerRequest request;
+  request.set_lease_id(worker.lease_id);
+  request.set_worker_dead(dead);
+  proto::ReturnWorkerReply reply;
+  (void)node_->ReturnWorker(Context(5000).get(), request, &reply);
+}
+
+void ClusterRuntime::ReturnIdleLeases(bool all) {
+  std::vector<std::shared_ptr<LeasedWorker>> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (auto &[key, cls] : classes_) {
+      if (!all && !cls->queue.empty()) continue;
+      std::erase_if(cls->workers, [&](const std::shared_ptr<LeasedWorker> &worker) {
+        if (!all && (worker->busy || now - worker->idle_since < kLeaseLinger)) return false;
+        idle.push_back(worker);
+        return true;
+      });
+    }
+  }
+  for (const auto &worker : idle) ReturnLease(*worker, false);
+}
+
+void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*recursive*/) {
+  std::shared_ptr<PendingTask> task;
+  std::string pushed_to;
+  bool queued = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = submitted_.find(object_id);
+    if (it == submitted_.end()) return;  // done already (or not ours)
+    task = it->second;
+    if (task->spec.type() != proto::TaskSpec::NORMAL || task->cancelled) return;
+    task->cancelled = true;
+    pushed_to = task->pushed_to;
+    if (pushed_to.empty()) {
+      queued = true;
+      auto cls = classes_.find(task->class_key);
+      if (cls != classes_.end()) std::erase(cls->second->queue, task);
+    }
+  }
+  if (queued) {
+    FailTask(task.get(), ErrorInfo{ErrorType::kTaskCancelled,
+                                   "The task was cancelled with ray::Cancel before it ran.", "",
+                                   "", ""});
+    return;
+  }
+  proto::CancelTaskRequest request;
+  request.set_return_id(object_id);
+  request.set_force(force);
+  proto::CancelTaskReply reply;
+  (void)WorkerStub(pushed_to)->CancelTask(Context(5000).get(), request, &reply);
+}
+
+// --- Actors ----------------------------------------------------------------
+
+ErrorInfo ClusterRuntime::ActorDeathError(const ActorState &actor,
+                                          const std::string &function) const {
+  ErrorInfo error;
+  error.type = ErrorType::kActorDied;
+  error.function_name = function;
+  std::string cause = actor.info.death_cause().message();
+  if (actor.info.death_cause().type() == static_cast<int>(ErrorType::kTaskExecution)) {
+    cause = "its constructor failed: " + cause;
+  }
+  if (cause.empty()) cause = "it is dead.";
+  error.message = "The actor " + BinaryToHex(actor.id) + " (" + actor.class_name + ") died: " +
+                  cause;
+  return error;
+}
+
+std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolder &factory,
+                                        std::vector<ray::internal::TaskArg> &args,
+                                        const ray::internal::ActorCreationOptions &options) {
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
+                                    options.serialized_runtime_env_info, options.resources)) {
+    throw ray::internal::RayActorException("The actor " + factory.class_name +
+                                           " cannot be created: " + error->message);
+  }
+  const ActorID actor_id = ActorID::FromRandom();
+  auto task = std::make_shared<PendingTask>();
+  proto::TaskSpec &spec = task->spec;
+  spec.set_type(proto::TaskSpec::ACTOR_CREATION);
+  spec.set_task_id(TaskID::FromRandom().Binary());
+  spec.set_job_id(job_id_.Binary());
+  spec.set_function_name(factory.function_name);
+  spec.set_class_name(factory.class_name);
+  spec.set_owner_address(my_address_);
+  spec.set_actor_id(actor_id.Binary());
+  spec.set_max_concurrency(std::max(1, options.max_concurrency));
+  const std::string ray_namespace =
+      options.ray_namespace.empty() ? namespace_ : options.ray_namespace;
+  spec.set_ray_namespace(ray_namespace);
+  PrepareArgs(args, task.get());
+
+  // The arguments must be values before the control service gets the task.
+  absl::Notification resolved;
+  std::optional<ErrorInfo> arg_error;
+  ResolveArgs(task, [&](std::optional<ErrorInfo> error) {
+    arg_error = std::move(error);
+    resolved.Notify();
+  });
+  resolved.WaitForNotification();
+  if (arg_error) {
+    ReleaseTask(task.get());
+    throw ray::internal::RayActorException("The actor " + factory.class_name +
+                                           " cannot be created: an argument failed: " +
+                                           arg_error->message);
+  }
+
+  proto::CreateActorRequest request;
+  *request.mutable_creation_task() = spec;
+  for (const auto &[name, amount] : options.resources) {
+    (*request.mutable_resources()->mutable_amounts())[name] = ToFixedPoint(amount);
+  }
+  for (const auto &arg : options_.worker_argv) request.add_argv(arg);
+  for (const auto &entry : worker_env_) request.add_env(entry);
+  request.set_name(options.name);
+  request.set_ray_namespace(ray_namespace);
+  request.set_max_restarts(options.max_restarts);
+  proto::CreateActorReply reply;
+  grpc::Status status = control_->CreateActor(Context(kControlTimeoutMs).get(), request, &reply);
+  if (!status.ok()) {
+    ReleaseTask(task.get());
+    if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+      throw RayException("An actor named '" + options.name + "' already exists in namespace '" +
+                         ray_namespace + "'.");
+    }
+    throw ray::internal::RayActorException("The actor " + factory.class_name +
+                                           " cannot be created: " + status.error_message());
+  }
+  auto actor = std::make_shared<ActorState>();
+  actor->id = actor_id.Binary();
+  actor->class_name = factory.class_name;
+  actor->creation_held = std::move(task->held);
+  {
+    absl::MutexLock lock(&mu_);
+    actors_[actor->id] = actor;
+    actor->watching = true;
+  }
+  WatchActor(actor, -1);
+  return actor->id;
+}
+
+std::shared_ptr<ClusterRuntime::ActorState> ClusterRuntime::GetOrWatchActor(
+    const std::string &actor_id) {
+  std::shared_ptr<ActorState> actor;
+  {
+    absl::MutexLock lock(&mu_);
+    auto &slot = actors_[actor_id];
+    if (slot == nullptr) {
+      slot = std::make_shared<ActorState>();
+      slot->id = actor_id;
+    }
+    actor = slot;
+    if (actor->watching) return actor;
+    actor->watching = true;
+  }
+  WatchActor(actor, -1);
+  return actor;
+}
+
+void ClusterRuntime::WatchActor(std::shared_ptr<ActorState> actor, int64_t after_version) {
+  proto::GetActorInfoRequest request;
+  request.set_actor_id(actor->id);
+  request.set_after_version(after_version);
+  CallAsync<proto::GetActorInfoReply>(
+      std::move(request), 60000,
+      [this](auto *context, auto *req, auto *reply, auto callback) {
+        control_->async()->GetActorInfo(context, req, reply, std::move(callback));
+      },
+      [this, actor, after_version](const grpc::Status &status, proto::GetActorInfoReply &reply) {
+        if (status.ok()) {
+          OnActorInfo(actor, reply.actor());
+          if (reply.actor().state() != proto::ActorInfo::DEAD) {
+            WatchActor(actor, reply.actor().version());
+          }
+          return;
+        }
+        if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+          WatchActor(actor, after_version);  // the long poll ran out; ask again
+          return;
+        }
+        if (status.error_code() == grpc::StatusCode::CANCELLED) return;  // shutting down
+        proto::ActorInfo dead;
+        dead.set_actor_id(actor->id);
+        dead.set_state(proto::ActorInfo::DEAD);
+        dead.set_version(std::numeric_limits<int64_t>::max());
+        dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+        dead.mutable_death_cause()->set_message(
+            status.error_code() == grpc::StatusCode::NOT_FOUND
+                ? "no such actor in this cluster."
+                : "its state cannot be read from the control service (" +
+                      status.error_message() + ").");
+        OnActorInfo(actor, dead);
+      });
+}
+
+void ClusterRuntime::OnActorInfo(const std::shared_ptr<ActorState> &actor,
+                                 const proto::ActorInfo &info) {
+  std::vector<std::function<void()>> work;
+  std::vector<std::string> release;
+  {
+    absl::MutexLock lock(&mu_);
+    if (actor->known && info.version() <= actor->info.version()) return;
+    const bool moved = info.state() == proto::ActorInfo::ALIVE &&
+                       (!actor->known || info.address() != actor->info.address());
+    actor->known = true;
+    actor->info = info;
+    if (actor->class_name.empty()) actor->class_name = info.class_name();
+    actor->suspect = false;
+    if (moved) {
+      actor->stub = nullptr;
+      actor->next_seq = 0;
+    }
+    if (info.state() == proto::ActorInfo::DEAD) release.swap(actor->creation_held);
+    SendActorTasksLocked(actor, &work);
+  }
+  for (auto &item : work) item();
+  for (const auto &id : release) RemoveLocalReference(id);
+}
+
+void ClusterRuntime::SendActorTasksLocked(const std::shared_ptr<ActorState> &actor,
+                                          std::vector<std::function<void()>> *work) {
+  if (!actor->known) return;
+  if (actor->info.state() == proto::ActorInfo::DEAD) {
+    for (auto &task : actor->queue) {
+      ErrorInfo error = ActorDeathError(*actor, task->spec.function_name());
+      work->push_back([this, task, error] { FailTask(task.get(), error); });
+    }
+    actor->queue.clear();
+    return;
+  }
+  if (actor->info.state() != proto::ActorInfo::ALIVE || actor->suspect) return;
+  while (!actor->queue.empty() && actor->queue.front()->resolved) {
+    std::shared_ptr<PendingTask> task = std::move(actor->queue.front());
+    actor->queue.pop_front();
+    if (task->failed) {
+      work->push_back([this, task] { FailTask(task.get(), *task->failed); });
+      continue;
+    }
+    task->spec.set_sequence_number(actor->next_seq++);
+    if (actor->stub == nullptr) {
+      auto &stub = stubs_[actor->info.address()];
+      if (stub == nullptr) {
+        stub = proto::WorkerService::NewStub(rpc::MakeChannel(actor->info.address()));
+      }
+      actor->stub = stub;
+    }
+    task->pushed_to = actor->info.address();
+    work->push_back([this, actor, address = actor->info.address(), stub = actor->stub, task] {
+      PushActorTask(actor, address, stub, task);
+    });
+  }
+}
+
+void ClusterRuntime::PushActorTask(std::shared_ptr<ActorState> actor, std::string address,
+                                   std::shared_ptr<proto::WorkerService::Stub> stub,
+                                   std::shared_ptr<PendingTask> task) {
+  proto::PushTaskRequest request;
+  *request.mutable_task() = task->spec;
+  CallAsync<proto::PushTaskReply>(
+      std::move(request), -1,
+      [stub](auto *context, auto *req, auto *reply, auto callback) {
+        stub->async()->PushTask(context, req, reply, std::move(callback));
+      },
+      [this, actor, address, task](const grpc::Status &status, proto::PushTaskReply &reply) {
+        if (status.ok()) {
+          CompleteTask(task.get(), reply.result());
+          return;
+        }
+        ErrorInfo error;
+        {
+          absl::MutexLock lock(&mu_);
+          if (actor->info.address() == address) actor->suspect = true;
+          error = ActorDeathError(*actor, task->spec.function_name());
+        }
+        error.message = "The actor " + BinaryToHex(actor->id) + " (" + actor->class_name +
+                        ") died while the call " + task->spec.function_name() +
+                        " was in flight: " + status.error_message();
+        FailTask(task.get(), std::move(error));
+      });
+}
+
+std::string ClusterRuntime::CallActor(const ray::internal::RemoteFunctionHolder &method,
+                                      const std::string &actor_id,
+                                      std::vector<ray::internal::TaskArg> &args,
+                                      const ray::internal::CallOptions & /*options*/) {
+  std::shared_ptr<ActorState> actor = GetOrWatchActor(actor_id);
+  auto task = std::make_shared<PendingTask>();
+  const TaskID task_id = TaskID::FromRandom();
+  proto::TaskSpec &spec = task->spec;
+  spec.set_type(proto::TaskSpec::ACTOR_TASK);
+  spec.set_task_id(task_id.Binary());
+  spec.set_job_id(job_id_.Binary());
+  spec.set_function_name(method.function_name);
+  spec.set_class_name(method.class_name);
+  spec.set_return_id(ObjectID::ForTask(task_id, 1).Binary());
+  spec.set_owner_address(my_address_);
+  spec.set_actor_id(actor_id);
+  spec.set_caller_id(worker_id_);
+  const std::string return_id = spec.return_id();
+  owned_.CreatePending(return_id);
+  PrepareArgs(args, task.get());
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) throw RayException("Sunray is shutting down.");
+    submitted_[return_id] = task;
+    actor->queue.push_back(task);
+  }
+  ResolveArgs(task, [this, task, actor](std::optional<ErrorInfo> error) {
+    std::vector<std::function<void()>> work;
+    {
+      absl::MutexLock lock(&mu_);
+      task->resolved = true;
+      task->failed = std::move(error);
+      SendActorTasksLocked(actor, &work);
+    }
+    for (auto &item : work) item();
+  });
+  return return_id;
+}
+
+std::string ClusterRuntime::GetActorId(const std::string &name, const std::string &ray_namespace) {
+  proto::GetNamedActorRequest request;
+  request.set_name(name);
+  request.set_ray_namespace(ray_namespace.empty() ? namespace_ : ray_namespace);
+  proto::GetNamedActorReply reply;
+  grpc::Status status = control_->GetNamedActor(Context(kControlTimeoutMs).get(), request, &reply);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return {};
+  if (!status.ok()) {
+    throw RayException("Sunray could not look up the actor '" + name +
+                       "': " + status.error_message());
+  }
+  return reply.actor().actor_id();
+}
+
+void ClusterRuntime::KillActor(const std::string &actor_id, bool no_restart) {
+  proto::KillActorRequest request;
+  request.set_actor_id(actor_id);
+  request.set_no_restart(no_restart);
+  proto::KillActorReply reply;
+  grpc::Status status = control_->KillActor(Context(kControlTimeoutMs).get(), request, &reply);
+  if (!status.ok()) {
+    throw RayException("Cannot kill actor " + BinaryToHex(actor_id) + ": " +
+                       status.error_message());
+  }
+}
+
+std::string ClusterRuntime::SerializeActorHandle(const std::string &actor_id) { return actor_id; }
+
+std::string ClusterRuntime::DeserializeAndRegisterActorHandle(const std::string &serialized) {
+  if (serialized.size() != ActorID::kSize) {
+    throw RayException("Not a serialized actor handle (" + std::to_string(serialized.size()) +
+                       " bytes).");
+  }
+  return serialized;
+}
+
+}  // namespace sunray

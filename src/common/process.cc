@@ -1,5 +1,6 @@
 #include "src/common/process.h"
 
+#include <set>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -27,7 +28,13 @@ absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
   for (const auto &arg : argv) args.push_back(const_cast<char *>(arg.c_str()));
   args.push_back(nullptr);
   std::vector<std::string> env_strings;
-  for (char **entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
+  // Entries in extra_env replace the parent's entries of the same name.
+  auto name_of = [](const std::string &entry) { return entry.substr(0, entry.find('=')); };
+  std::set<std::string> overridden;
+  for (const auto &entry : options.extra_env) overridden.insert(name_of(entry));
+  for (char **entry = environ; *entry != nullptr; ++entry) {
+    if (!overridden.contains(name_of(*entry))) env_strings.emplace_back(*entry);
+  }
   for (const auto &entry : options.extra_env) env_strings.push_back(entry);
   std::vector<char *> env;
   for (auto &entry : env_strings) env.push_back(entry.data());

@@ -1,0 +1,210 @@
+// The cluster runtime end to end: each test's driver starts an embedded
+// cluster (real control and node daemons, worker processes running this
+// binary) in its own temp dir and checks that nothing outlives Shutdown.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <ray/api.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+int Square(int x) { return x * x; }
+
+int SumOfSquares(int n) {
+  std::vector<ray::ObjectRef<int>> parts;
+  for (int i = 1; i <= n; ++i) parts.push_back(ray::Task(Square).Remote(i));
+  int total = 0;
+  for (const auto &value : ray::Get(parts)) total += *value;
+  return total;
+}
+
+int Pid() { return static_cast<int>(getpid()); }
+
+int Fail(int x) {
+  if (x > 0) throw std::invalid_argument("x must not be positive");
+  return x;
+}
+
+int Die(int) { _exit(3); }
+
+size_t Length(std::string data) { return data.size(); }
+
+std::string MakeBlob(int mib) { return std::string(static_cast<size_t>(mib) << 20, 'b'); }
+
+// A ref put inside a task travels back inside its result.
+std::vector<ray::ObjectRef<int>> PutInside(int value) { return {ray::Put(value)}; }
+
+int SumRefs(std::vector<ray::ObjectRef<int>> refs) {
+  int total = 0;
+  for (auto &ref : refs) total += *ref.Get();
+  return total;
+}
+
+RAY_REMOTE(Square, SumOfSquares, Pid, Fail, Die, Length, MakeBlob, PutInside, SumRefs);
+
+class Recorder {
+ public:
+  static Recorder *Create() { return new Recorder(); }
+  int Append(int value) {
+    values_.push_back(value);
+    return static_cast<int>(values_.size());
+  }
+  std::vector<int> Values() { return values_; }
+  int Pid() { return static_cast<int>(getpid()); }
+
+ private:
+  std::vector<int> values_;
+};
+
+RAY_REMOTE(Recorder::Create, &Recorder::Append, &Recorder::Values, &Recorder::Pid);
+
+// Processes whose command line mentions `needle`.
+std::vector<int> ProcessesMentioning(const std::string &needle) {
+  std::vector<int> found;
+  for (const auto &entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cmdline(entry.path() / "cmdline");
+    std::string content((std::istreambuf_iterator<char>(cmdline)), {});
+    if (content.find(needle) != std::string::npos && std::stoi(name) != getpid()) {
+      found.push_back(std::stoi(name));
+    }
+  }
+  return found;
+}
+
+bool Eventually(const std::function<bool()> &condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+class ClusterRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = std::filesystem::temp_directory_path() / "sunray-rt-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    temp_dir_ = pattern;
+    setenv("SUNRAY_TEMP_DIR", temp_dir_.c_str(), 1);
+    ray::RayConfig config;
+    config.head_args = {"--num-cpus", "2"};
+    ray::Init(config);
+  }
+
+  void TearDown() override {
+    ray::Shutdown();
+    // Daemons and workers are gone, and so is the session.
+    EXPECT_TRUE(Eventually([&] { return ProcessesMentioning(temp_dir_).empty(); }));
+    std::error_code error;
+    EXPECT_TRUE(std::filesystem::is_empty(temp_dir_, error) ||
+                !std::filesystem::exists(temp_dir_ + "/session_latest"));
+    std::filesystem::remove_all(temp_dir_, error);
+  }
+
+  std::string temp_dir_;
+};
+
+TEST_F(ClusterRuntimeTest, TasksRunInWorkerProcesses) {
+  EXPECT_EQ(*ray::Task(Square).Remote(7).Get(), 49);
+  EXPECT_NE(*ray::Task(Pid).Remote().Get(), getpid());
+}
+
+TEST_F(ClusterRuntimeTest, NestedTasksAndObjectRefArguments) {
+  auto nine = ray::Task(Square).Remote(3);
+  EXPECT_EQ(*ray::Task(Square).Remote(nine).Get(), 81);
+  EXPECT_EQ(*ray::Task(SumOfSquares).Remote(10).Get(), 385);
+}
+
+TEST_F(ClusterRuntimeTest, TenThousandSmallTasks) {
+  std::vector<ray::ObjectRef<int>> refs;
+  refs.reserve(10000);
+  for (int i = 0; i < 10000; ++i) refs.push_back(ray::Task(Square).Remote(i % 100));
+  long total = 0;
+  for (const auto &value : ray::Get(refs)) total += *value;
+  long expected = 0;
+  for (int i = 0; i < 10000; ++i) expected += (i % 100) * (i % 100);
+  EXPECT_EQ(total, expected);
+}
+
+TEST_F(ClusterRuntimeTest, LargeObjectsGoThroughTheNodeStore) {
+  // 256 MiB from the driver to a task, and 64 MiB back from a task.
+  ray::ObjectRef<std::string> blob = ray::Put(std::string(256u << 20, 'x'));
+  EXPECT_EQ(*ray::Task(Length).Remote(blob).Get(), 256u << 20);
+  std::shared_ptr<std::string> made = ray::Task(MakeBlob).Remote(64).Get();
+  EXPECT_EQ(made->size(), 64u << 20);
+}
+
+TEST_F(ClusterRuntimeTest, RefsReturnedInsideValuesStayAlive) {
+  std::vector<ray::ObjectRef<int>> refs = *ray::Task(PutInside).Remote(21).Get();
+  ASSERT_EQ(refs.size(), 1u);
+  EXPECT_EQ(*refs[0].Get(), 21);
+  EXPECT_EQ(*ray::Task(SumRefs).Remote(refs).Get(), 21);
+}
+
+TEST_F(ClusterRuntimeTest, TaskExceptionsArriveWithTypeFunctionAndPid) {
+  try {
+    ray::Task(Fail).Remote(1).Get();
+    FAIL() << "expected RayTaskException";
+  } catch (const ray::internal::RayTaskException &e) {
+    EXPECT_EQ(e.FunctionName(), "Fail");
+    EXPECT_NE(e.ExceptionType().find("invalid_argument"), std::string::npos);
+    EXPECT_EQ(e.ExceptionMessage(), "x must not be positive");
+    EXPECT_NE(std::string(e.what()).find("pid "), std::string::npos);
+  }
+}
+
+TEST_F(ClusterRuntimeTest, AWorkerThatDiesFailsItsTaskWithRayWorkerException) {
+  EXPECT_THROW(ray::Task(Die).Remote(0).Get(), ray::internal::RayWorkerException);
+  EXPECT_EQ(*ray::Task(Square).Remote(5).Get(), 25);  // a new worker takes over
+}
+
+TEST_F(ClusterRuntimeTest, ActorCallsRunInOrderInTheActorsProcess) {
+  auto actor = ray::Actor(Recorder::Create).Remote();
+  std::vector<ray::ObjectRef<int>> sizes;
+  for (int i = 0; i < 200; ++i) sizes.push_back(actor.Task(&Recorder::Append).Remote(i));
+  std::vector<int> expected(200);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(*actor.Task(&Recorder::Values).Remote().Get(), expected);
+  EXPECT_NE(*actor.Task(&Recorder::Pid).Remote().Get(), getpid());
+}
+
+TEST_F(ClusterRuntimeTest, AKilledActorsCallsFailWithRayActorException) {
+  auto actor = ray::Actor(Recorder::Create).Remote();
+  const int pid = *actor.Task(&Recorder::Pid).Remote().Get();
+  actor.Kill();
+  EXPECT_TRUE(Eventually([&] { return kill(pid, 0) != 0; }));
+  EXPECT_THROW(actor.Task(&Recorder::Append).Remote(1).Get(), ray::internal::RayActorException);
+}
+
+TEST_F(ClusterRuntimeTest, NamedActorsAreFoundByName) {
+  ray::Actor(Recorder::Create).SetName("recorder").Remote();
+  auto found = ray::GetActor<Recorder>("recorder");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found->Task(&Recorder::Append).Remote(1).Get(), 1);
+  EXPECT_FALSE(ray::GetActor<Recorder>("recorder", "another-namespace").has_value());
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (std::getenv("SUNRAY_STARTUP_TOKEN") != nullptr) {
+    ray::RayConfig config;
+    ray::Init(config, argc, argv);  // a worker: never returns
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

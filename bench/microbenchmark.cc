@@ -1,14 +1,14 @@
 // Sunray's microbenchmark: the workloads of Ray's `ray microbenchmark`,
 // reported under the same metric names, one line each: name, rate, unit.
 //
-//   bench/microbenchmark [--seconds S] [--repeats R] [--filter SUBSTRING]
-//                        [--ray_* flags]
+//   bench/microbenchmark [--local] [--seconds S] [--repeats R]
+//                        [--filter SUBSTRING] [--ray_* flags]
 //
 // Each workload runs R times for about S seconds; the line shows the median
-// rate and, in brackets, the lowest and highest. The runtime is whatever
-// ray::Init starts; until the cluster runtime lands that is local mode, whose
-// numbers are NOT comparable with Ray's cluster figures (no processes, no
-// shared memory: see docs/benchmarks.md).
+// rate and, in brackets, the lowest and highest. The runtime is a cluster
+// (an embedded one unless --ray_address is given); --local measures local
+// mode, whose numbers are NOT comparable with Ray's cluster figures (no
+// processes, no shared memory: see docs/benchmarks.md).
 #include <ray/api.h>
 
 #include <algorithm>
@@ -86,14 +86,18 @@ double OnThreads(int threads, const std::function<double()> &work) {
 
 int main(int argc, char **argv) {
   Options options;
+  bool local = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--local") == 0) local = true;
+  }
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--seconds") == 0) options.seconds = std::stod(argv[i + 1]);
     if (std::strcmp(argv[i], "--repeats") == 0) options.repeats = std::stoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--filter") == 0) options.filter = argv[i + 1];
   }
   ray::RayConfig config;
-  config.local_mode = true;
-  ray::Init(config, argc, argv);
+  config.local_mode = local;
+  ray::Init(config, argc, argv);  // workers run this binary too: there Init never returns
   const int clients = std::max(2u, std::thread::hardware_concurrency());
   std::cout << "# runtime: "
             << (ray::internal::GetRayRuntime()->IsLocalMode() ? "local mode" : "cluster") << ", "

@@ -1,11 +1,11 @@
 #include "src/common/process.h"
 
-#include <set>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <set>
 
 #include <cerrno>
 #include <climits>

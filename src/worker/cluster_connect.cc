@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -52,8 +52,7 @@ fs::path SessionRoot() {
 std::string FindProgram(const std::string &name, const char *override_var) {
   if (std::string path = Env(override_var); !path.empty()) return path;
   Dl_info info;
-  if (dladdr(reinterpret_cast<void *>(&StartedAsWorker), &info) != 0 &&
-      info.dli_fname != nullptr) {
+  if (dladdr(reinterpret_cast<void *>(&StartedAsWorker), &info) != 0 && info.dli_fname != nullptr) {
     std::error_code error;
     const fs::path library = fs::canonical(info.dli_fname, error);
     if (!error) {

@@ -114,8 +114,8 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
   }
 
   grpc::ServerUnaryReactor *GetOwnedObject(grpc::CallbackServerContext *context,
-                                      const proto::GetOwnedObjectRequest *request,
-                                      proto::GetOwnedObjectReply *reply) override {
+                                           const proto::GetOwnedObjectRequest *request,
+                                           proto::GetOwnedObjectReply *reply) override {
     auto *reactor = context->DefaultReactor();
     if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
     const std::string id = request->object_id();
@@ -168,8 +168,8 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
     auto *reactor = new DeferredReactor();
     if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
     if (!runtime_->options_.worker_mode) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                   "a driver does not exit on request"));
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "a driver does not exit on request"));
       return reactor;
     }
     reactor->set_after_reply([this] { runtime_->ExitProcess(0); });
@@ -269,10 +269,8 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
           "register the driver with the node daemon");
   }
   worker_env_ = {"SUNRAY_CONTROL_ADDRESS=" + options_.control_address,
-                 "SUNRAY_TOKEN=" + options_.token,
-                 "SUNRAY_NODE_ADDRESS=" + node_address,
-                 "SUNRAY_JOB_ID=" + job_id_.Hex(),
-                 "SUNRAY_NAMESPACE=" + namespace_};
+                 "SUNRAY_TOKEN=" + options_.token, "SUNRAY_NODE_ADDRESS=" + node_address,
+                 "SUNRAY_JOB_ID=" + job_id_.Hex(), "SUNRAY_NAMESPACE=" + namespace_};
 }
 
 ClusterRuntime::~ClusterRuntime() { Shutdown(); }
@@ -556,8 +554,8 @@ void ClusterRuntime::AddBorrowedReference(const std::string &id, const std::stri
   request.set_object_id(id);
   request.set_borrower_address(my_address_);
   proto::AddBorrowerReply reply;
-  grpc::Status status = WorkerStub(owner_info)->AddBorrower(Context(kShortCallTimeoutMs).get(),
-                                                            request, &reply);
+  grpc::Status status =
+      WorkerStub(owner_info)->AddBorrower(Context(kShortCallTimeoutMs).get(), request, &reply);
   const bool registered = status.ok() && reply.found();
   AddBorrowedCount(id, owner_info, registered ? 1 : 0);
   if (!registered) {
@@ -566,13 +564,13 @@ void ClusterRuntime::AddBorrowedReference(const std::string &id, const std::stri
     Borrowed &entry = *borrowed_[id];
     entry.fetched = true;
     entry.value.set_is_error(true);
-    ErrorToProto(ErrorInfo{ErrorType::kObjectLost,
-                           "Object " + BinaryToHex(id) + " is lost: its owner at " + owner_info +
-                               (status.ok() ? " no longer has it."
-                                            : " cannot be reached (" + status.error_message() +
-                                                  ")."),
-                           "", "", ""},
-                 entry.value.mutable_error());
+    ErrorToProto(
+        ErrorInfo{ErrorType::kObjectLost,
+                  "Object " + BinaryToHex(id) + " is lost: its owner at " + owner_info +
+                      (status.ok() ? " no longer has it."
+                                   : " cannot be reached (" + status.error_message() + ")."),
+                  "", "", ""},
+        entry.value.mutable_error());
   }
 }
 

@@ -207,7 +207,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   void PushExecution(std::function<void()> work);
   void ExecutionLoop();
   void ReceiveActorTask(const proto::TaskSpec &spec, std::function<void()> run);
-  void ExitProcess(int code);
+  [[noreturn]] void ExitProcess(int code);
   // A worker running a normal task tells its node when it blocks in Get.
   class BlockedScope;
   friend class BlockedScope;

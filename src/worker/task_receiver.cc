@@ -44,8 +44,7 @@ void ClusterRuntime::ExecutionLoop() {
     {
       absl::MutexLock lock(&exec_mu_);
       exec_mu_.Await(absl::Condition(
-          +[](std::deque<std::function<void()>> *queue) { return !queue->empty(); },
-          &exec_queue_));
+          +[](std::deque<std::function<void()>> *queue) { return !queue->empty(); }, &exec_queue_));
       work = std::move(exec_queue_.front());
       exec_queue_.pop_front();
     }
@@ -220,11 +219,11 @@ void ClusterRuntime::ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskRep
       }
       case proto::TaskSpec::ACTOR_TASK:
         if (instance == nullptr) {
-          result.error = ErrorInfo{ErrorType::kActorDied,
-                                   "The actor " + BinaryToHex(spec.actor_id()) +
-                                       " is not hosted by this worker (pid " +
-                                       std::to_string(getpid()) + ").",
-                                   spec.function_name(), "", ""};
+          result.error =
+              ErrorInfo{ErrorType::kActorDied,
+                        "The actor " + BinaryToHex(spec.actor_id()) +
+                            " is not hosted by this worker (pid " + std::to_string(getpid()) + ").",
+                        spec.function_name(), "", ""};
         } else {
           result = executor_.CallMember(spec.function_name(), instance, views);
         }
@@ -245,17 +244,17 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
     if (stored.ok()) {
       out->set_in_store(true);
     } else {
-      result.error = ErrorInfo{ErrorType::kTaskExecution,
-                               "The result of " + spec.function_name() +
-                                   " could not be stored: " + std::string(stored.message()),
-                               spec.function_name(), "ObjectStoreFullError",
-                               std::string(stored.message())};
+      result.error =
+          ErrorInfo{ErrorType::kTaskExecution,
+                    "The result of " + spec.function_name() +
+                        " could not be stored: " + std::string(stored.message()),
+                    spec.function_name(), "ObjectStoreFullError", std::string(stored.message())};
     }
   }
   if (result.error) {
     if (result.error->type == ErrorType::kTaskExecution) {
-      result.error->message += " (pid " + std::to_string(getpid()) + ", node " + node_id_.Hex() +
-                               ")";
+      result.error->message +=
+          " (pid " + std::to_string(getpid()) + ", node " + node_id_.Hex() + ")";
     }
     out->set_is_error(true);
     ErrorToProto(*result.error, out->mutable_error());

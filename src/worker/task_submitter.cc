@@ -75,8 +75,8 @@ void ClusterRuntime::PrepareArgs(std::vector<ray::internal::TaskArg> &args, Pend
 
 void ClusterRuntime::ResolveArgs(std::shared_ptr<PendingTask> task,
                                  std::function<void(std::optional<ErrorInfo>)> done) {
-  auto shared_done = std::make_shared<std::function<void(std::optional<ErrorInfo>)>>(
-      std::move(done));
+  auto shared_done =
+      std::make_shared<std::function<void(std::optional<ErrorInfo>)>>(std::move(done));
   std::vector<int> by_ref;
   for (int i = 0; i < task->spec.args_size(); ++i) {
     if (!task->spec.args(i).object_id().empty()) by_ref.push_back(i);
@@ -156,11 +156,11 @@ std::optional<ErrorInfo> ClusterRuntime::CheckSchedulable(
     const std::string &runtime_env_info, const std::unordered_map<std::string, double> &) {
   if (const auto *affinity = std::get_if<ray::NodeAffinitySchedulingStrategy>(&strategy)) {
     if (!affinity->soft && affinity->node_id != node_id_.Hex()) {
-      return ErrorInfo{ErrorType::kTaskUnschedulable,
-                       "The task asks to run on node " + affinity->node_id +
-                           " (hard affinity), which is not in this cluster (its node: " +
-                           node_id_.Hex() + ").",
-                       "", "", ""};
+      return ErrorInfo{
+          ErrorType::kTaskUnschedulable,
+          "The task asks to run on node " + affinity->node_id +
+              " (hard affinity), which is not in this cluster (its node: " + node_id_.Hex() + ").",
+          "", "", ""};
     }
   }
   if (auto why = placement_groups_.WhyUnusable(group)) {
@@ -266,9 +266,8 @@ void ClusterRuntime::DispatchLocked(SchedulingClass *cls,
   while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&
          cls->pending_leases < kMaxPendingLeases) {
     ++cls->pending_leases;
-    work->push_back([this, key = cls->key, resources = cls->resources] {
-      RequestLease(key, resources);
-    });
+    work->push_back(
+        [this, key = cls->key, resources = cls->resources] { RequestLease(key, resources); });
   }
 }
 
@@ -339,9 +338,9 @@ void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<Lease
         if (status.ok()) {
           CompleteTask(task.get(), reply.result());
         } else if (cancelled) {
-          FailTask(task.get(), ErrorInfo{ErrorType::kTaskCancelled,
-                                         "The task was cancelled with ray::Cancel while it ran.",
-                                         "", "", ""});
+          FailTask(task.get(),
+                   ErrorInfo{ErrorType::kTaskCancelled,
+                             "The task was cancelled with ray::Cancel while it ran.", "", "", ""});
         } else {
           FailTask(task.get(),
                    ErrorInfo{ErrorType::kWorkerDied,
@@ -411,9 +410,9 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
     }
   }
   if (queued) {
-    FailTask(task.get(), ErrorInfo{ErrorType::kTaskCancelled,
-                                   "The task was cancelled with ray::Cancel before it ran.", "",
-                                   "", ""});
+    FailTask(task.get(),
+             ErrorInfo{ErrorType::kTaskCancelled,
+                       "The task was cancelled with ray::Cancel before it ran.", "", "", ""});
     return;
   }
   proto::CancelTaskRequest request;
@@ -435,8 +434,8 @@ ErrorInfo ClusterRuntime::ActorDeathError(const ActorState &actor,
     cause = "its constructor failed: " + cause;
   }
   if (cause.empty()) cause = "it is dead.";
-  error.message = "The actor " + BinaryToHex(actor.id) + " (" + actor.class_name + ") died: " +
-                  cause;
+  error.message =
+      "The actor " + BinaryToHex(actor.id) + " (" + actor.class_name + ") died: " + cause;
   return error;
 }
 
@@ -474,9 +473,9 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   resolved.WaitForNotification();
   if (arg_error) {
     ReleaseTask(task.get());
-    throw ray::internal::RayActorException("The actor " + factory.class_name +
-                                           " cannot be created: an argument failed: " +
-                                           arg_error->message);
+    throw ray::internal::RayActorException(
+        "The actor " + factory.class_name +
+        " cannot be created: an argument failed: " + arg_error->message);
   }
 
   proto::CreateActorRequest request;
@@ -561,8 +560,8 @@ void ClusterRuntime::WatchActor(std::shared_ptr<ActorState> actor, int64_t after
         dead.mutable_death_cause()->set_message(
             status.error_code() == grpc::StatusCode::NOT_FOUND
                 ? "no such actor in this cluster."
-                : "its state cannot be read from the control service (" +
-                      status.error_message() + ").");
+                : "its state cannot be read from the control service (" + status.error_message() +
+                      ").");
         OnActorInfo(actor, dead);
       });
 }

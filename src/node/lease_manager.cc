@@ -1,6 +1,16 @@
 #include "src/node/lease_manager.h"
 
 namespace sunray {
+namespace {
+
+constexpr char kCpu[] = "CPU";
+
+int64_t CpuOf(const ResourceSet &resources) {
+  auto it = resources.find(kCpu);
+  return it == resources.end() ? 0 : it->second;
+}
+
+}  // namespace
 
 LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool)
     : total_(std::move(total)), pool_(pool), available_(total_) {}
@@ -50,7 +60,8 @@ void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
     work->push_back([this, request = std::move(*it)]() mutable {
       ResourceSet resources = request.resources;
       Callback callback = std::move(request.callback);
-      pool_.PopWorker(request.job_id, request.launch, request.detached,
+      const bool uses_cpu = CpuOf(resources) > 0;
+      pool_.PopWorker(request.job_id, request.launch, request.detached, uses_cpu,
                       [this, resources, callback](absl::StatusOr<WorkerInfo> worker) {
                         OnWorker(resources, callback, std::move(worker));
                       });
@@ -110,9 +121,27 @@ void LeaseManager::OnWorkerExit(int64_t startup_token) {
   for (auto &run : work) run();
 }
 
+void LeaseManager::SetBlocked(int64_t lease_id, bool blocked) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = leases_.find(lease_id);
+    if (it == leases_.end() || it->second.blocked == blocked) return;
+    it->second.blocked = blocked;
+    // Lent while blocked; taken back on waking even if that oversubscribes
+    // the node for a while (the worker must finish what it started).
+    available_[kCpu] += blocked ? CpuOf(it->second.resources) : -CpuOf(it->second.resources);
+    if (blocked) DispatchLocked(&work);
+  }
+  for (auto &run : work) run();
+}
+
 void LeaseManager::ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
                                  std::vector<std::function<void()>> *work) {
-  for (const auto &[name, amount] : lease->second.resources) available_[name] += amount;
+  for (const auto &[name, amount] : lease->second.resources) {
+    if (name == kCpu && lease->second.blocked) continue;  // lent out already
+    available_[name] += amount;
+  }
   leases_.erase(lease);
   DispatchLocked(work);
 }

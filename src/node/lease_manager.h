@@ -31,6 +31,7 @@ struct Lease {
   int64_t lease_id = 0;  // the worker's startup token
   WorkerInfo worker;
   ResourceSet resources;
+  bool blocked = false;  // its worker waits in Get/Wait: its CPU is lent out
 };
 
 class LeaseManager {
@@ -46,6 +47,9 @@ class LeaseManager {
   // with `worker_dead` (its owner saw it fail), kills it instead. NotFound
   // for an unknown lease.
   absl::Status ReturnLease(int64_t lease_id, bool worker_dead = false);
+  // The lease's worker blocked in Get/Wait (or woke up): its CPU is lent to
+  // waiting requests meanwhile, so nested tasks cannot starve the node.
+  void SetBlocked(int64_t lease_id, bool blocked);
   // The worker with this startup token exited: frees its lease, if any.
   void OnWorkerExit(int64_t startup_token);
   // The job finished: fails its waiting requests (except detached actors')

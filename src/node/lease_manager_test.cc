@@ -96,6 +96,34 @@ TEST_F(LeaseManagerTest, ARequestBeyondFreeResourcesWaitsForAReturnAndReusesTheW
   EXPECT_EQ(reused->worker.pid, lease->worker.pid);
 }
 
+TEST_F(LeaseManagerTest, ABlockedWorkerLendsItsCpuUntilItWakes) {
+  MakeManager({{"CPU", kResourceUnit}, {"GPU", kResourceUnit}});
+  auto first =
+      Request({{"CPU", kResourceUnit}, {"GPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 1), 0);
+  auto outer = first.get();
+  ASSERT_TRUE(outer.ok());
+  // The outer task waits for a nested one, which needs the CPU it holds.
+  auto nested = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));
+  EXPECT_EQ(nested.wait_for(milliseconds(100)), std::future_status::timeout);
+  leases_->SetBlocked(outer->lease_id, true);
+  EXPECT_EQ(leases_->Available().at("GPU"), 0);  // only CPU is lent
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 2), 0);
+  ASSERT_EQ(nested.wait_for(kDeadline), std::future_status::ready);
+  auto inner = nested.get();
+  ASSERT_TRUE(inner.ok());
+  // Waking takes the CPU back even while the nested lease still holds it.
+  leases_->SetBlocked(outer->lease_id, false);
+  EXPECT_EQ(leases_->Available().at("CPU"), -kResourceUnit);
+  ASSERT_TRUE(leases_->ReturnLease(inner->lease_id).ok());
+  EXPECT_EQ(leases_->Available().at("CPU"), 0);
+  // Returned while blocked, a lease gives back only what it did not lend.
+  leases_->SetBlocked(outer->lease_id, true);
+  ASSERT_TRUE(leases_->ReturnLease(outer->lease_id).ok());
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+  EXPECT_EQ(leases_->Available().at("GPU"), kResourceUnit);
+}
+
 TEST_F(LeaseManagerTest, AnInfeasibleRequestIsCountedAndDoesNotBlockOthers) {
   MakeManager({{"CPU", kResourceUnit}});
   auto impossible = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_));

@@ -141,6 +141,7 @@ grpc::ServerUnaryReactor *NodeService::NotifyBlocked(grpc::CallbackServerContext
                                                      proto::NotifyBlockedReply *) {
   return rpc::HandleUnary(context, options_.token, [&] {
     workers_.SetBlocked(request->startup_token(), request->blocked());
+    leases_.SetBlocked(request->startup_token(), request->blocked());
     return absl::OkStatus();
   });
 }

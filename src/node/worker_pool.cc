@@ -25,6 +25,7 @@ WorkerPool::~WorkerPool() { Stop(); }
 int WorkerPool::BusyLocked() const {
   int busy = 0;
   for (const auto &[token, worker] : workers_) {
+    if (!worker.uses_cpu) continue;
     if (worker.state == State::kStarting || (worker.state == State::kBusy && !worker.blocked)) {
       ++busy;
     }
@@ -48,18 +49,23 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     }
     if (idle != workers_.end()) {
       idle->second.state = State::kBusy;
+      idle->second.uses_cpu = request->uses_cpu;
       idle->second.info.detached = request->detached;
       ready->push_back(
           [callback = std::move(request->callback), info = idle->second.info] { callback(info); });
       request = requests_.erase(request);
       continue;
     }
-    if (BusyLocked() >= options_.soft_limit) break;  // keep the order: wait for a slot
+    if (request->uses_cpu && BusyLocked() >= options_.soft_limit) {
+      ++request;  // waits for a slot; a request without CPU may still go
+      continue;
+    }
     const int64_t token = next_token_++;
     Worker worker;
     worker.info.startup_token = token;
     worker.info.job_id = request->job_id;
     worker.info.detached = request->detached;
+    worker.uses_cpu = request->uses_cpu;
     worker.info.log_path = options_.logs_dir + "/worker-" + std::to_string(token) + ".out";
     worker.started = std::chrono::steady_clock::now();
     SpawnOptions spawn;
@@ -90,14 +96,14 @@ void WorkerPool::SetExitCallback(ExitCallback callback) {
 }
 
 void WorkerPool::PopWorker(const std::string &job_id, const Launch &launch, bool detached,
-                           Callback callback) {
+                           bool uses_cpu, Callback callback) {
   std::vector<std::function<void()>> ready;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       ready.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
     } else {
-      requests_.push_back(Request{job_id, launch, detached, std::move(callback), 0});
+      requests_.push_back(Request{job_id, launch, detached, uses_cpu, std::move(callback), 0});
       DispatchLocked(&ready);
     }
   }

@@ -4,11 +4,12 @@
 // (its stdout and stderr go to <logs_dir>/worker-<token>.out) and hands it
 // out once the process has registered (RegisterWorker, matched by the
 // startup token passed in SUNRAY_STARTUP_TOKEN). At most `soft_limit`
-// workers are busy at once; workers marked blocked (waiting in Get) do not
-// count, so nested work cannot deadlock the node. Requests beyond the limit
-// wait for a worker to come back. A process that does not register within
-// `register_timeout`, or exits, fails its pending request. PushWorker makes
-// a worker idle again. Stop kills every worker.
+// workers that use a CPU are busy at once; workers marked blocked (waiting in
+// Get) do not count, so nested work cannot deadlock the node, and neither do
+// workers leased without CPU (actors, by default), which mostly wait for
+// calls. Requests beyond the limit wait for a worker to come back. A process that does not register
+// within `register_timeout`, or exits, fails its pending request. PushWorker makes a worker idle
+// again. Stop kills every worker.
 //
 // A registered worker whose process exits is dropped from the pool and
 // handed to the exit callback with how it ended, so the node can free its
@@ -74,8 +75,10 @@ class WorkerPool {
   void SetExitCallback(ExitCallback callback);
 
   // Hands out a worker of `job_id` (marked `detached` if it will host a
-  // detached actor) through `callback`.
-  void PopWorker(const std::string &job_id, const Launch &launch, bool detached, Callback callback);
+  // detached actor) through `callback`. `uses_cpu`: the worker's lease holds
+  // CPU, so it counts against the soft limit.
+  void PopWorker(const std::string &job_id, const Launch &launch, bool detached, bool uses_cpu,
+                 Callback callback);
   // The worker finished its lease and may serve the job again.
   void PushWorker(int64_t startup_token);
   // A worker blocked in Get/Wait frees its slot; unblocking takes it back.
@@ -103,7 +106,8 @@ class WorkerPool {
     WorkerInfo info;
     State state = State::kStarting;
     bool blocked = false;
-    bool killed = false;  // being stopped: never handed out again
+    bool uses_cpu = true;  // of its current (or starting) lease
+    bool killed = false;   // being stopped: never handed out again
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point sigkill_at = std::chrono::steady_clock::time_point::max();
   };
@@ -111,6 +115,7 @@ class WorkerPool {
     std::string job_id;
     Launch launch;
     bool detached = false;
+    bool uses_cpu = true;
     Callback callback;
     int64_t starting_token = 0;  // the process started for it, if any
   };

@@ -67,10 +67,10 @@ class WorkerPoolTest : public ::testing::Test {
   // Pops a worker and returns a future for the result.
   std::future<absl::StatusOr<WorkerInfo>> Pop(const std::string &job,
                                               const WorkerPool::Launch &launch,
-                                              bool detached = false) {
+                                              bool detached = false, bool uses_cpu = true) {
     auto promise = std::make_shared<std::promise<absl::StatusOr<WorkerInfo>>>();
     auto future = promise->get_future();
-    pool_->PopWorker(job, launch, detached, [promise](absl::StatusOr<WorkerInfo> worker) {
+    pool_->PopWorker(job, launch, detached, uses_cpu, [promise](absl::StatusOr<WorkerInfo> worker) {
       promise->set_value(std::move(worker));
     });
     return future;
@@ -130,6 +130,32 @@ TEST_F(WorkerPoolTest, SoftLimitQueuesRequestsUntilAWorkerIsFreeOrBlocked) {
   ASSERT_NE(RegisterWhenStarted(2), 0);
   ASSERT_EQ(second.wait_for(kDeadline), std::future_status::ready);
   EXPECT_TRUE(second.get().ok());
+}
+
+TEST_F(WorkerPoolTest, WorkersWithoutCpuDoNotCountAgainstTheSoftLimit) {
+  MakePool(1);
+  // Two actor-style workers (leased without CPU) start beside each other...
+  auto actor1 = Pop("job", FakeWorker(directory_), false, /*uses_cpu=*/false);
+  ASSERT_NE(RegisterWhenStarted(1), 0);
+  auto actor2 = Pop("job", FakeWorker(directory_), false, /*uses_cpu=*/false);
+  ASSERT_NE(RegisterWhenStarted(2), 0);
+  ASSERT_TRUE(actor1.get().ok());
+  ASSERT_TRUE(actor2.get().ok());
+  // ...and a CPU task still gets the one slot.
+  auto task = Pop("job", FakeWorker(directory_));
+  ASSERT_NE(RegisterWhenStarted(3), 0);
+  ASSERT_EQ(task.wait_for(kDeadline), std::future_status::ready);
+  auto worker = task.get();
+  ASSERT_TRUE(worker.ok());
+  // A second CPU request waits, but one without CPU behind it does not.
+  auto waiting = Pop("job", FakeWorker(directory_));
+  auto actor3 = Pop("job", FakeWorker(directory_), false, /*uses_cpu=*/false);
+  ASSERT_NE(RegisterWhenStarted(4), 0);
+  ASSERT_EQ(actor3.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(waiting.wait_for(milliseconds(100)), std::future_status::timeout);
+  pool_->PushWorker(worker->startup_token);
+  ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(waiting.get()->pid, worker->pid);
 }
 
 TEST_F(WorkerPoolTest, AWorkerThatExitsBeforeRegisteringFailsItsRequestWithTheLogPath) {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,7 +52,13 @@ int SumRefs(std::vector<ray::ObjectRef<int>> refs) {
   return total;
 }
 
-RAY_REMOTE(Square, SumOfSquares, Pid, Fail, Die, Length, MakeBlob, PutInside, SumRefs);
+// Each level waits for the next one, holding its lease's CPU.
+int Depth(int levels) {
+  if (levels == 0) return 0;
+  return *ray::Task(Depth).Remote(levels - 1).Get() + 1;
+}
+
+RAY_REMOTE(Square, SumOfSquares, Pid, Fail, Die, Length, MakeBlob, PutInside, SumRefs, Depth);
 
 class Recorder {
  public:
@@ -127,6 +134,21 @@ TEST_F(ClusterRuntimeTest, NestedTasksAndObjectRefArguments) {
   auto nine = ray::Task(Square).Remote(3);
   EXPECT_EQ(*ray::Task(Square).Remote(nine).Get(), 81);
   EXPECT_EQ(*ray::Task(SumOfSquares).Remote(10).Get(), 385);
+}
+
+TEST_F(ClusterRuntimeTest, NestingDeeperThanTheCpusDoesNotDeadlock) {
+  // Two CPUs, six levels: a blocked task lends its CPU to the next level.
+  EXPECT_EQ(*ray::Task(Depth).Remote(6).Get(), 6);
+}
+
+TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {
+  std::vector<ray::ActorHandle<Recorder>> actors;
+  for (int i = 0; i < 5; ++i) actors.push_back(ray::Actor(Recorder::Create).Remote());
+  std::vector<ray::ObjectRef<int>> pids;
+  for (auto &actor : actors) pids.push_back(actor.Task(&Recorder::Pid).Remote());
+  std::set<int> distinct;
+  for (const auto &pid : ray::Get(pids)) distinct.insert(*pid);
+  EXPECT_EQ(distinct.size(), 5u);
 }
 
 TEST_F(ClusterRuntimeTest, TenThousandSmallTasks) {

@@ -1,0 +1,224 @@
+// A driver program for multi_driver_test: joins the cluster given by
+// --ray_address (other --ray_* flags apply too) and runs one sub-command.
+// Results go to stdout, one line each, flushed at once; commands that wait
+// for the test read lines from stdin and exit when it closes.
+//
+//   driver --ray_address=HOST:PORT [--ray_*=...] COMMAND [ARGS...]
+//
+//   create-named NAME NAMESPACE [hold]  a Counter named NAME in NAMESPACE;
+//                                       "created PID", then (hold) waits for
+//                                       stdin to close
+//   get-named NAME [NAMESPACE]          "found N" after adding 1 to the named
+//                                       Counter, or "not-found"
+//   block DIR                           tasks that never end (one of them
+//                                       nested), an actor and a 1 MiB put;
+//                                       "ready JOB_ID ACTOR_PID" once the
+//                                       tasks run, then waits
+//   call-lib                            calls functions that live in the code
+//                                       search path's library (see
+//                                       remote_lib.cc); "where ..." and
+//                                       "not-found-error ..."
+//   store-refs                          puts, passes and nests 1 MiB objects,
+//                                       then drops them step by step; each
+//                                       step waits for a line on stdin
+//
+// The node starts this same binary (with the same command line) as a
+// worker, so ray::Init comes first: in a worker it never returns.
+#include <ray/api.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr size_t kMiB = 1u << 20;
+
+class Counter {
+ public:
+  static Counter *Create() { return new Counter(); }
+  int Add(int x) { return value_ += x; }
+  int Pid() { return static_cast<int>(getpid()); }
+
+ private:
+  int value_ = 0;
+};
+
+RAY_REMOTE(Counter::Create, &Counter::Add, &Counter::Pid);
+
+// Records its pid as DIR/sleeper-PID, then sleeps until its worker is killed.
+int Sleeper(std::string dir) {
+  std::ofstream(dir + "/sleeper-" + std::to_string(getpid())) << getpid();
+  for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+// Waits for a nested Sleeper, so its worker is blocked in Get.
+int Nester(std::string dir) { return *ray::Task(Sleeper).Remote(dir).Get(); }
+
+size_t Length(std::string data) { return data.size(); }
+
+std::string MakeBlob(int mib) { return std::string(static_cast<size_t>(mib) << 20, 'm'); }
+
+// A 1 MiB object owned by the worker, returned inside the result.
+std::vector<ray::ObjectRef<std::string>> PutBlobInside(int mib) {
+  return {ray::Put(std::string(static_cast<size_t>(mib) << 20, 'w'))};
+}
+
+size_t TotalLength(std::vector<ray::ObjectRef<std::string>> refs) {
+  size_t total = 0;
+  for (auto &ref : refs) total += ref.Get()->size();
+  return total;
+}
+
+// Stand-ins for remote_lib.cc's functions: the driver names them by these
+// registered names; with a code search path the workers run the library's
+// versions. NotInLib exists only here.
+std::string WhereAmI() { return "driver"; }
+std::string NotInLib() { return "driver"; }
+
+RAY_REMOTE(Sleeper, Nester, Length, MakeBlob, PutBlobInside, TotalLength, WhereAmI, NotInLib);
+
+void Say(const std::string &line) { std::cout << line << std::endl; }
+
+// Waits for the next line on stdin; false once stdin is closed.
+bool NextLine() {
+  std::string line;
+  return static_cast<bool>(std::getline(std::cin, line));
+}
+
+void WaitForStdinToClose() {
+  while (NextLine()) {
+  }
+}
+
+int CreateNamed(const std::vector<std::string> &args) {
+  if (args.size() < 2) return 2;
+  auto counter = ray::Actor(Counter::Create).SetName(args[0], args[1]).Remote();
+  Say("created " + std::to_string(*counter.Task(&Counter::Pid).Remote().Get()));
+  if (args.size() > 2 && args[2] == "hold") WaitForStdinToClose();
+  return 0;
+}
+
+int GetNamed(const std::vector<std::string> &args) {
+  if (args.empty()) return 2;
+  auto counter =
+      args.size() > 1 ? ray::GetActor<Counter>(args[0], args[1]) : ray::GetActor<Counter>(args[0]);
+  if (!counter) {
+    Say("not-found");
+    return 0;
+  }
+  Say("found " + std::to_string(*counter->Task(&Counter::Add).Remote(1).Get()));
+  return 0;
+}
+
+int Block(const std::vector<std::string> &args) {
+  if (args.empty()) return 2;
+  const std::string dir = args[0];
+  auto actor = ray::Actor(Counter::Create).Remote();
+  const int actor_pid = *actor.Task(&Counter::Pid).Remote().Get();
+  auto sleeping = ray::Task(Sleeper).Remote(dir);
+  auto nesting = ray::Task(Nester).Remote(dir);
+  auto held = ray::Put(std::string(kMiB, 'h'));  // in the node store
+  // Both Sleepers (the direct one and the nested one) have started.
+  for (;;) {
+    int started = 0;
+    for (const auto &entry : std::filesystem::directory_iterator(dir)) {
+      started += entry.path().filename().string().rfind("sleeper-", 0) == 0;
+    }
+    if (started >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Say("ready " + ray::GetRuntimeContext().GetJobId() + " " + std::to_string(actor_pid));
+  WaitForStdinToClose();
+  return 0;
+}
+
+int CallLib() {
+  Say("where " + *ray::Task(WhereAmI).Remote().Get());
+  try {
+    ray::Task(NotInLib).Remote().Get();
+    Say("not-found-error none");
+  } catch (const ray::internal::RayFunctionNotFound &e) {
+    std::string message = e.what();
+    for (char &c : message) c = c == '\n' ? ' ' : c;
+    Say("not-found-error " + message);
+  }
+  return 0;
+}
+
+int StoreRefs() {
+  // Puts passed to tasks by reference and nested inside a put value.
+  std::vector<ray::ObjectRef<std::string>> blobs;
+  for (int i = 0; i < 4; ++i) blobs.push_back(ray::Put(std::string(kMiB, 'a' + i)));
+  ray::ObjectRef<std::string> keep = ray::Put(std::string(kMiB, 'k'));
+  size_t total = 0;
+  for (auto &blob : blobs) total += *ray::Task(Length).Remote(blob).Get();
+  auto nested = ray::Put(std::vector<ray::ObjectRef<std::string>>{blobs[0], blobs[1]});
+  total += *ray::Task(TotalLength).Remote(nested).Get();
+  // A task's 1 MiB result, and a worker-owned 1 MiB object returned inside
+  // a value (the driver borrows it).
+  auto made = ray::Task(MakeBlob).Remote(1);
+  total += ray::Get(made)->size();
+  auto inside = *ray::Task(PutBlobInside).Remote(1).Get();
+  total += *ray::Task(TotalLength).Remote(inside).Get();
+  Say("holding " + std::to_string(total / kMiB));
+  if (!NextLine()) return 1;
+
+  blobs.clear();
+  nested = ray::ObjectRef<std::vector<ray::ObjectRef<std::string>>>();
+  made = ray::ObjectRef<std::string>();
+  inside.clear();
+  Say("dropped");
+  if (!NextLine()) return 1;
+
+  // The held object is still there, for the driver and for a task.
+  Say("kept " + std::to_string(keep.Get()->size()) + " " +
+      std::to_string(*ray::Task(Length).Remote(keep).Get()));
+  if (!NextLine()) return 1;
+  keep = ray::ObjectRef<std::string>();
+  Say("released");
+  if (!NextLine()) return 1;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  ray::RayConfig config;
+  try {
+    ray::Init(config, argc, argv);  // a worker: never returns
+  } catch (const std::exception &e) {
+    Say("error " + std::string(e.what()));
+    return 1;
+  }
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]).rfind("--", 0) != 0) args.emplace_back(argv[i]);
+  }
+  if (args.empty()) {
+    std::cerr << "usage: driver --ray_address=HOST:PORT COMMAND [ARGS...]\n";
+    ray::Shutdown();
+    return 2;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  int code = 2;
+  try {
+    if (command == "create-named") code = CreateNamed(args);
+    if (command == "get-named") code = GetNamed(args);
+    if (command == "block") code = Block(args);
+    if (command == "call-lib") code = CallLib();
+    if (command == "store-refs") code = StoreRefs();
+  } catch (const std::exception &e) {
+    std::cerr << "driver " << command << ": " << e.what() << std::endl;
+    Say("error " + std::string(e.what()));
+    code = 1;
+  }
+  ray::Shutdown();
+  return code;
+}

@@ -41,11 +41,12 @@ struct StartOptions {
   int64_t object_store_memory = -1;  // -1: 30% of physical memory
 };
 
-int64_t DefaultObjectStoreBytes() {
-  const int64_t physical =
-      static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
-  return physical * 3 / 10;
+int64_t PhysicalMemoryBytes() {
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+         static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
 }
+
+int64_t DefaultObjectStoreBytes() { return PhysicalMemoryBytes() * 3 / 10; }
 
 // Spawns one daemon of the session and waits for its address file.
 absl::StatusOr<std::string> StartDaemon(const std::string &session, const std::string &name,
@@ -93,6 +94,13 @@ int Start(const StartOptions &options) {
     std::cerr << "sunray start: --object-store-memory must be above zero\n";
     return 2;
   }
+  // As in Ray: "memory" (bytes for tasks to reserve) is 70% of what the
+  // object store leaves, and "object_store_memory" the store's size, unless
+  // --resources set them.
+  const double spare =
+      static_cast<double>(std::max<int64_t>(0, PhysicalMemoryBytes() - store_bytes));
+  resources.try_emplace("memory", ToFixedPoint(spare * 0.7));
+  resources.try_emplace("object_store_memory", ToFixedPoint(static_cast<double>(store_bytes)));
 
   // With --block, Ctrl-C must stop the daemons even while they are starting:
   // take the stop signals now and handle them once startup is done. (Spawned

@@ -113,6 +113,7 @@ absl::Status ActorDirectory::Create(const proto::CreateActorRequest &request) {
     info.set_state(proto::ActorInfo::PENDING);
     info.set_detached(request.detached());
     info.set_class_name(task.class_name());
+    info.set_max_task_retries(request.max_task_retries());
     actor.not_before = Clock::now();
     queued_.insert(id);
     ChangedLocked(actor, &work);
@@ -168,8 +169,10 @@ absl::StatusOr<proto::ActorInfo> ActorDirectory::GetNamed(const std::string &nam
   return actors_.at(it->second).info;
 }
 
-absl::Status ActorDirectory::Kill(const std::string &actor_id, bool no_restart) {
+absl::StatusOr<proto::ActorInfo> ActorDirectory::Kill(const std::string &actor_id,
+                                                      bool no_restart) {
   Work work;
+  proto::ActorInfo info;
   {
     absl::MutexLock lock(&mu_);
     auto it = actors_.find(actor_id);
@@ -192,13 +195,17 @@ absl::Status ActorDirectory::Kill(const std::string &actor_id, bool no_restart) 
         break;
       case Phase::kCreating:
       case Phase::kAlive:
-        // The node reports the worker's death; that decides restart or death.
+        // The worker goes (its death report is ignored: it is forgotten
+        // here), and the actor restarts or dies at once, so a caller's next
+        // call, told this state, waits for the new worker.
         StopWorkerLocked(actor, actor.phase == Phase::kAlive, &work);
+        WorkerGoneLocked(actor, "it was killed by ray::KillActor", &work);
         break;
     }
+    info = actor.info;
   }
   for (auto &run : work) run();
-  return absl::OkStatus();
+  return info;
 }
 
 void ActorDirectory::OnWorkerDeath(const std::string &node_id, int64_t startup_token, int32_t pid,

@@ -81,11 +81,12 @@ class ActorDirectory {
   absl::StatusOr<proto::ActorInfo> GetNamed(const std::string &name,
                                             const std::string &ray_namespace);
 
-  // Stops the actor's worker (Exit, then NodeService.KillWorker); the death
-  // then follows the restart rules, or makes it DEAD with `no_restart`. An
-  // actor without a worker yet dies at once with `no_restart`, or has its
-  // worker killed once leased. NotFound for an unknown actor.
-  absl::Status Kill(const std::string &actor_id, bool no_restart);
+  // Stops the actor's worker (Exit, then NodeService.KillWorker) and, at
+  // once, restarts the actor by its restart rules or makes it DEAD (always
+  // with `no_restart`). An actor without a worker yet dies at once with
+  // `no_restart`, or has its worker killed once leased. Returns the actor's
+  // state after the kill; NotFound for an unknown actor.
+  absl::StatusOr<proto::ActorInfo> Kill(const std::string &actor_id, bool no_restart);
 
   // A node's worker process exited: if it hosted an actor, restart the
   // actor or mark it DEAD.

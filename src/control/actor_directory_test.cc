@@ -352,12 +352,16 @@ class ActorDirectoryTest : public ::testing::Test {
                    [state](const proto::ActorInfo &info) { return info.state() == state; });
   }
 
-  grpc::Status Kill(const std::string &actor_id, bool no_restart) {
+  // Kills; `after` gets the actor's state as the reply tells it.
+  grpc::Status Kill(const std::string &actor_id, bool no_restart,
+                    proto::ActorInfo *after = nullptr) {
     proto::KillActorRequest request;
     request.set_actor_id(actor_id);
     request.set_no_restart(no_restart);
     proto::KillActorReply reply;
-    return stub_->KillActor(Context().get(), request, &reply);
+    grpc::Status status = stub_->KillActor(Context().get(), request, &reply);
+    if (after != nullptr) *after = reply.actor();
+    return status;
   }
 
   std::future<std::pair<grpc::Status, proto::ActorInfo>> Poll(const std::string &actor_id,
@@ -570,7 +574,11 @@ TEST_F(ActorDirectoryTest, KillActorStopsTheWorkerAndRestartsUnlessNoRestart) {
   RegisterNode(4);
   const std::string id = CreateAlive(5);
 
-  ASSERT_TRUE(Kill(id, /*no_restart=*/false).ok());
+  proto::ActorInfo after;
+  ASSERT_TRUE(Kill(id, /*no_restart=*/false, &after).ok());
+  // The reply already tells the restart, before the old worker is gone.
+  EXPECT_EQ(after.state(), proto::ActorInfo::RESTARTING);
+  EXPECT_EQ(after.num_restarts(), 1);
   WaitFor(id, [](const proto::ActorInfo &info) {
     return info.state() == proto::ActorInfo::ALIVE && info.num_restarts() == 1;
   });
@@ -579,13 +587,14 @@ TEST_F(ActorDirectoryTest, KillActorStopsTheWorkerAndRestartsUnlessNoRestart) {
   EXPECT_EQ(node_.Kills()[0].token, 1);
   EXPECT_TRUE(node_.Kills()[0].force);
 
-  ASSERT_TRUE(Kill(id, /*no_restart=*/true).ok());
+  ASSERT_TRUE(Kill(id, /*no_restart=*/true, &after).ok());
+  EXPECT_EQ(after.state(), proto::ActorInfo::DEAD);
   const proto::ActorInfo dead = WaitForState(id, proto::ActorInfo::DEAD);
   EXPECT_EQ(dead.death_cause().type(), kActorDied);
   EXPECT_NE(dead.death_cause().message().find("killed by ray::KillActor"), std::string::npos)
       << dead.death_cause().message();
-  EXPECT_TRUE(node_.Killed(2));
-  EXPECT_TRUE(Kill(id, true).ok());  // killing a dead actor changes nothing
+  EXPECT_TRUE(Eventually([&] { return node_.Killed(2); }));  // the worker goes after
+  EXPECT_TRUE(Kill(id, true).ok());                          // killing a dead actor changes nothing
 
   EXPECT_EQ(Kill(ActorID::FromRandom().Binary(), true).error_code(), grpc::StatusCode::NOT_FOUND);
 }

@@ -288,9 +288,13 @@ grpc::ServerUnaryReactor *ControlService::GetNamedActor(grpc::CallbackServerCont
 
 grpc::ServerUnaryReactor *ControlService::KillActor(grpc::CallbackServerContext *context,
                                                     const proto::KillActorRequest *request,
-                                                    proto::KillActorReply *) {
-  return rpc::HandleUnary(context, options_.token,
-                          [&] { return actors_.Kill(request->actor_id(), request->no_restart()); });
+                                                    proto::KillActorReply *reply) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    auto info = actors_.Kill(request->actor_id(), request->no_restart());
+    if (!info.ok()) return info.status();
+    *reply->mutable_actor() = *std::move(info);
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor *ControlService::ReportWorkerDeath(

@@ -42,7 +42,7 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     auto idle = workers_.end();
     for (auto it = workers_.begin(); it != workers_.end(); ++it) {
       if (it->second.state == State::kIdle && !it->second.killed &&
-          it->second.info.job_id == request->job_id) {
+          it->second.info.job_id == request->job_id && it->second.env == request->launch.env) {
         idle = it;
         break;
       }
@@ -66,6 +66,7 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     worker.info.job_id = request->job_id;
     worker.info.detached = request->detached;
     worker.uses_cpu = request->uses_cpu;
+    worker.env = request->launch.env;
     worker.info.log_path = options_.logs_dir + "/worker-" + std::to_string(token) + ".out";
     worker.started = std::chrono::steady_clock::now();
     SpawnOptions spawn;

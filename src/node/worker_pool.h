@@ -1,6 +1,7 @@
 // The node daemon's worker processes.
 //
-// PopWorker hands out an idle worker of the job, or starts a new process
+// PopWorker hands out an idle worker of the job started with the same
+// environment entries (a runtime env's env_vars), or starts a new process
 // (its stdout and stderr go to <logs_dir>/worker-<token>.out) and hands it
 // out once the process has registered (RegisterWorker, matched by the
 // startup token passed in SUNRAY_STARTUP_TOKEN). At most `soft_limit`
@@ -106,8 +107,9 @@ class WorkerPool {
     WorkerInfo info;
     State state = State::kStarting;
     bool blocked = false;
-    bool uses_cpu = true;  // of its current (or starting) lease
-    bool killed = false;   // being stopped: never handed out again
+    bool uses_cpu = true;          // of its current (or starting) lease
+    bool killed = false;           // being stopped: never handed out again
+    std::vector<std::string> env;  // what it was started with (Launch::env)
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point sigkill_at = std::chrono::steady_clock::time_point::max();
   };

@@ -116,6 +116,26 @@ TEST_F(WorkerPoolTest, AReturnedWorkerIsReusedForTheSameJobOnly) {
   EXPECT_EQ(pool_->NumProcesses(), 2);
 }
 
+TEST_F(WorkerPoolTest, AnIdleWorkerIsReusedOnlyWithTheSameEnvironment) {
+  MakePool(4);
+  WorkerPool::Launch with_env = FakeWorker(directory_);
+  with_env.env.push_back("TASK_VAR=1");
+  auto first = Pop("job", with_env);
+  ASSERT_NE(RegisterWhenStarted(1), 0);
+  auto worker = first.get();
+  ASSERT_TRUE(worker.ok());
+  pool_->PushWorker(worker->startup_token);
+  // Another environment: a new process.
+  auto plain = Pop("job", FakeWorker(directory_));
+  ASSERT_NE(RegisterWhenStarted(2), 0);
+  ASSERT_EQ(plain.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_NE(plain.get()->pid, worker->pid);
+  // The same one: the idle worker.
+  auto again = Pop("job", with_env);
+  ASSERT_EQ(again.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(again.get()->pid, worker->pid);
+}
+
 TEST_F(WorkerPoolTest, SoftLimitQueuesRequestsUntilAWorkerIsFreeOrBlocked) {
   MakePool(1);
   auto first = Pop("job", FakeWorker(directory_));

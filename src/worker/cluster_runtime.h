@@ -176,7 +176,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   void EnqueueNormalTask(std::shared_ptr<PendingTask> task);
   void DispatchLocked(SchedulingClass *cls, std::vector<std::function<void()>> *work)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RequestLease(const std::string &class_key, const proto::ResourceMap &resources);
+  void RequestLease(const std::string &class_key, const proto::ResourceMap &resources,
+                    const std::vector<std::string> &env);
   void PushNormalTask(std::string class_key, std::shared_ptr<LeasedWorker> worker,
                       std::shared_ptr<PendingTask> task);
   void PushActorTask(std::shared_ptr<ActorState> actor, std::string address,
@@ -191,6 +192,12 @@ class ClusterRuntime : public ray::internal::RayRuntime {
 
   // --- actors (actor_submitter.cc) ---
   std::shared_ptr<ActorState> GetOrWatchActor(const std::string &actor_id);
+  // Registers a created actor with the control service once its arguments
+  // resolved (`arg_error` if one failed); errors are thrown with
+  // `throw_errors`, else they end the actor.
+  void RegisterActor(std::shared_ptr<PendingTask> task, std::shared_ptr<ActorState> actor,
+                     std::shared_ptr<proto::CreateActorRequest> request,
+                     std::optional<ErrorInfo> arg_error, bool throw_errors);
   void WatchActor(std::shared_ptr<ActorState> actor, int64_t after_version);
   void OnActorInfo(const std::shared_ptr<ActorState> &actor, const proto::ActorInfo &info);
   void SendActorTasksLocked(const std::shared_ptr<ActorState> &actor,

@@ -28,6 +28,14 @@ struct ClusterRuntime::PendingTask {
   // arguments, refs inside by-value arguments, arguments put in the store).
   std::vector<std::string> held;
   std::string class_key;  // normal tasks: the scheduling class
+  // Normal tasks: attempts left after this one (-1: unlimited), spent on a
+  // dead worker, or on an exception with retry_exceptions.
+  int retries_left = 0;
+  bool retry_exceptions = false;
+  // Actor calls: place in the caller's submission order, and sends lost to
+  // the actor's death so far (resent while the actor's max_task_retries allow).
+  uint64_t order = 0;
+  int lost = 0;
   // Guarded by the runtime's mu_:
   bool resolved = false;
   std::optional<ErrorInfo> failed;  // a dependency failed
@@ -52,6 +60,7 @@ struct ClusterRuntime::LeasedWorker {
 struct ClusterRuntime::SchedulingClass {
   std::string key;
   proto::ResourceMap resources;
+  std::vector<std::string> env;  // the runtime env's env_vars, NAME=value
   std::deque<std::shared_ptr<PendingTask>> queue;
   std::vector<std::shared_ptr<LeasedWorker>> workers;
   int pending_leases = 0;
@@ -69,6 +78,7 @@ struct ClusterRuntime::ActorState {
   bool suspect = false;
   std::shared_ptr<proto::WorkerService::Stub> stub;
   int64_t next_seq = 0;
+  uint64_t next_order = 0;
   // Calls in submission order, sent from the front once resolved.
   std::deque<std::shared_ptr<PendingTask>> queue;
   // References held for the creation task's arguments (this process

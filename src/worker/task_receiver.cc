@@ -73,7 +73,10 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
     return;
   }
   auto run = [this, &spec, reply, reactor] {
-    if (spec.type() == proto::TaskSpec::NORMAL) {
+    if (spec.type() == proto::TaskSpec::ACTOR_CREATION) {
+      ExecuteTask(spec, reply);
+    } else {
+      // Normal tasks and actor calls can be cancelled while they wait here.
       bool cancelled;
       {
         absl::MutexLock lock(&exec_mu_);
@@ -91,8 +94,6 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
       }
       absl::MutexLock lock(&exec_mu_);
       running_.erase(spec.return_id());
-    } else {
-      ExecuteTask(spec, reply);
     }
     if (reply->actor_exiting()) {
       // ray::ExitActor(): answer, make the death final, then go.
@@ -117,7 +118,10 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
     case proto::TaskSpec::ACTOR_CREATION:
       PushExecution(std::move(run));
       return;
-    case proto::TaskSpec::ACTOR_TASK:
+    case proto::TaskSpec::ACTOR_TASK: {
+      absl::MutexLock lock(&exec_mu_);
+      running_[spec.return_id()] = false;
+    }
       ReceiveActorTask(spec, std::move(run));
       return;
     default:
@@ -132,9 +136,10 @@ bool ClusterRuntime::HandleCancelTask(const std::string &return_id, bool force) 
   if (it == running_.end()) return false;
   if (!it->second) {
     cancelled_.insert(return_id);  // answered with TaskCancelled when its turn comes
-  } else if (force) {
+  } else if (force && hosted_ == nullptr) {
     // A running C++ function cannot be interrupted: the worker goes, and the
-    // owner reports the task as cancelled.
+    // owner reports the task as cancelled. (An actor's running call is left
+    // alone: ending the process would end the actor.)
     RAYLOG(WARNING) << "Force-cancelling a running task: this worker exits.";
     ExitProcess(1);
   }

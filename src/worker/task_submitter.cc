@@ -31,6 +31,13 @@ std::string ClassKey(const std::map<std::string, double> &resources) {
   return key;
 }
 
+// env_vars as environment entries, NAME=value.
+std::vector<std::string> EnvEntries(const std::map<std::string, std::string> &vars) {
+  std::vector<std::string> entries;
+  for (const auto &[name, value] : vars) entries.push_back(name + "=" + value);
+  return entries;
+}
+
 std::string DescribeResources(const std::map<std::string, double> &resources) {
   std::string text = "{";
   for (const auto &[name, amount] : resources) {
@@ -197,7 +204,15 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   }
   std::map<std::string, double> resources(options.resources.begin(), options.resources.end());
   if (resources.empty()) resources["CPU"] = 1;
+  // Tasks with env_vars run in workers started with them (CheckSchedulable
+  // has parsed the runtime env already).
+  std::string ignored;
+  const std::vector<std::string> env =
+      EnvEntries(*ParseRuntimeEnvInfo(options.serialized_runtime_env_info, &ignored));
   task->class_key = ClassKey(resources);
+  for (const auto &entry : env) task->class_key += "\n" + entry;
+  task->retries_left = options.max_retries;
+  task->retry_exceptions = options.retry_exceptions;
   PrepareArgs(args, task.get());
   bool infeasible = true;
   for (const auto &totals : node_totals_) {
@@ -216,6 +231,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
     if (cls == nullptr) {
       cls = std::make_unique<SchedulingClass>();
       cls->key = task->class_key;
+      cls->env = env;
       for (const auto &[name, amount] : resources) {
         (*cls->resources.mutable_amounts())[name] = ToFixedPoint(amount);
       }
@@ -266,18 +282,20 @@ void ClusterRuntime::DispatchLocked(SchedulingClass *cls,
   while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&
          cls->pending_leases < kMaxPendingLeases) {
     ++cls->pending_leases;
-    work->push_back(
-        [this, key = cls->key, resources = cls->resources] { RequestLease(key, resources); });
+    work->push_back([this, key = cls->key, resources = cls->resources, env = cls->env] {
+      RequestLease(key, resources, env);
+    });
   }
 }
 
-void ClusterRuntime::RequestLease(const std::string &class_key,
-                                  const proto::ResourceMap &resources) {
+void ClusterRuntime::RequestLease(const std::string &class_key, const proto::ResourceMap &resources,
+                                  const std::vector<std::string> &env) {
   proto::RequestWorkerLeaseRequest request;
   request.set_job_id(job_id_.Hex());
   *request.mutable_resources() = resources;
   for (const auto &arg : options_.worker_argv) request.add_argv(arg);
   for (const auto &entry : worker_env_) request.add_env(entry);
+  for (const auto &entry : env) request.add_env(entry);
   CallAsync<proto::RequestWorkerLeaseReply>(
       std::move(request), -1,
       [this](auto *context, auto *req, auto *reply, auto callback) {
@@ -331,11 +349,28 @@ void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<Lease
       },
       [this, class_key, worker, task](const grpc::Status &status, proto::PushTaskReply &reply) {
         bool cancelled;
+        bool retry = false;
         {
           absl::MutexLock lock(&mu_);
           cancelled = task->cancelled;
+          // A dead worker is retried; a task's own exception only when asked.
+          const bool failed =
+              !status.ok() ||
+              (task->retry_exceptions && reply.result().is_error() &&
+               reply.result().error().type() == static_cast<int>(ErrorType::kTaskExecution));
+          if (failed && !cancelled && !shut_down_ && task->retries_left != 0) {
+            retry = true;
+            if (task->retries_left > 0) --task->retries_left;
+            task->pushed_to.clear();
+          }
         }
-        if (status.ok()) {
+        if (retry) {
+          if (!status.ok()) {
+            RAYLOG(WARNING) << "The worker running " << task->spec.function_name() << " (pid "
+                            << worker->pid << ") died: " << status.error_message()
+                            << "; the task runs again.";
+          }
+        } else if (status.ok()) {
           CompleteTask(task.get(), reply.result());
         } else if (cancelled) {
           FailTask(task.get(),
@@ -360,6 +395,7 @@ void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<Lease
             std::erase(cls->workers, worker);
             work.push_back([this, worker] { ReturnLease(*worker, true); });
           }
+          if (retry) cls->queue.push_front(task);
           DispatchLocked(cls, &work);
         }
         for (auto &item : work) item();
@@ -400,14 +436,21 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
     auto it = submitted_.find(object_id);
     if (it == submitted_.end()) return;  // done already (or not ours)
     task = it->second;
-    if (task->spec.type() != proto::TaskSpec::NORMAL || task->cancelled) return;
+    if (task->spec.type() == proto::TaskSpec::ACTOR_CREATION || task->cancelled) return;
     task->cancelled = true;
     pushed_to = task->pushed_to;
     if (pushed_to.empty()) {
       queued = true;
-      auto cls = classes_.find(task->class_key);
-      if (cls != classes_.end()) std::erase(cls->second->queue, task);
+      if (task->spec.type() == proto::TaskSpec::NORMAL) {
+        auto cls = classes_.find(task->class_key);
+        if (cls != classes_.end()) std::erase(cls->second->queue, task);
+      } else {
+        auto actor = actors_.find(task->spec.actor_id());
+        if (actor != actors_.end()) std::erase(actor->second->queue, task);
+      }
     }
+    // An actor's running call is never forced: that would end the actor.
+    if (task->spec.type() == proto::TaskSpec::ACTOR_TASK) force = false;
   }
   if (queued) {
     FailTask(task.get(),
@@ -463,53 +506,116 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   spec.set_ray_namespace(ray_namespace);
   PrepareArgs(args, task.get());
 
-  // The arguments must be values before the control service gets the task.
-  absl::Notification resolved;
-  std::optional<ErrorInfo> arg_error;
-  ResolveArgs(task, [&](std::optional<ErrorInfo> error) {
-    arg_error = std::move(error);
-    resolved.Notify();
-  });
-  resolved.WaitForNotification();
-  if (arg_error) {
-    ReleaseTask(task.get());
-    throw ray::internal::RayActorException(
-        "The actor " + factory.class_name +
-        " cannot be created: an argument failed: " + arg_error->message);
-  }
-
-  proto::CreateActorRequest request;
-  *request.mutable_creation_task() = spec;
+  auto request = std::make_shared<proto::CreateActorRequest>();
   for (const auto &[name, amount] : options.resources) {
-    (*request.mutable_resources()->mutable_amounts())[name] = ToFixedPoint(amount);
+    (*request->mutable_resources()->mutable_amounts())[name] = ToFixedPoint(amount);
   }
-  for (const auto &arg : options_.worker_argv) request.add_argv(arg);
-  for (const auto &entry : worker_env_) request.add_env(entry);
-  request.set_name(options.name);
-  request.set_ray_namespace(ray_namespace);
-  request.set_max_restarts(options.max_restarts);
-  proto::CreateActorReply reply;
-  grpc::Status status = control_->CreateActor(Context(kControlTimeoutMs).get(), request, &reply);
-  if (!status.ok()) {
-    ReleaseTask(task.get());
-    if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
-      throw RayException("An actor named '" + options.name + "' already exists in namespace '" +
-                         ray_namespace + "'.");
-    }
-    throw ray::internal::RayActorException("The actor " + factory.class_name +
-                                           " cannot be created: " + status.error_message());
+  for (const auto &arg : options_.worker_argv) request->add_argv(arg);
+  for (const auto &entry : worker_env_) request->add_env(entry);
+  std::string ignored;
+  for (const auto &entry :
+       EnvEntries(*ParseRuntimeEnvInfo(options.serialized_runtime_env_info, &ignored))) {
+    request->add_env(entry);
   }
+  request->set_name(options.name);
+  request->set_ray_namespace(ray_namespace);
+  request->set_max_restarts(options.max_restarts);
+  request->set_max_task_retries(options.max_task_retries);
+
+  // Calls queue here until the control service knows the actor.
   auto actor = std::make_shared<ActorState>();
   actor->id = actor_id.Binary();
   actor->class_name = factory.class_name;
-  actor->creation_held = std::move(task->held);
   {
     absl::MutexLock lock(&mu_);
+    if (shut_down_) throw RayException("Sunray is shutting down.");
     actors_[actor->id] = actor;
-    actor->watching = true;
+    actor->watching = true;  // once registered
+  }
+
+  // The arguments must be values before the control service gets the task.
+  // When they are already, registration happens here and its errors (a
+  // name taken) are thrown; otherwise it happens once they are, and its
+  // errors end the actor (every call fails with them).
+  struct Resolution {
+    absl::Mutex mu;
+    bool done = false;      // the arguments resolved
+    bool deferred = false;  // CreateActor returned before they did
+    std::optional<ErrorInfo> error;
+  };
+  auto resolution = std::make_shared<Resolution>();
+  ResolveArgs(task, [this, resolution, task, actor, request](std::optional<ErrorInfo> error) {
+    {
+      absl::MutexLock lock(&resolution->mu);
+      resolution->done = true;
+      resolution->error = std::move(error);
+      if (!resolution->deferred) return;
+    }
+    // Off this (possibly gRPC) thread: registering blocks on an RPC.
+    RunDeferred([this, resolution, task, actor, request] {
+      RegisterActor(task, actor, request, resolution->error, /*throw_errors=*/false);
+    });
+  });
+  {
+    absl::MutexLock lock(&resolution->mu);
+    if (!resolution->done) {
+      resolution->deferred = true;
+      return actor->id;
+    }
+  }
+  RegisterActor(task, actor, request, resolution->error, /*throw_errors=*/true);
+  return actor->id;
+}
+
+void ClusterRuntime::RegisterActor(std::shared_ptr<PendingTask> task,
+                                   std::shared_ptr<ActorState> actor,
+                                   std::shared_ptr<proto::CreateActorRequest> request,
+                                   std::optional<ErrorInfo> arg_error, bool throw_errors) {
+  const std::string class_name = actor->class_name;
+  // Ends the actor before it existed: throws, or fails every call.
+  auto fail = [&](const std::string &message, bool name_taken) {
+    ReleaseTask(task.get());
+    if (throw_errors) {
+      {
+        absl::MutexLock lock(&mu_);
+        actors_.erase(actor->id);
+      }
+      if (name_taken) throw RayException(message);
+      throw ray::internal::RayActorException(message);
+    }
+    RAYLOG(WARNING) << message;
+    proto::ActorInfo dead;
+    dead.set_actor_id(actor->id);
+    dead.set_state(proto::ActorInfo::DEAD);
+    dead.set_version(std::numeric_limits<int64_t>::max());
+    dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+    dead.mutable_death_cause()->set_message(message);
+    OnActorInfo(actor, dead);
+  };
+  if (arg_error) {
+    fail(
+        "The actor " + class_name + " cannot be created: an argument failed: " + arg_error->message,
+        false);
+    return;
+  }
+  *request->mutable_creation_task() = task->spec;
+  proto::CreateActorReply reply;
+  grpc::Status status = control_->CreateActor(Context(kControlTimeoutMs).get(), *request, &reply);
+  if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+    fail("An actor named '" + request->name() + "' already exists in namespace '" +
+             request->ray_namespace() + "'.",
+         true);
+    return;
+  }
+  if (!status.ok()) {
+    fail("The actor " + class_name + " cannot be created: " + status.error_message(), false);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    actor->creation_held = std::move(task->held);
   }
   WatchActor(actor, -1);
-  return actor->id;
 }
 
 std::shared_ptr<ClusterRuntime::ActorState> ClusterRuntime::GetOrWatchActor(
@@ -635,15 +741,60 @@ void ClusterRuntime::PushActorTask(std::shared_ptr<ActorState> actor, std::strin
         stub->async()->PushTask(context, req, reply, std::move(callback));
       },
       [this, actor, address, task](const grpc::Status &status, proto::PushTaskReply &reply) {
+        if (status.ok() && reply.actor_exiting()) {
+          // ray::ExitActor(): this call and every later one fail; the actor
+          // is dead for good (its worker told the control service so).
+          proto::ActorInfo dead;
+          {
+            absl::MutexLock lock(&mu_);
+            dead = actor->info;
+          }
+          dead.set_state(proto::ActorInfo::DEAD);
+          dead.clear_address();
+          dead.set_version(std::numeric_limits<int64_t>::max());
+          dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+          dead.mutable_death_cause()->set_message("it exited through ray::ExitActor in " +
+                                                  task->spec.function_name() + ".");
+          OnActorInfo(actor, dead);
+          ErrorInfo error;
+          {
+            absl::MutexLock lock(&mu_);
+            error = ActorDeathError(*actor, task->spec.function_name());
+          }
+          FailTask(task.get(), std::move(error));
+          return;
+        }
         if (status.ok()) {
           CompleteTask(task.get(), reply.result());
           return;
         }
         ErrorInfo error;
+        bool resend = false;
+        std::vector<std::function<void()>> work;
         {
           absl::MutexLock lock(&mu_);
           if (actor->info.address() == address) actor->suspect = true;
-          error = ActorDeathError(*actor, task->spec.function_name());
+          const int retries = actor->info.max_task_retries();
+          if (!shut_down_ && !task->cancelled && actor->info.state() != proto::ActorInfo::DEAD &&
+              (retries == -1 || task->lost < retries)) {
+            // Sent again, in its place among the waiting calls, once the
+            // control service tells where the actor lives now.
+            resend = true;
+            ++task->lost;
+            task->pushed_to.clear();
+            auto place = std::find_if(actor->queue.begin(), actor->queue.end(),
+                                      [&](const std::shared_ptr<PendingTask> &queued) {
+                                        return queued->order > task->order;
+                                      });
+            actor->queue.insert(place, task);
+            SendActorTasksLocked(actor, &work);
+          } else {
+            error = ActorDeathError(*actor, task->spec.function_name());
+          }
+        }
+        if (resend) {
+          for (auto &item : work) item();
+          return;
         }
         error.message = "The actor " + BinaryToHex(actor->id) + " (" + actor->class_name +
                         ") died while the call " + task->spec.function_name() +
@@ -676,6 +827,7 @@ std::string ClusterRuntime::CallActor(const ray::internal::RemoteFunctionHolder 
     absl::MutexLock lock(&mu_);
     if (shut_down_) throw RayException("Sunray is shutting down.");
     submitted_[return_id] = task;
+    task->order = actor->next_order++;
     actor->queue.push_back(task);
   }
   ResolveArgs(task, [this, task, actor](std::optional<ErrorInfo> error) {
@@ -715,6 +867,14 @@ void ClusterRuntime::KillActor(const std::string &actor_id, bool no_restart) {
     throw RayException("Cannot kill actor " + BinaryToHex(actor_id) + ": " +
                        status.error_message());
   }
+  // Calls made from now on see the restart (or the death) at once.
+  std::shared_ptr<ActorState> actor;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = actors_.find(actor_id);
+    if (it != actors_.end()) actor = it->second;
+  }
+  if (actor != nullptr && reply.has_actor()) OnActorInfo(actor, reply.actor());
 }
 
 std::string ClusterRuntime::SerializeActorHandle(const std::string &actor_id) { return actor_id; }

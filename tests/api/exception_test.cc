@@ -14,7 +14,7 @@ using ray::internal::RayTaskException;
 using sunray_test::kTimeoutMs;
 using sunray_test::Throws;
 
-std::atomic<int> attempts{0};
+sunray_test::SharedInt attempts;
 
 struct QuotaExceeded : std::runtime_error {
   using std::runtime_error::runtime_error;

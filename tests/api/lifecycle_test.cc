@@ -26,15 +26,11 @@ int LifecycleWaitForGate(int x) {
 RAY_REMOTE(LifecycleIdentity, LifecycleWaitForGate);
 
 // Unlike RuntimeTest, starts no runtime: each test calls ray::Init itself.
-class LifecycleTest : public ::testing::TestWithParam<std::string> {
+class LifecycleTest : public sunray_test::RuntimeScratchTest {
  protected:
   void SetUp() override {
-    Latch::ResetAll();
     ray::Shutdown();
-  }
-  void TearDown() override {
-    Latch::ReleaseAll();
-    ray::Shutdown();
+    RuntimeScratchTest::SetUp();
   }
   ray::RayConfig Config() const { return sunray_test::ConfigFor(GetParam()); }
 };

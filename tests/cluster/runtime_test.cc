@@ -39,6 +39,21 @@ int Fail(int x) {
 
 int Die(int) { _exit(3); }
 
+// Dies the first time (leaving `marker`), returns 2 the second time.
+int DieOnce(std::string marker) {
+  if (!std::filesystem::exists(marker)) {
+    std::ofstream(marker).put('1');
+    _exit(3);
+  }
+  return 2;
+}
+
+// Appends a byte to `counter` per attempt, then dies.
+int AlwaysDie(std::string counter) {
+  std::ofstream(counter, std::ios::app).put('1');
+  _exit(3);
+}
+
 size_t Length(std::string data) { return data.size(); }
 
 std::string MakeBlob(int mib) { return std::string(static_cast<size_t>(mib) << 20, 'b'); }
@@ -58,7 +73,8 @@ int Depth(int levels) {
   return *ray::Task(Depth).Remote(levels - 1).Get() + 1;
 }
 
-RAY_REMOTE(Square, SumOfSquares, Pid, Fail, Die, Length, MakeBlob, PutInside, SumRefs, Depth);
+RAY_REMOTE(Square, SumOfSquares, Pid, Fail, Die, DieOnce, AlwaysDie, Length, MakeBlob, PutInside,
+           SumRefs, Depth);
 
 class Recorder {
  public:
@@ -190,8 +206,19 @@ TEST_F(ClusterRuntimeTest, TaskExceptionsArriveWithTypeFunctionAndPid) {
 }
 
 TEST_F(ClusterRuntimeTest, AWorkerThatDiesFailsItsTaskWithRayWorkerException) {
-  EXPECT_THROW(ray::Task(Die).Remote(0).Get(), ray::internal::RayWorkerException);
+  EXPECT_THROW(ray::Task(Die).SetMaxRetries(0).Remote(0).Get(), ray::internal::RayWorkerException);
   EXPECT_EQ(*ray::Task(Square).Remote(5).Get(), 25);  // a new worker takes over
+}
+
+TEST_F(ClusterRuntimeTest, ATaskWhoseWorkerDiesRunsAgainWhileRetriesLast) {
+  // The first attempt kills its worker, the second finds the marker and returns.
+  const std::string marker = temp_dir_ + "/died-once";
+  EXPECT_EQ(*ray::Task(DieOnce).Remote(marker).Get(), 2);
+  // With every attempt dying, the retries run out: 1 + 2 attempts.
+  const std::string counter = temp_dir_ + "/attempts";
+  EXPECT_THROW(ray::Task(AlwaysDie).SetMaxRetries(2).Remote(counter).Get(),
+               ray::internal::RayWorkerException);
+  EXPECT_EQ(std::filesystem::file_size(counter), 3u);
 }
 
 TEST_F(ClusterRuntimeTest, ActorCallsRunInOrderInTheActorsProcess) {

@@ -219,6 +219,7 @@ void RunAsWorker(const ray::RayConfig &config,
   options.node_address = Env("SUNRAY_NODE_ADDRESS");
   options.job_id_hex = Env("SUNRAY_JOB_ID");
   options.ray_namespace = Env("SUNRAY_NAMESPACE");
+  options.detached_actors = Env("SUNRAY_DETACHED_ACTORS") == "1";
   const size_t colon = options.node_address.rfind(':');
   if (colon != std::string::npos) options.host = options.node_address.substr(0, colon);
   if (!config.code_search_path.empty()) {
@@ -240,6 +241,7 @@ void RunAsWorker(const ray::RayConfig &config,
 std::shared_ptr<ray::internal::RayRuntime> ConnectDriver(const ray::RayConfig &config) {
   ClusterRuntimeOptions options;
   options.ray_namespace = config.ray_namespace;
+  options.detached_actors = config.default_actor_lifetime == ray::ActorLifetime::DETACHED;
   options.worker_argv = WorkerArgv(config);
   std::unique_ptr<EmbeddedCluster> cluster;
   if (config.address.empty()) {

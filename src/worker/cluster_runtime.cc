@@ -270,7 +270,8 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   }
   worker_env_ = {"SUNRAY_CONTROL_ADDRESS=" + options_.control_address,
                  "SUNRAY_TOKEN=" + options_.token, "SUNRAY_NODE_ADDRESS=" + node_address,
-                 "SUNRAY_JOB_ID=" + job_id_.Hex(), "SUNRAY_NAMESPACE=" + namespace_};
+                 "SUNRAY_JOB_ID=" + job_id_.Hex(), "SUNRAY_NAMESPACE=" + namespace_,
+                 std::string("SUNRAY_DETACHED_ACTORS=") + (options_.detached_actors ? "1" : "0")};
 }
 
 ClusterRuntime::~ClusterRuntime() { Shutdown(); }

@@ -65,6 +65,8 @@ struct ClusterRuntimeOptions {
   std::string control_address;
   std::string token;
   std::string ray_namespace;  // drivers; empty: a fresh anonymous namespace
+  // RayConfig::default_actor_lifetime: actors outlive the job's driver.
+  bool detached_actors = false;
   std::string host = "127.0.0.1";
   // How the node starts workers for this job.
   std::vector<std::string> worker_argv;

@@ -521,6 +521,7 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   request->set_ray_namespace(ray_namespace);
   request->set_max_restarts(options.max_restarts);
   request->set_max_task_retries(options.max_task_retries);
+  request->set_detached(options_.detached_actors);
 
   // Calls queue here until the control service knows the actor.
   auto actor = std::make_shared<ActorState>();

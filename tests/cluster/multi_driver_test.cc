@@ -380,13 +380,8 @@ TEST_F(MultiDriverTest, NamedActorsAreSharedWithinTheirNamespaceAndDieWithTheirD
   }));
 }
 
-// BUG: the cluster runtime ignores RayConfig::default_actor_lifetime (and
-// --ray_default_actor_lifetime): ClusterRuntime::CreateActor
-// (src/worker/task_submitter.cc) never sets CreateActorRequest.detached, and
-// ConnectDriver (src/worker/cluster_connect.cc) does not pass the lifetime
-// to ClusterRuntimeOptions. So no actor is detached, and the control
-// service kills it when its creator's job finishes.
-TEST_F(MultiDriverTest, DISABLED_ADetachedNamedActorOutlivesItsDriver) {
+// --ray_default_actor_lifetime=detached: the actor outlives its job.
+TEST_F(MultiDriverTest, ADetachedNamedActorOutlivesItsDriver) {
   const std::string created =
       RunDriver({"--ray_default_actor_lifetime=detached", "create-named", "counter", "ns1"});
   ASSERT_EQ(created.rfind("created ", 0), 0u) << created;
@@ -459,9 +454,7 @@ TEST_F(MultiDriverTest, DISABLED_AKilledDriversObjectsLeaveTheNodeStore) {
   })) << stats.DebugString();
 }
 
-// BUG: same as DISABLED_ADetachedNamedActorOutlivesItsDriver (no actor is
-// ever detached in the cluster runtime).
-TEST_F(MultiDriverTest, DISABLED_ADetachedActorSurvivesItsDriversSigkill) {
+TEST_F(MultiDriverTest, ADetachedActorSurvivesItsDriversSigkill) {
   Driver *driver = StartDriver(
       {"--ray_default_actor_lifetime=detached", "create-named", "counter", "ns1", "hold"});
   ASSERT_NE(driver, nullptr);

@@ -11,7 +11,7 @@ constexpr std::chrono::milliseconds kControlTimeout{10000};
 
 }  // namespace
 
-NodeService::NodeService(Options options, const ObjectStore &store, WorkerPool &workers,
+NodeService::NodeService(Options options, ObjectStore &store, WorkerPool &workers,
                          LeaseManager &leases)
     : options_(std::move(options)),
       store_(store),
@@ -30,6 +30,7 @@ void NodeService::Stop() {
 
 void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how) {
   leases_.OnWorkerExit(worker.startup_token);
+  store_.DeleteOwnedBy(worker.address);  // nobody can free them any more
   proto::ReportWorkerDeathRequest request;
   request.set_node_id(options_.node_id.Hex());
   request.set_startup_token(worker.startup_token);
@@ -48,6 +49,16 @@ void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how)
 }
 
 void NodeService::FinishJob(const std::string &job_id) {
+  std::string driver;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = driver_addresses_.find(job_id);
+    if (it != driver_addresses_.end()) {
+      driver = std::move(it->second);
+      driver_addresses_.erase(it);
+    }
+  }
+  store_.DeleteOwnedBy(driver);
   const int cancelled = leases_.CancelJob(job_id);
   const int killed = workers_.KillJobWorkers(job_id);
   std::cerr << "sunray node: job " << job_id << " finished: stopping " << killed
@@ -162,6 +173,10 @@ grpc::ServerUnaryReactor *NodeService::RegisterDriver(grpc::CallbackServerContex
       return absl::InvalidArgumentError("RegisterDriver: needs a job id and a pid, got '" +
                                         request->job_id() + "' and " +
                                         std::to_string(request->pid()));
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      driver_addresses_[request->job_id()] = request->address();
     }
     drivers_.Watch(request->job_id(), request->pid());
     return absl::OkStatus();

@@ -23,6 +23,8 @@
 #include <chrono>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "src/common/id.h"
@@ -47,12 +49,14 @@ class NodeService final : public proto::NodeService::CallbackService {
   };
 
   // Borrows the store, the pool and the lease manager: they outlive it.
-  NodeService(Options options, const ObjectStore &store, WorkerPool &workers, LeaseManager &leases);
+  NodeService(Options options, ObjectStore &store, WorkerPool &workers, LeaseManager &leases);
   ~NodeService() override;  // Stop()
 
-  // A worker's process exited (how: "exited with status 1", ...).
+  // A worker's process exited (how: "exited with status 1", ...): its lease
+  // ends, control hears of it, and the store objects it owned are deleted.
   void OnWorkerExit(const WorkerInfo &worker, const std::string &how);
-  // The job is over on this node. Idempotent.
+  // The job is over on this node (its driver exited or said so): its
+  // workers stop and the driver's store objects are deleted. Idempotent.
   void FinishJob(const std::string &job_id);
   // Idempotent.
   void Stop();
@@ -85,10 +89,13 @@ class NodeService final : public proto::NodeService::CallbackService {
 
  private:
   const Options options_;
-  const ObjectStore &store_;
+  ObjectStore &store_;
   WorkerPool &workers_;
   LeaseManager &leases_;
   rpc::AsyncCaller control_calls_;
+  absl::Mutex mu_;
+  // Each running job's driver address (owner of its puts).
+  absl::flat_hash_map<std::string, std::string> driver_addresses_ ABSL_GUARDED_BY(mu_);
   DriverWatcher drivers_;  // last: its thread calls FinishJob until it stops
 };
 

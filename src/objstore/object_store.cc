@@ -78,7 +78,8 @@ std::string ObjectStore::UsageLocked() const {
 absl::StatusOr<ObjectStore::Location> ObjectStore::CreateObject(const ObjectID &id,
                                                                 size_t data_size,
                                                                 size_t metadata_size,
-                                                                ClientId creator) {
+                                                                ClientId creator,
+                                                                const std::string &owner_address) {
   const size_t total = data_size + metadata_size;
   absl::MutexLock lock(&mu_);
   if (objects_.contains(id)) {
@@ -104,6 +105,7 @@ absl::StatusOr<ObjectStore::Location> ObjectStore::CreateObject(const ObjectID &
   entry.location.data_size = data_size;
   entry.location.metadata_size = metadata_size;
   entry.creator = creator;
+  entry.owner = owner_address;
   entry.pins[creator] = 1;
   used_bytes_ += total;
   Location location = entry.location;
@@ -171,6 +173,21 @@ absl::Status ObjectStore::Delete(const ObjectID &id) {
   it->second.delete_requested = true;
   MaybeFreeLocked(it);
   return absl::OkStatus();
+}
+
+int ObjectStore::DeleteOwnedBy(const std::string &owner_address) {
+  if (owner_address.empty()) return 0;
+  absl::MutexLock lock(&mu_);
+  std::vector<ObjectID> owned;
+  for (const auto &[id, entry] : objects_) {
+    if (entry.owner == owner_address) owned.push_back(id);
+  }
+  for (const auto &id : owned) {
+    auto it = objects_.find(id);
+    it->second.delete_requested = true;
+    MaybeFreeLocked(it);
+  }
+  return static_cast<int>(owned.size());
 }
 
 void ObjectStore::ReleaseClient(ClientId client) {

@@ -59,10 +59,11 @@ class ObjectStore {
   ObjectStore &operator=(const ObjectStore &) = delete;
 
   // Allocates an unsealed object of data_size + metadata_size bytes, pinned by
-  // `creator`. AlreadyExists if the id is taken; ResourceExhausted when it does
-  // not fit; InvalidArgument for a size beyond the capacity.
+  // `creator`, owned by the process at `owner_address` (see DeleteOwnedBy).
+  // AlreadyExists if the id is taken; ResourceExhausted when it does not fit;
+  // InvalidArgument for a size beyond the capacity.
   absl::StatusOr<Location> CreateObject(const ObjectID &id, size_t data_size, size_t metadata_size,
-                                        ClientId creator);
+                                        ClientId creator, const std::string &owner_address = {});
   // Makes the object immutable and readable; the creator's pin stays until it
   // calls Release. NotFound; FailedPrecondition if already sealed.
   absl::Status Seal(const ObjectID &id);
@@ -79,6 +80,10 @@ class ObjectStore {
   absl::Status Delete(const ObjectID &id);
   // Drops every pin of `client` and aborts the objects it had not sealed.
   void ReleaseClient(ClientId client);
+  // The owner at `owner_address` died: Deletes every object it owned (each
+  // freed once nobody pins it). Returns how many. An empty address matches
+  // nothing.
+  int DeleteOwnedBy(const std::string &owner_address);
 
   bool ContainsSealed(const ObjectID &id) const;
   Stats GetStats() const;
@@ -90,6 +95,7 @@ class ObjectStore {
     bool sealed = false;
     bool delete_requested = false;
     ClientId creator = 0;
+    std::string owner;  // its owner's address; empty if not told
     // client -> pins held
     absl::flat_hash_map<ClientId, int> pins;
   };

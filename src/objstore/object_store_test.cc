@@ -77,6 +77,27 @@ TEST(ObjectStoreTest, FullStoreRefusesUntilSpaceIsFreed) {
   EXPECT_TRUE(store->CreateObject(RandomObject(), 700 * 1024, 0, 1).ok());
 }
 
+TEST(ObjectStoreTest, DeleteOwnedByFreesADeadOwnersObjectsOnly) {
+  auto store = MakeStore(kMiB);
+  const ObjectID mine = RandomObject(), pinned = RandomObject(), other = RandomObject(),
+                 anonymous = RandomObject();
+  for (const auto &[id, owner] : std::vector<std::pair<ObjectID, std::string>>{
+           {mine, "owner:1"}, {pinned, "owner:1"}, {other, "owner:2"}, {anonymous, ""}}) {
+    ASSERT_TRUE(store->CreateObject(id, 100, 0, 1, owner).ok());
+    ASSERT_TRUE(store->Seal(id).ok());
+    ASSERT_TRUE(store->Release(id, 1).ok());
+  }
+  ASSERT_TRUE(store->Get(pinned, 7).ok());  // a reader still maps it
+  EXPECT_EQ(store->DeleteOwnedBy("owner:1"), 2);
+  EXPECT_EQ(store->DeleteOwnedBy(""), 0);
+  EXPECT_FALSE(store->ContainsSealed(mine));
+  EXPECT_EQ(store->GetStats().num_objects, 3u);
+  ASSERT_TRUE(store->Release(pinned, 7).ok());  // the reader is done: freed
+  EXPECT_EQ(store->GetStats().num_objects, 2u);
+  EXPECT_TRUE(store->ContainsSealed(other));
+  EXPECT_TRUE(store->ContainsSealed(anonymous));
+}
+
 TEST(ObjectStoreTest, DeleteWaitsForPinsToBeReleased) {
   auto store = MakeStore(kMiB);
   const ObjectID id = RandomObject();

@@ -108,8 +108,9 @@ StoreClient::~StoreClient() = default;
 uint64_t StoreClient::client_id() const { return core_->client_id; }
 
 absl::StatusOr<char *> StoreClient::Create(const ObjectID &id, size_t data_size,
-                                           size_t metadata_size) {
+                                           size_t metadata_size, const std::string &owner_address) {
   proto::CreateObjectRequest request;
+  request.set_owner_address(owner_address);
   request.set_object_id(id.Binary());
   request.set_data_size(data_size);
   request.set_metadata_size(metadata_size);
@@ -148,8 +149,8 @@ absl::Status StoreClient::Seal(const ObjectID &id) {
 }
 
 absl::Status StoreClient::Put(const ObjectID &id, std::string_view data,
-                              std::string_view metadata) {
-  auto destination = Create(id, data.size(), metadata.size());
+                              std::string_view metadata, const std::string &owner_address) {
+  auto destination = Create(id, data.size(), metadata.size(), owner_address);
   if (!destination.ok()) return destination.status();
   // An empty string_view may have a null data(): memcpy must not see it.
   if (!data.empty()) std::memcpy(*destination, data.data(), data.size());

@@ -72,9 +72,11 @@ class StoreClient {
 
   // Creates, fills and seals an object. ResourceExhausted ("object store
   // full: ...") when it does not fit; AlreadyExists for a taken id.
-  absl::Status Put(const ObjectID &id, std::string_view data, std::string_view metadata = {});
+  absl::Status Put(const ObjectID &id, std::string_view data, std::string_view metadata = {},
+                   const std::string &owner_address = {});
   // For writing in place: returns where data_size + metadata_size bytes go.
-  absl::StatusOr<char *> Create(const ObjectID &id, size_t data_size, size_t metadata_size);
+  absl::StatusOr<char *> Create(const ObjectID &id, size_t data_size, size_t metadata_size,
+                                const std::string &owner_address = {});
   // Seals an object made with Create and drops the creator's pin.
   absl::Status Seal(const ObjectID &id);
   // Pins a sealed object. NotFound if absent, Unavailable if not sealed.

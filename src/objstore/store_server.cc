@@ -160,7 +160,7 @@ grpc::ServerUnaryReactor *StoreServer::CreateObject(grpc::CallbackServerContext 
     auto id = ParseObjectId(request->object_id());
     if (!id.ok()) return id.status();
     auto location = store_.CreateObject(*id, request->data_size(), request->metadata_size(),
-                                        request->client_id());
+                                        request->client_id(), request->owner_address());
     if (!location.ok()) return location.status();
     reply->set_offset(location->offset);
     return absl::OkStatus();

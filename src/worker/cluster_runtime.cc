@@ -264,6 +264,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     proto::RegisterDriverRequest driver;
     driver.set_job_id(job_id_.Hex());
     driver.set_pid(getpid());
+    driver.set_address(my_address_);
     proto::RegisterDriverReply driver_reply;
     Check(node_->RegisterDriver(Context(kConnectTimeoutMs).get(), driver, &driver_reply),
           "register the driver with the node daemon");
@@ -393,7 +394,8 @@ std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
   const bool large = data->size() > kMaxInlineObjectBytes;
   if (large) {
     absl::Status stored =
-        store_->Put(ObjectID::FromBinary(id), std::string_view(data->data(), data->size()));
+        store_->Put(ObjectID::FromBinary(id), std::string_view(data->data(), data->size()), {},
+                    my_address_);
     if (!stored.ok()) {
       throw RayException("Put failed: " + std::string(stored.message()));
     }

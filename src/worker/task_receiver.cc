@@ -245,7 +245,8 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
                                    proto::ObjectValue *out) {
   if (!result.error && result.data.size() > kMaxInlineObjectBytes) {
     absl::Status stored = store_->Put(ObjectID::FromBinary(spec.return_id()),
-                                      std::string_view(result.data.data(), result.data.size()));
+                                      std::string_view(result.data.data(), result.data.size()),
+                                      {}, spec.owner_address());
     if (stored.ok()) {
       out->set_in_store(true);
     } else {

@@ -432,15 +432,8 @@ TEST_F(MultiDriverTest, AKilledDriverLeavesNoWorkersAndFreesItsCpus) {
   EXPECT_EQ(RunDriver({"get-named", "counter"}), "not-found");
 }
 
-// BUG: a dead owner's node-store objects are never freed. When the driver
-// dies, NodeService::FinishJob (src/node/node_service.cc) cancels its lease
-// requests and kills its workers, but nothing deletes the objects the driver
-// put in the node store; ObjectStore::ReleaseClient
-// (src/objstore/object_store.cc), run when the driver's store connection
-// closes, only drops its pins and frees its unsealed objects. The sealed
-// 1 MiB put stays (num_objects 1, 1048581 bytes used) until `sunray stop`.
-// Owners that are workers leak the same way when their process dies.
-TEST_F(MultiDriverTest, DISABLED_AKilledDriversObjectsLeaveTheNodeStore) {
+// The node deletes a dead driver's store objects: nobody else can free them.
+TEST_F(MultiDriverTest, AKilledDriversObjectsLeaveTheNodeStore) {
   Driver *driver = StartDriver({"block", drivers_dir_});
   ASSERT_NE(driver, nullptr);
   ASSERT_TRUE(driver->WaitForLine("ready ")) << driver->Output();

@@ -148,8 +148,8 @@ absl::Status StoreClient::Seal(const ObjectID &id) {
       core_->stub->ReleaseObject(core_->Context().get(), release, &released));
 }
 
-absl::Status StoreClient::Put(const ObjectID &id, std::string_view data,
-                              std::string_view metadata, const std::string &owner_address) {
+absl::Status StoreClient::Put(const ObjectID &id, std::string_view data, std::string_view metadata,
+                              const std::string &owner_address) {
   auto destination = Create(id, data.size(), metadata.size(), owner_address);
   if (!destination.ok()) return destination.status();
   // An empty string_view may have a null data(): memcpy must not see it.

@@ -100,6 +100,41 @@ void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out) {
 
 // --- WorkerService ---------------------------------------------------------
 
+// A WatchExit call held open until this process shuts down (or the owner
+// cancels it).
+class ClusterRuntime::ExitWatch : public grpc::ServerUnaryReactor {
+ public:
+  explicit ExitWatch(ClusterRuntime *runtime) : runtime_(runtime) {}
+
+  // Registers the call; answers at once if the process is shutting down.
+  void Hold() {
+    {
+      absl::MutexLock lock(&runtime_->watchers_mu_);
+      if (!runtime_->exiting_) {
+        runtime_->exit_watches_.push_back(this);
+        return;
+      }
+    }
+    Answer(grpc::Status(grpc::StatusCode::UNAVAILABLE, "this process is exiting"));
+  }
+  // Once only (cancel and shutdown may race).
+  void Answer(const grpc::Status &status) {
+    if (!answered_.exchange(true)) Finish(status);
+  }
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&runtime_->watchers_mu_);
+      std::erase(runtime_->exit_watches_, this);
+    }
+    Answer(grpc::Status::CANCELLED);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  ClusterRuntime *runtime_;
+  std::atomic<bool> answered_{false};
+};
+
 class ClusterRuntime::Service final : public proto::WorkerService::CallbackService {
  public:
   explicit Service(ClusterRuntime *runtime) : runtime_(runtime) {}
@@ -138,6 +173,7 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
     return rpc::HandleUnary(context, runtime_->options_.token, [&] {
       if (runtime_->Owns(request->object_id())) {
         runtime_->owned_.AddReference(request->object_id());
+        runtime_->CountBorrower(request->borrower_address(), request->object_id(), 1);
         reply->set_found(true);
       }
       return absl::OkStatus();
@@ -148,10 +184,21 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
                                            const proto::RemoveBorrowerRequest *request,
                                            proto::RemoveBorrowerReply *) override {
     return rpc::HandleUnary(context, runtime_->options_.token, [&] {
-      const int64_t count = std::max<int64_t>(1, request->count());
-      for (int64_t i = 0; i < count; ++i) runtime_->owned_.RemoveReference(request->object_id());
+      const int64_t count =
+          runtime_->CountBorrower(request->borrower_address(), request->object_id(),
+                                  -std::max<int64_t>(1, request->count()));
+      for (int64_t i = 0; i < -count; ++i) runtime_->owned_.RemoveReference(request->object_id());
       return absl::OkStatus();
     });
+  }
+
+  grpc::ServerUnaryReactor *WatchExit(grpc::CallbackServerContext *context,
+                                      const proto::WatchExitRequest *,
+                                      proto::WatchExitReply *) override {
+    auto *watch = new ExitWatch(runtime_);
+    if (!rpc::Authenticate(*context, watch, runtime_->options_.token)) return watch;
+    watch->Hold();
+    return watch;
   }
 
   grpc::ServerUnaryReactor *CancelTask(grpc::CallbackServerContext *context,
@@ -270,8 +317,10 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
           "register the driver with the node daemon");
   }
   worker_env_ = {"SUNRAY_CONTROL_ADDRESS=" + options_.control_address,
-                 "SUNRAY_TOKEN=" + options_.token, "SUNRAY_NODE_ADDRESS=" + node_address,
-                 "SUNRAY_JOB_ID=" + job_id_.Hex(), "SUNRAY_NAMESPACE=" + namespace_,
+                 "SUNRAY_TOKEN=" + options_.token,
+                 "SUNRAY_NODE_ADDRESS=" + node_address,
+                 "SUNRAY_JOB_ID=" + job_id_.Hex(),
+                 "SUNRAY_NAMESPACE=" + namespace_,
                  std::string("SUNRAY_DETACHED_ACTORS=") + (options_.detached_actors ? "1" : "0")};
 }
 
@@ -319,6 +368,16 @@ void ClusterRuntime::Shutdown() {
     in_store_owned_.clear();
   }
   if (!in_store.empty() && store_ != nullptr) (void)store_->Delete(in_store);
+  // Owners watching this process learn it is gone.
+  std::vector<ExitWatch *> watches;
+  {
+    absl::MutexLock lock(&watchers_mu_);
+    exiting_ = true;
+    watches.swap(exit_watches_);
+  }
+  for (ExitWatch *watch : watches) {
+    watch->Answer(grpc::Status(grpc::StatusCode::UNAVAILABLE, "this process is exiting"));
+  }
   server_.Stop();
 }
 
@@ -393,9 +452,8 @@ std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
   MemoryStore::Value value;
   const bool large = data->size() > kMaxInlineObjectBytes;
   if (large) {
-    absl::Status stored =
-        store_->Put(ObjectID::FromBinary(id), std::string_view(data->data(), data->size()), {},
-                    my_address_);
+    absl::Status stored = store_->Put(
+        ObjectID::FromBinary(id), std::string_view(data->data(), data->size()), {}, my_address_);
     if (!stored.ok()) {
       throw RayException("Put failed: " + std::string(stored.message()));
     }
@@ -526,6 +584,54 @@ void ClusterRuntime::RemoveLocalReference(const std::string &id) {
           stub->async()->RemoveBorrower(context, req, reply, std::move(callback));
         },
         [](const grpc::Status &, proto::RemoveBorrowerReply &) {});
+  }
+}
+
+int64_t ClusterRuntime::CountBorrower(const std::string &borrower, const std::string &id,
+                                      int64_t delta) {
+  if (borrower.empty() || borrower == my_address_) return delta;
+  bool first = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowers_.find(borrower);
+    if (it == borrowers_.end()) {
+      if (delta <= 0) return 0;  // dropped already (it was seen gone)
+      it = borrowers_.emplace(borrower, absl::flat_hash_map<std::string, int64_t>()).first;
+      first = true;
+    }
+    auto &count = it->second[id];
+    delta = std::max(delta, -count);
+    count += delta;
+    if (count == 0) it->second.erase(id);  // the address stays watched
+  }
+  if (first) WatchBorrower(borrower);
+  return delta;
+}
+
+void ClusterRuntime::WatchBorrower(const std::string &borrower) {
+  auto stub = WorkerStub(borrower);
+  CallAsync<proto::WatchExitReply>(
+      proto::WatchExitRequest(), -1,
+      [stub](auto *context, auto *req, auto *reply, auto callback) {
+        stub->async()->WatchExit(context, req, reply, std::move(callback));
+      },
+      [this, borrower](const grpc::Status &status, proto::WatchExitReply &) {
+        if (status.error_code() == grpc::StatusCode::CANCELLED) return;  // we are shutting down
+        DropBorrower(borrower);
+      });
+}
+
+void ClusterRuntime::DropBorrower(const std::string &borrower) {
+  absl::flat_hash_map<std::string, int64_t> held;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowers_.find(borrower);
+    if (it == borrowers_.end()) return;
+    held = std::move(it->second);
+    borrowers_.erase(it);
+  }
+  for (const auto &[id, count] : held) {
+    for (int64_t i = 0; i < count; ++i) owned_.RemoveReference(id);
   }
 }
 

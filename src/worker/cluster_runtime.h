@@ -144,6 +144,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   struct ActorState;
   struct Borrowed;
   struct Waiter;
+  class ExitWatch;
 
   // --- objects (cluster_runtime.cc) ---
   bool Owns(const std::string &id) const { return owned_.Contains(id); }
@@ -154,6 +155,14 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
                                      std::vector<std::string> borrowed_contained);
   void AddBorrowedCount(const std::string &id, const std::string &owner, int64_t registrations);
+  // Owner side: `borrower` registered (+) or released (-) `delta` times;
+  // returns the change applied (a release never goes below what the borrower
+  // holds, and is 0 for a borrower dropped already). The first registration
+  // of an address starts watching it.
+  int64_t CountBorrower(const std::string &borrower, const std::string &id, int64_t delta);
+  void WatchBorrower(const std::string &borrower);
+  // The borrower is gone: every registration it held is released.
+  void DropBorrower(const std::string &borrower);
   // Blocks until `num` of `ids` are ready (or the deadline); fetches borrowed
   // values from their owners. Returns which are ready.
   std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);
@@ -261,6 +270,14 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   absl::flat_hash_set<std::string> warned_infeasible_ ABSL_GUARDED_BY(mu_);
   // Owned objects with a copy in the node store (deleted at Shutdown).
   absl::flat_hash_set<std::string> in_store_owned_ ABSL_GUARDED_BY(mu_);
+  // Owner side: registrations per borrower address, per object; each
+  // borrower is watched (WatchExit) so a dead one's registrations go.
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int64_t>> borrowers_
+      ABSL_GUARDED_BY(mu_);
+  // Borrower side: owners' WatchExit calls, answered at Shutdown.
+  absl::Mutex watchers_mu_;
+  std::vector<ExitWatch *> exit_watches_ ABSL_GUARDED_BY(watchers_mu_);
+  bool exiting_ ABSL_GUARDED_BY(watchers_mu_) = false;
 
   // Calls in flight, cancelled at Shutdown.
   absl::Mutex calls_mu_;

@@ -245,8 +245,8 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
                                    proto::ObjectValue *out) {
   if (!result.error && result.data.size() > kMaxInlineObjectBytes) {
     absl::Status stored = store_->Put(ObjectID::FromBinary(spec.return_id()),
-                                      std::string_view(result.data.data(), result.data.size()),
-                                      {}, spec.owner_address());
+                                      std::string_view(result.data.data(), result.data.size()), {},
+                                      spec.owner_address());
     if (stored.ok()) {
       out->set_in_store(true);
     } else {
@@ -274,6 +274,7 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
     const std::string owner = GetOwnershipInfo(id);
     if (owner == my_address_) {
       owned_.AddReference(id);
+      CountBorrower(spec.owner_address(), id, 1);
     } else if (!owner.empty()) {
       proto::AddBorrowerRequest request;
       request.set_object_id(id);

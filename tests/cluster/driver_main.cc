@@ -21,6 +21,10 @@
 //   store-refs                          puts, passes and nests 1 MiB objects,
 //                                       then drops them step by step; each
 //                                       step waits for a line on stdin
+//   dead-borrower                       lends a 1 MiB put to an actor that
+//                                       keeps it and drops its own ref
+//                                       ("lent"); on a line, kills the actor
+//                                       ("killed"), then waits for stdin to close
 //
 // The node starts this same binary (with the same command line) as a
 // worker, so ray::Init comes first: in a worker it never returns.
@@ -50,6 +54,21 @@ class Counter {
 };
 
 RAY_REMOTE(Counter::Create, &Counter::Add, &Counter::Pid);
+
+// Borrows the refs it is given for as long as it lives.
+class Keeper {
+ public:
+  static Keeper *Create() { return new Keeper(); }
+  size_t Keep(std::vector<ray::ObjectRef<std::string>> refs) {
+    kept_ = std::move(refs);
+    return kept_.size();
+  }
+
+ private:
+  std::vector<ray::ObjectRef<std::string>> kept_;
+};
+
+RAY_REMOTE(Keeper::Create, &Keeper::Keep);
 
 // Records its pid as DIR/sleeper-PID, then sleeps until its worker is killed.
 int Sleeper(std::string dir) {
@@ -186,6 +205,20 @@ int StoreRefs() {
   return 0;
 }
 
+int DeadBorrower() {
+  auto keeper = ray::Actor(Keeper::Create).Remote();
+  {
+    auto blob = ray::Put(std::string(kMiB, 'b'));
+    keeper.Task(&Keeper::Keep).Remote(std::vector<ray::ObjectRef<std::string>>{blob}).Get();
+  }
+  Say("lent");
+  if (!NextLine()) return 1;
+  keeper.Kill(true);
+  Say("killed");
+  WaitForStdinToClose();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -214,6 +247,7 @@ int main(int argc, char **argv) {
     if (command == "block") code = Block(args);
     if (command == "call-lib") code = CallLib();
     if (command == "store-refs") code = StoreRefs();
+    if (command == "dead-borrower") code = DeadBorrower();
   } catch (const std::exception &e) {
     std::cerr << "driver " << command << ": " << e.what() << std::endl;
     Say("error " + std::string(e.what()));

@@ -522,6 +522,24 @@ TEST_F(MultiDriverTest, DroppedRefsEmptyTheNodeStoreWhileAHeldRefKeepsItsObject)
   EXPECT_EQ(driver->Wait(), 0) << driver->Output();
 }
 
+// A borrower that dies releases what it borrowed: its owner watches it.
+TEST_F(MultiDriverTest, ADeadBorrowersRefsAreReleasedByTheOwner) {
+  Driver *driver = StartDriver({"dead-borrower"});
+  ASSERT_NE(driver, nullptr);
+  ASSERT_TRUE(driver->WaitForLine("lent")) << driver->Output();
+  // The driver dropped its ref; the actor's keeps the object.
+  EXPECT_EQ(NodeStats().num_objects(), 1);
+  driver->Send("kill");
+  ASSERT_TRUE(driver->WaitForLine("killed")) << driver->Output();
+  proto::GetNodeStatsReply stats;
+  EXPECT_TRUE(Eventually([&] {
+    stats = NodeStats();
+    return stats.num_objects() == 0 && stats.object_store_used_bytes() == 0;
+  })) << stats.DebugString();
+  driver->CloseStdin();
+  EXPECT_EQ(driver->Wait(), 0) << driver->Output();
+}
+
 }  // namespace
 }  // namespace sunray
 

@@ -67,6 +67,15 @@ RAY_EXPORT void Shutdown();
 template <typename T>
 ObjectRef<T> Put(const T &value) {
   std::vector<std::string> contained;
+  // Large values go straight to their place in the object store.
+  const size_t size = internal::Serializer::SerializedSize(value);
+  std::string direct = internal::GetRayRuntime()->PutDirect(
+      size,
+      [&](char *destination) {
+        internal::Serializer::SerializeInto(value, destination, &contained);
+      },
+      contained);
+  if (!direct.empty()) return ObjectRef<T>(std::move(direct));
   auto buffer =
       std::make_shared<msgpack::sbuffer>(internal::Serializer::Serialize(value, &contained));
   return ObjectRef<T>(internal::GetRayRuntime()->Put(std::move(buffer), contained));

@@ -457,11 +457,40 @@ std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
     if (!stored.ok()) {
       throw RayException("Put failed: " + std::string(stored.message()));
     }
+  } else {
+    value.data = std::make_shared<SharedSbufferObject>(std::move(data));
+  }
+  return RegisterPut(id, std::move(value), large, contained_ids);
+}
+
+std::string ClusterRuntime::PutDirect(size_t size, const std::function<void(char *)> &write,
+                                      const std::vector<std::string> &contained_ids) {
+  if (size <= kMaxInlineObjectBytes) return {};
+  const std::string id = NewPutId();
+  const ObjectID object = ObjectID::FromBinary(id);
+  auto destination = store_->Create(object, size, 0, my_address_);
+  if (!destination.ok()) {
+    throw RayException("Put failed: " + std::string(destination.status().message()));
+  }
+  try {
+    write(*destination);
+  } catch (...) {
+    (void)store_->Seal(object);  // then gone: nobody refers to it
+    (void)store_->Delete({object});
+    throw;
+  }
+  absl::Status sealed = store_->Seal(object);
+  if (!sealed.ok()) throw RayException("Put failed: " + std::string(sealed.message()));
+  return RegisterPut(id, MemoryStore::Value(), /*large=*/true, contained_ids);
+}
+
+std::string ClusterRuntime::RegisterPut(const std::string &id, MemoryStore::Value value,
+                                        bool in_store,
+                                        const std::vector<std::string> &contained_ids) {
+  if (in_store) {
     absl::MutexLock lock(&mu_);
     in_store_owned_.insert(id);
     value.in_node_store = true;
-  } else {
-    value.data = std::make_shared<SharedSbufferObject>(std::move(data));
   }
   std::vector<std::string> owned_contained, borrowed_contained;
   for (const auto &inner : contained_ids) {
@@ -472,7 +501,7 @@ std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
       borrowed_contained.push_back(inner);
     }
   }
-  value.on_free = MakeFreeHook(id, large, std::move(borrowed_contained));
+  value.on_free = MakeFreeHook(id, in_store, std::move(borrowed_contained));
   owned_.CreatePending(id);
   if (!owned_.Seal(id, std::move(value), owned_contained)) {
     throw RayException("Put failed: Sunray is shutting down.");

@@ -92,6 +92,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
 
   std::string Put(std::shared_ptr<msgpack::sbuffer> data,
                   const std::vector<std::string> &contained_ids) override;
+  std::string PutDirect(size_t size, const std::function<void(char *)> &write,
+                        const std::vector<std::string> &contained_ids) override;
   std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> Get(const std::vector<std::string> &ids,
                                                                 int timeout_ms) override;
   std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects,
@@ -148,6 +150,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
 
   // --- objects (cluster_runtime.cc) ---
   bool Owns(const std::string &id) const { return owned_.Contains(id); }
+  // Records a new put (its value inline, or `in_store`) as owned here.
+  std::string RegisterPut(const std::string &id, MemoryStore::Value value, bool in_store,
+                          const std::vector<std::string> &contained_ids);
   std::string NewPutId();
   // Seals an owned object from a value that arrived over RPC.
   void SealFromProto(const std::string &id, const proto::ObjectValue &value);

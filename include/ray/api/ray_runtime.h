@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <msgpack.hpp>
 #include <string>
@@ -70,6 +71,15 @@ class RAY_EXPORT RayRuntime {
   // held: the caller wraps it in an ObjectRef.
   virtual std::string Put(std::shared_ptr<msgpack::sbuffer> data,
                           const std::vector<std::string> &contained_ids) = 0;
+  // Puts a value of `size` serialized bytes that `write` writes straight into
+  // the object's final place (for a large object, shared memory), skipping
+  // a buffer; `write` fills `contained_ids`. Returns "" (having called
+  // nothing) when the runtime keeps values of this size in a buffer anyway:
+  // the caller then uses Put.
+  virtual std::string PutDirect(size_t /*size*/, const std::function<void(char *)> & /*write*/,
+                                const std::vector<std::string> & /*contained_ids*/) {
+    return {};
+  }
   // Values of `ids`, in order. timeout_ms < 0 waits forever; on expiry throws
   // RayTimeoutException. An object holding an error throws its exception.
   virtual std::vector<std::shared_ptr<ObjectBuffer>> Get(const std::vector<std::string> &ids,

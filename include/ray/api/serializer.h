@@ -56,6 +56,21 @@ class RAY_EXPORT ObjectBuffer {
 };
 
 class Serializer {
+ private:
+  // msgpack streams: one that only counts, one that writes to a place of
+  // known size.
+  struct ByteCounter {
+    size_t size = 0;
+    void write(const char *, size_t n) { size += n; }
+  };
+  struct FixedWriter {
+    char *at;
+    void write(const char *data, size_t n) {
+      std::memcpy(at, data, n);
+      at += n;
+    }
+  };
+
  public:
   template <typename T>
   static msgpack::sbuffer Serialize(const T &value) {
@@ -69,6 +84,26 @@ class Serializer {
   static msgpack::sbuffer Serialize(const T &value, std::vector<std::string> *contained_ids) {
     ContainedRefCollector collector(contained_ids);
     return Serialize(value);
+  }
+
+  // How many bytes Serialize(value) produces (refs inside are not recorded).
+  template <typename T>
+  static size_t SerializedSize(const T &value) {
+    std::vector<std::string> ignored;
+    ContainedRefCollector collector(&ignored);
+    ByteCounter counter;
+    msgpack::pack(counter, value);
+    return counter.size;
+  }
+
+  // Serializes `value` into `destination`, which has SerializedSize(value)
+  // bytes, and appends the ids of ObjectRefs found inside it.
+  template <typename T>
+  static void SerializeInto(const T &value, char *destination,
+                            std::vector<std::string> *contained_ids) {
+    ContainedRefCollector collector(contained_ids);
+    FixedWriter writer{destination};
+    msgpack::pack(writer, value);
   }
 
   template <typename T>

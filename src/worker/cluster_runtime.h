@@ -234,6 +234,10 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // A worker running a normal task tells its node when it blocks in Get.
   class BlockedScope;
   friend class BlockedScope;
+  // The running task blocks (or wakes): while it is blocked, the normal
+  // tasks queued behind it, and any that arrive, go back to their owners
+  // (answered "bounced"), who send them elsewhere.
+  void BounceWaitingTasks(bool blocked);
 
   // --- plumbing ---
   std::shared_ptr<proto::WorkerService::Stub> WorkerStub(const std::string &address);
@@ -305,6 +309,12 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Normal tasks waiting to run or running here, by return id (for Cancel).
   absl::flat_hash_map<std::string, bool> running_ ABSL_GUARDED_BY(exec_mu_);
   absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(exec_mu_);
+  // Normal tasks pushed here and not started (pipelined behind the running
+  // one), and those sent back to their owner by BounceWaitingTasks.
+  absl::flat_hash_map<std::string, std::pair<proto::PushTaskReply *, DeferredReactor *>>
+      waiting_normal_ ABSL_GUARDED_BY(exec_mu_);
+  absl::flat_hash_set<std::string> bounced_ ABSL_GUARDED_BY(exec_mu_);
+  bool exec_blocked_ ABSL_GUARDED_BY(exec_mu_) = false;  // the running task waits in Get
 };
 
 }  // namespace sunray

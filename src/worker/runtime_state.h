@@ -53,7 +53,11 @@ struct ClusterRuntime::LeasedWorker {
   std::string address;
   int pid = 0;
   std::shared_ptr<proto::WorkerService::Stub> stub;
-  bool busy = false;
+  int in_flight = 0;  // tasks pushed and not answered
+  // It sent a task back (its running task waits in Get): no more tasks queue
+  // behind it until one of its tasks finishes.
+  bool bounced = false;
+  bool dead = false;  // a push failed: leaving the class
   absl::Time idle_since;
 };
 

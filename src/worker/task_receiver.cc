@@ -17,12 +17,15 @@ ClusterRuntime::BlockedScope::BlockedScope(ClusterRuntime *runtime) : runtime_(r
   const ExecutionContext *context = CurrentExecutionContext();
   if (runtime_->options_.worker_mode && context != nullptr && !context->in_actor) {
     active_ = true;
+    runtime_->BounceWaitingTasks(true);
     Notify(true);
   }
 }
 
 ClusterRuntime::BlockedScope::~BlockedScope() {
-  if (active_) Notify(false);
+  if (!active_) return;
+  runtime_->BounceWaitingTasks(false);
+  Notify(false);
 }
 
 void ClusterRuntime::BlockedScope::Notify(bool blocked) {
@@ -31,6 +34,25 @@ void ClusterRuntime::BlockedScope::Notify(bool blocked) {
   request.set_blocked(blocked);
   proto::NotifyBlockedReply reply;
   (void)runtime_->node_->NotifyBlocked(runtime_->Context(5000).get(), request, &reply);
+}
+
+void ClusterRuntime::BounceWaitingTasks(bool blocked) {
+  std::vector<std::pair<proto::PushTaskReply *, DeferredReactor *>> calls;
+  {
+    absl::MutexLock lock(&exec_mu_);
+    exec_blocked_ = blocked;
+    if (!blocked) return;
+    for (auto &[return_id, call] : waiting_normal_) {
+      bounced_.insert(return_id);
+      running_.erase(return_id);
+      calls.push_back(call);
+    }
+    waiting_normal_.clear();
+  }
+  for (auto &[reply, reactor] : calls) {
+    reply->set_bounced(true);
+    reactor->Finish(grpc::Status::OK);
+  }
 }
 
 void ClusterRuntime::PushExecution(std::function<void()> work) {
@@ -72,7 +94,7 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
                                  "this process is a driver; it runs no tasks"));
     return;
   }
-  auto run = [this, &spec, reply, reactor] {
+  auto run = [this, &spec, reply, reactor, return_id = spec.return_id()] {
     if (spec.type() == proto::TaskSpec::ACTOR_CREATION) {
       ExecuteTask(spec, reply);
     } else {
@@ -80,6 +102,9 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
       bool cancelled;
       {
         absl::MutexLock lock(&exec_mu_);
+        // Sent back already (its call, and `spec` with it, may be gone).
+        if (bounced_.erase(return_id) > 0) return;
+        waiting_normal_.erase(return_id);
         cancelled = cancelled_.erase(spec.return_id()) > 0;
         running_[spec.return_id()] = true;
       }
@@ -111,7 +136,13 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
   switch (spec.type()) {
     case proto::TaskSpec::NORMAL: {
       absl::MutexLock lock(&exec_mu_);
+      if (exec_blocked_) {  // would wait behind a blocked task: back to the owner
+        reply->set_bounced(true);
+        reactor->Finish(grpc::Status::OK);
+        return;
+      }
       running_[spec.return_id()] = false;
+      waiting_normal_[spec.return_id()] = {reply, reactor};
       exec_queue_.push_back(std::move(run));
       return;
     }

@@ -19,6 +19,8 @@ namespace {
 constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
 // Lease requests in flight per scheduling class (Ray's default is 10).
 constexpr int kMaxPendingLeases = 10;
+// Tasks pushed to one leased worker at once, when the backlog is deep.
+constexpr int kMaxTasksInFlightPerWorker = 8;
 constexpr int kControlTimeoutMs = 30000;
 
 int64_t ToFixedPoint(double value) { return std::llround(value * 10000); }
@@ -269,14 +271,26 @@ void ClusterRuntime::EnqueueNormalTask(std::shared_ptr<PendingTask> task) {
 void ClusterRuntime::DispatchLocked(SchedulingClass *cls,
                                     std::vector<std::function<void()>> *work) {
   if (shut_down_) return;
-  for (auto &worker : cls->workers) {
-    if (cls->queue.empty()) break;
-    if (worker->busy) continue;
-    worker->busy = true;
+  // First every idle worker gets a task; then, while the backlog is deeper
+  // than the workers can take one at a time, workers get a few more queued
+  // behind (they run them in order, with no round trip in between; a worker
+  // that blocks in Get sends back what it had not started).
+  auto push = [&](const std::shared_ptr<LeasedWorker> &worker) {
+    ++worker->in_flight;
     std::shared_ptr<PendingTask> task = std::move(cls->queue.front());
     cls->queue.pop_front();
     task->pushed_to = worker->address;
     work->push_back([this, key = cls->key, worker, task] { PushNormalTask(key, worker, task); });
+  };
+  for (auto &worker : cls->workers) {
+    if (cls->queue.empty()) break;
+    if (worker->in_flight == 0 && !worker->dead) push(worker);
+  }
+  for (int depth = 1; depth < kMaxTasksInFlightPerWorker; ++depth) {
+    for (auto &worker : cls->workers) {
+      if (cls->queue.size() <= cls->workers.size()) break;
+      if (worker->in_flight == depth && !worker->dead && !worker->bounced) push(worker);
+    }
   }
   // More workers while tasks wait (each pending lease covers one task).
   while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&
@@ -350,21 +364,30 @@ void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<Lease
       [this, class_key, worker, task](const grpc::Status &status, proto::PushTaskReply &reply) {
         bool cancelled;
         bool retry = false;
+        const bool bounced = status.ok() && reply.bounced();
         {
           absl::MutexLock lock(&mu_);
           cancelled = task->cancelled;
+          if (bounced && !cancelled) {
+            retry = true;  // not run: not an attempt
+            task->pushed_to.clear();
+          }
           // A dead worker is retried; a task's own exception only when asked.
           const bool failed =
               !status.ok() ||
               (task->retry_exceptions && reply.result().is_error() &&
                reply.result().error().type() == static_cast<int>(ErrorType::kTaskExecution));
-          if (failed && !cancelled && !shut_down_ && task->retries_left != 0) {
+          if (!bounced && failed && !cancelled && !shut_down_ && task->retries_left != 0) {
             retry = true;
             if (task->retries_left > 0) --task->retries_left;
             task->pushed_to.clear();
           }
         }
-        if (retry) {
+        if (bounced && cancelled) {
+          FailTask(task.get(),
+                   ErrorInfo{ErrorType::kTaskCancelled,
+                             "The task was cancelled with ray::Cancel before it ran.", "", "", ""});
+        } else if (retry) {
           if (!status.ok()) {
             RAYLOG(WARNING) << "The worker running " << task->spec.function_name() << " (pid "
                             << worker->pid << ") died: " << status.error_message()
@@ -388,10 +411,13 @@ void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<Lease
         {
           absl::MutexLock lock(&mu_);
           SchedulingClass *cls = classes_[class_key].get();
+          --worker->in_flight;
           if (status.ok()) {
-            worker->busy = false;
             worker->idle_since = absl::Now();
-          } else {
+            worker->bounced = bounced;
+          } else if (!worker->dead) {
+            // Its other tasks in flight fail (or retry) through their own calls.
+            worker->dead = true;
             std::erase(cls->workers, worker);
             work.push_back([this, worker] { ReturnLease(*worker, true); });
           }
@@ -418,7 +444,9 @@ void ClusterRuntime::ReturnIdleLeases(bool all) {
     for (auto &[key, cls] : classes_) {
       if (!all && !cls->queue.empty()) continue;
       std::erase_if(cls->workers, [&](const std::shared_ptr<LeasedWorker> &worker) {
-        if (!all && (worker->busy || now - worker->idle_since < kLeaseLinger)) return false;
+        if (!all && (worker->in_flight > 0 || now - worker->idle_since < kLeaseLinger)) {
+          return false;
+        }
         idle.push_back(worker);
         return true;
       });
@@ -765,7 +793,14 @@ void ClusterRuntime::PushActorTask(std::shared_ptr<ActorState> actor, std::strin
           FailTask(task.get(), std::move(error));
           return;
         }
+        bool stale = false;
         if (status.ok()) {
+          // An answer from an incarnation already known dead (killed while
+          // the call ran) counts as lost, as if the process had gone first.
+          absl::MutexLock lock(&mu_);
+          stale = actor->info.address() != address;
+        }
+        if (status.ok() && !stale) {
           CompleteTask(task.get(), reply.result());
           return;
         }
@@ -798,8 +833,8 @@ void ClusterRuntime::PushActorTask(std::shared_ptr<ActorState> actor, std::strin
           return;
         }
         error.message = "The actor " + BinaryToHex(actor->id) + " (" + actor->class_name +
-                        ") died while the call " + task->spec.function_name() +
-                        " was in flight: " + status.error_message();
+                        ") died while the call " + task->spec.function_name() + " was in flight: " +
+                        (stale ? std::string("it was killed") : status.error_message());
         FailTask(task.get(), std::move(error));
       });
 }

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -35,7 +36,8 @@ struct StartOptions {
   int port = 6379;
   std::string node_ip_address = "127.0.0.1";
   bool block = false;
-  double num_cpus = -1;  // -1: one per hardware thread
+  bool remove_root = false;  // --block: remove the session root (SUNRAY_TEMP_DIR) at the end
+  double num_cpus = -1;      // -1: one per hardware thread
   double num_gpus = 0;
   std::string resources_json = "{}";
   int64_t object_store_memory = -1;  // -1: 30% of physical memory
@@ -149,6 +151,12 @@ int Start(const StartOptions &options) {
   // --block: stay in the foreground until interrupted, then stop everything.
   WaitForStopSignal();
   StopSession(*session, kStopGrace);
+  if (options.remove_root && std::getenv("SUNRAY_TEMP_DIR") != nullptr) {
+    // A private root (an embedded cluster's): nothing of it may stay, also
+    // when the driver that made it was killed.
+    std::error_code ignored;
+    std::filesystem::remove_all(SessionRoot(), ignored);
+  }
   return 0;
 }
 
@@ -259,6 +267,10 @@ int main(int argc, char **argv) {
                             "Address the daemons listen on (default: loopback only)");
   start_command->add_flag("--block", start.block,
                           "Stay in the foreground; stop the daemons on Ctrl-C");
+  start_command
+      ->add_flag("--remove-temp-dir-on-exit", start.remove_root,
+                 "With --block: remove the whole temp dir (SUNRAY_TEMP_DIR) when stopping")
+      ->group("");  // internal: for embedded clusters
   start_command->add_option("--num-cpus", start.num_cpus, "CPUs to offer (default: all)");
   start_command->add_option("--num-gpus", start.num_gpus, "GPUs to offer (default: 0)");
   start_command->add_option("--resources", start.resources_json,

@@ -152,7 +152,8 @@ std::unique_ptr<EmbeddedCluster> StartEmbeddedCluster(const ray::RayConfig &conf
                        SessionRoot().string() + ": " + std::strerror(errno));
   }
   cluster->root = pattern;
-  std::vector<std::string> argv = {cli, "start", "--head", "--block", "--port", "0"};
+  std::vector<std::string> argv = {
+      cli, "start", "--head", "--block", "--remove-temp-dir-on-exit", "--port", "0"};
   argv.insert(argv.end(), config.head_args.begin(), config.head_args.end());
   SpawnOptions spawn;
   spawn.log_path = (cluster->root / "start.log").string();

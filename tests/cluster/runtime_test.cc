@@ -2,13 +2,16 @@
 // cluster (real control and node daemons, worker processes running this
 // binary) in its own temp dir and checks that nothing outlives Shutdown.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <ray/api.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -107,6 +110,11 @@ std::vector<int> ProcessesMentioning(const std::string &needle) {
   return found;
 }
 
+std::string ReadAll(const std::string &path) {
+  std::ifstream file(path);
+  return std::string((std::istreambuf_iterator<char>(file)), {});
+}
+
 bool Eventually(const std::function<bool()> &condition) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -165,6 +173,47 @@ TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {
   std::set<int> distinct;
   for (const auto &pid : ray::Get(pids)) distinct.insert(*pid);
   EXPECT_EQ(distinct.size(), 5u);
+}
+
+TEST_F(ClusterRuntimeTest, AKilledDriversEmbeddedClusterLeavesNothing) {
+  const std::string root = temp_dir_ + "/k";  // short: socket paths live under it
+  ASSERT_TRUE(std::filesystem::create_directory(root));
+  // Prepared before fork: the child only redirects and execs.
+  std::vector<std::string> env_strings = {"SUNRAY_TEMP_DIR=" + root, "SUNRAY_TEST_HOLD_EMBEDDED=1",
+                                          "PATH=/usr/bin:/bin"};
+  std::vector<char *> env;
+  for (auto &entry : env_strings) env.push_back(entry.data());
+  env.push_back(nullptr);
+  // Its real path: workers are started with the driver's command line.
+  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  char *child_argv[] = {self.data(), nullptr};
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    const int log = open((root + ".log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log >= 0) dup2(log, STDERR_FILENO);
+    execve(self.c_str(), child_argv, env.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::string output;
+  char buffer[256];
+  ssize_t n;
+  while (output.find('\n') == std::string::npos && (n = read(out[0], buffer, sizeof buffer)) > 0) {
+    output.append(buffer, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  EXPECT_EQ(output, "ready 9\n") << ReadAll(root + ".log");
+  ASSERT_FALSE(ProcessesMentioning(root).empty());  // its daemons run
+  kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  // The daemons notice their driver is gone, stop, and remove its root.
+  EXPECT_TRUE(Eventually([&] { return ProcessesMentioning(root).empty(); }));
+  EXPECT_TRUE(Eventually([&] { return std::filesystem::is_empty(root); }));
 }
 
 TEST_F(ClusterRuntimeTest, TenThousandSmallTasks) {
@@ -253,6 +302,16 @@ int main(int argc, char **argv) {
   if (std::getenv("SUNRAY_STARTUP_TOKEN") != nullptr) {
     ray::RayConfig config;
     ray::Init(config, argc, argv);  // a worker: never returns
+  }
+  if (std::getenv("SUNRAY_TEST_HOLD_EMBEDDED") != nullptr) {
+    // A driver for AKilledDriversEmbeddedClusterLeavesNothing: starts its
+    // cluster, runs a task, says so, and waits to be killed.
+    ray::RayConfig config;
+    config.head_args = {"--num-cpus", "1"};
+    ray::Init(config);
+    std::printf("ready %d\n", *ray::Task(Square).Remote(3).Get());
+    std::fflush(stdout);
+    for (;;) pause();
   }
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

@@ -201,10 +201,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
                      std::shared_ptr<PendingTask> task);
   void ReturnLease(const LeasedWorker &worker, bool dead);
   void ReturnIdleLeases(bool all);
-  std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strategy,
-                                            const ray::PlacementGroup &group,
-                                            const std::string &runtime_env_info,
-                                            const std::unordered_map<std::string, double> &res);
 
   // --- actors (actor_submitter.cc) ---
   std::shared_ptr<ActorState> GetOrWatchActor(const std::string &actor_id);

@@ -6,6 +6,7 @@
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/api/runtime_env_check.h"
+#include "src/api/schedulable.h"
 #include "src/worker/runtime_state.h"
 
 namespace sunray {
@@ -160,29 +161,6 @@ void ClusterRuntime::CompleteTask(PendingTask *task, const proto::ObjectValue &r
 
 // --- Normal tasks ----------------------------------------------------------
 
-std::optional<ErrorInfo> ClusterRuntime::CheckSchedulable(
-    const ray::SchedulingStrategy &strategy, const ray::PlacementGroup &group,
-    const std::string &runtime_env_info, const std::unordered_map<std::string, double> &) {
-  if (const auto *affinity = std::get_if<ray::NodeAffinitySchedulingStrategy>(&strategy)) {
-    if (!affinity->soft && affinity->node_id != node_id_.Hex()) {
-      return ErrorInfo{
-          ErrorType::kTaskUnschedulable,
-          "The task asks to run on node " + affinity->node_id +
-              " (hard affinity), which is not in this cluster (its node: " + node_id_.Hex() + ").",
-          "", "", ""};
-    }
-  }
-  if (auto why = placement_groups_.WhyUnusable(group)) {
-    return ErrorInfo{ErrorType::kTaskUnschedulable, *why, "", "", ""};
-  }
-  std::string env_error;
-  if (!ParseRuntimeEnvInfo(runtime_env_info, &env_error)) {
-    return ErrorInfo{ErrorType::kRuntimeEnv,
-                     "The runtime env could not be set up: " + env_error + ".", "", "", ""};
-  }
-  return std::nullopt;
-}
-
 std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &function,
                                  std::vector<ray::internal::TaskArg> &args,
                                  const ray::internal::CallOptions &options) {
@@ -200,7 +178,8 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   owned_.CreatePending(return_id);
 
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info, options.resources)) {
+                                    options.serialized_runtime_env_info, node_id_,
+                                    placement_groups_, " (its node: " + node_id_.Hex() + ").")) {
     FailTask(task.get(), std::move(*error));
     return return_id;
   }
@@ -514,7 +493,8 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
                                         std::vector<ray::internal::TaskArg> &args,
                                         const ray::internal::ActorCreationOptions &options) {
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info, options.resources)) {
+                                    options.serialized_runtime_env_info, node_id_,
+                                    placement_groups_, " (its node: " + node_id_.Hex() + ").")) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }

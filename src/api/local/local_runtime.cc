@@ -5,6 +5,7 @@
 
 #include "ray/api/ray_exception.h"
 #include "src/api/runtime_env_check.h"
+#include "src/api/schedulable.h"
 
 namespace sunray {
 namespace {
@@ -108,28 +109,8 @@ void LocalModeRuntime::RemoveLocalReference(const std::string &id) { store_.Remo
 
 // --- Tasks -----------------------------------------------------------------
 
-std::optional<ErrorInfo> LocalModeRuntime::CheckSchedulable(const ray::SchedulingStrategy &strategy,
-                                                            const ray::PlacementGroup &group,
-                                                            const std::string &runtime_env_info) {
-  if (const auto *affinity = std::get_if<ray::NodeAffinitySchedulingStrategy>(&strategy)) {
-    if (!affinity->soft && affinity->node_id != node_id_.Hex()) {
-      return ErrorInfo{ErrorType::kTaskUnschedulable,
-                       "The task asks to run on node " + affinity->node_id +
-                           " (hard affinity), which is not in this cluster. Local mode has "
-                           "one node: " +
-                           node_id_.Hex() + ".",
-                       "", "", ""};
-    }
-  }
-  if (auto why = placement_groups_.WhyUnusable(group)) {
-    return ErrorInfo{ErrorType::kTaskUnschedulable, *why, "", "", ""};
-  }
-  std::string env_error;
-  if (!ParseRuntimeEnvInfo(runtime_env_info, &env_error)) {
-    return ErrorInfo{ErrorType::kRuntimeEnv,
-                     "The runtime env could not be set up: " + env_error + ".", "", "", ""};
-  }
-  return std::nullopt;
+std::string LocalModeRuntime::LocalNodeNote() const {
+  return ". Local mode has one node: " + node_id_.Hex() + ".";
 }
 
 std::string LocalModeRuntime::Call(const ray::internal::RemoteFunctionHolder &function,
@@ -144,7 +125,8 @@ std::string LocalModeRuntime::Call(const ray::internal::RemoteFunctionHolder &fu
 
   store_.CreatePending(task->return_id);
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info)) {
+                                    options.serialized_runtime_env_info, node_id_,
+                                    placement_groups_, LocalNodeNote())) {
     error->function_name = function.function_name;
     services_.StoreError(task->return_id, std::move(*error));
     return task->return_id;
@@ -233,7 +215,8 @@ std::string LocalModeRuntime::CreateActor(const ray::internal::RemoteFunctionHol
                                           std::vector<ray::internal::TaskArg> &args,
                                           const ray::internal::ActorCreationOptions &options) {
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info)) {
+                                    options.serialized_runtime_env_info, node_id_,
+                                    placement_groups_, LocalNodeNote())) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }

@@ -96,10 +96,8 @@ class LocalModeRuntime : public ray::internal::RayRuntime {
   };
 
   void RunNormalTask(const NormalTask &task);
-  // Why `options` can never run here, if so.
-  std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strategy,
-                                            const ray::PlacementGroup &group,
-                                            const std::string &runtime_env_info);
+  // How a hard affinity to another node is explained (see CheckSchedulable).
+  std::string LocalNodeNote() const;
   std::shared_ptr<LocalActor> FindActor(const std::string &actor_id);
   TaskID CurrentTaskId() const;
 

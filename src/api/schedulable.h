@@ -1,0 +1,24 @@
+// The checks both runtimes make before accepting a task or an actor: can it
+// ever run here?
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "ray/api/task_options.h"
+#include "src/api/object_error.h"
+#include "src/api/placement_groups.h"
+#include "src/common/id.h"
+
+namespace sunray {
+
+// Why a task or actor with this strategy, placement group and runtime env
+// can never run on the one node `node` (nullopt: it can). `node_note`
+// ends the message of a hard affinity to another node, after "which is not
+// in this cluster".
+std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strategy,
+                                          const ray::PlacementGroup &group,
+                                          const std::string &runtime_env_info, const NodeID &node,
+                                          PlacementGroupBook &groups, const std::string &node_note);
+
+}  // namespace sunray

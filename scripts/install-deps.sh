@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Sunray needs to build and test. Idempotent:
-# when everything is present it only checks and returns.
+# Installs the Debian 12 packages Sunray needs to build and test, plus any
+# packages named on the command line. Idempotent: when everything is present
+# it only checks and returns.
 set -euo pipefail
 
 PACKAGES=(
@@ -8,6 +9,7 @@ PACKAGES=(
   libmsgpack-cxx-dev libboost-dev nlohmann-json3-dev libabsl-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcli11-dev libgtest-dev libgmock-dev
+  "$@"
 )
 
 missing=()

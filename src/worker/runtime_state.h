@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <functional>
 #include <map>
@@ -20,6 +21,19 @@
 #include "src/worker/cluster_runtime.h"
 
 namespace sunray {
+
+// Shared by the caller's halves (task_submitter.cc, actor_submitter.cc).
+inline constexpr int kControlTimeoutMs = 30000;
+
+// A resource amount as the node counts it (1/10000 units).
+inline int64_t ToResourceUnits(double value) { return std::llround(value * 10000); }
+
+// A runtime env's env_vars as environment entries, NAME=value.
+inline std::vector<std::string> EnvEntries(const std::map<std::string, std::string> &vars) {
+  std::vector<std::string> entries;
+  for (const auto &[name, value] : vars) entries.push_back(name + "=" + value);
+  return entries;
+}
 
 // A task this process submitted, from Call/CallActor until its result is in.
 struct ClusterRuntime::PendingTask {

@@ -22,8 +22,16 @@
 
 namespace sunray {
 
-// Shared by the caller's halves (task_submitter.cc, actor_submitter.cc).
+// Shared by the runtime's files.
 inline constexpr int kControlTimeoutMs = 30000;
+inline constexpr int kShortCallTimeoutMs = 10000;
+
+// Where an object's release action goes: the runtime's deferred queue while
+// it runs, nowhere after Shutdown.
+struct FreeTarget {
+  absl::Mutex mu;
+  ClusterRuntime *runtime ABSL_GUARDED_BY(mu) = nullptr;
+};
 
 // A resource amount as the node counts it (1/10000 units).
 inline int64_t ToResourceUnits(double value) { return std::llround(value * 10000); }

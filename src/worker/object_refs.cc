@@ -1,0 +1,510 @@
+// The cluster runtime's objects: puts (inline, or in the node store),
+// Get and Wait, local references, borrowing from other owners, and the
+// owner's count of its borrowers (each watched until it exits).
+#include <algorithm>
+
+#include "ray/api/logging.h"
+#include "ray/api/ray_exception.h"
+#include "src/api/local/local_context.h"
+#include "src/worker/runtime_state.h"
+
+namespace sunray {
+
+using ray::internal::RayException;
+
+namespace {
+
+// Puts count their index from here so they never collide with returns.
+constexpr uint32_t kFirstPutIndex = 1u << 31;
+
+// Keeps a Put's serialized buffer alive as the object's value (no copy).
+class SharedSbufferObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit SharedSbufferObject(std::shared_ptr<msgpack::sbuffer> buffer)
+      : buffer_(std::move(buffer)) {}
+  const char *Data() const override { return buffer_->data(); }
+  size_t Size() const override { return buffer_->size(); }
+
+ private:
+  std::shared_ptr<msgpack::sbuffer> buffer_;
+};
+
+// A value read in place from the node's shared-memory store; pins it.
+class StoreViewObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit StoreViewObject(std::shared_ptr<StoreClient::ObjectView> view)
+      : view_(std::move(view)) {}
+  const char *Data() const override { return view_->data(); }
+  size_t Size() const override { return view_->size(); }
+
+ private:
+  std::shared_ptr<StoreClient::ObjectView> view_;
+};
+
+// Runs a release action from the destructor of the last copy of an object's
+// value (never under the memory store's lock: the action is deferred).
+class FreeHook {
+ public:
+  FreeHook(std::shared_ptr<FreeTarget> target, std::function<void()> action)
+      : target_(std::move(target)), action_(std::move(action)) {}
+  ~FreeHook();
+
+ private:
+  std::shared_ptr<FreeTarget> target_;
+  std::function<void()> action_;
+};
+
+}  // namespace
+
+FreeHook::~FreeHook() {
+  absl::MutexLock lock(&target_->mu);
+  if (target_->runtime != nullptr) target_->runtime->RunDeferred(std::move(action_));
+}
+
+std::string ClusterRuntime::NewPutId() {
+  const ExecutionContext *context = CurrentExecutionContext();
+  const TaskID task = context != nullptr ? context->task_id : driver_task_id_;
+  return ObjectID::ForTask(task, kFirstPutIndex + put_index_.fetch_add(1)).Binary();
+}
+
+std::shared_ptr<void> ClusterRuntime::MakeFreeHook(const std::string &id, bool in_node_store,
+                                                   std::vector<std::string> borrowed_contained) {
+  if (!in_node_store && borrowed_contained.empty()) return nullptr;
+  return std::make_shared<FreeHook>(
+      free_target_, [this, id, in_node_store, borrowed = std::move(borrowed_contained)] {
+        if (in_node_store) {
+          {
+            absl::MutexLock lock(&mu_);
+            in_store_owned_.erase(id);
+          }
+          (void)store_->Delete({ObjectID::FromBinary(id)});
+        }
+        for (const auto &inner : borrowed) RemoveLocalReference(inner);
+      });
+}
+
+std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
+                                const std::vector<std::string> &contained_ids) {
+  const std::string id = NewPutId();
+  MemoryStore::Value value;
+  const bool large = data->size() > kMaxInlineObjectBytes;
+  if (large) {
+    absl::Status stored = store_->Put(
+        ObjectID::FromBinary(id), std::string_view(data->data(), data->size()), {}, my_address_);
+    if (!stored.ok()) {
+      throw RayException("Put failed: " + std::string(stored.message()));
+    }
+  } else {
+    value.data = std::make_shared<SharedSbufferObject>(std::move(data));
+  }
+  return RegisterPut(id, std::move(value), large, contained_ids);
+}
+
+std::string ClusterRuntime::PutDirect(size_t size, const std::function<void(char *)> &write,
+                                      const std::vector<std::string> &contained_ids) {
+  if (size <= kMaxInlineObjectBytes) return {};
+  const std::string id = NewPutId();
+  const ObjectID object = ObjectID::FromBinary(id);
+  auto destination = store_->Create(object, size, 0, my_address_);
+  if (!destination.ok()) {
+    throw RayException("Put failed: " + std::string(destination.status().message()));
+  }
+  try {
+    write(*destination);
+  } catch (...) {
+    (void)store_->Seal(object);  // then gone: nobody refers to it
+    (void)store_->Delete({object});
+    throw;
+  }
+  absl::Status sealed = store_->Seal(object);
+  if (!sealed.ok()) throw RayException("Put failed: " + std::string(sealed.message()));
+  return RegisterPut(id, MemoryStore::Value(), /*large=*/true, contained_ids);
+}
+
+std::string ClusterRuntime::RegisterPut(const std::string &id, MemoryStore::Value value,
+                                        bool in_store,
+                                        const std::vector<std::string> &contained_ids) {
+  if (in_store) {
+    absl::MutexLock lock(&mu_);
+    in_store_owned_.insert(id);
+    value.in_node_store = true;
+  }
+  std::vector<std::string> owned_contained, borrowed_contained;
+  for (const auto &inner : contained_ids) {
+    if (Owns(inner)) {
+      owned_contained.push_back(inner);
+    } else {
+      AddLocalReference(inner);  // the value holds the borrow
+      borrowed_contained.push_back(inner);
+    }
+  }
+  value.on_free = MakeFreeHook(id, in_store, std::move(borrowed_contained));
+  owned_.CreatePending(id);
+  if (!owned_.Seal(id, std::move(value), owned_contained)) {
+    throw RayException("Put failed: Sunray is shutting down.");
+  }
+  return id;
+}
+
+void ClusterRuntime::SealFromProto(const std::string &id, const proto::ObjectValue &value) {
+  MemoryStore::Value sealed;
+  std::vector<std::string> owned_contained, borrowed_contained;
+  if (value.is_error()) {
+    sealed.error = std::make_shared<ErrorInfo>(ErrorFromProto(value.error()));
+  } else {
+    // Each contained ref arrives with one registration made for us by the
+    // worker (see ResultToProto).
+    for (const auto &inner : value.contained()) {
+      if (inner.owner_address().empty()) continue;  // no owner known: nothing to hold
+      if (inner.owner_address() == my_address_) {
+        owned_contained.push_back(inner.object_id());
+      } else {
+        AddBorrowedCount(inner.object_id(), inner.owner_address(), 1);
+        borrowed_contained.push_back(inner.object_id());
+      }
+    }
+    if (value.in_store()) {
+      sealed.in_node_store = true;
+      absl::MutexLock lock(&mu_);
+      in_store_owned_.insert(id);
+    } else {
+      sealed.data = std::make_shared<StringBuffer>(value.data());
+    }
+  }
+  sealed.on_free = MakeFreeHook(id, sealed.in_node_store, std::move(borrowed_contained));
+  owned_.Seal(id, std::move(sealed), owned_contained);
+  // The worker's registrations on our own objects now live as the value's
+  // references.
+  for (const auto &inner : owned_contained) owned_.RemoveReference(inner);
+}
+
+void ClusterRuntime::OwnedValueToProto(const std::string &id, proto::ObjectValue *out) {
+  std::vector<MemoryStore::Value> values;
+  try {
+    values = owned_.Get({id}, 0);
+  } catch (const RayException &e) {
+    out->set_is_error(true);
+    ErrorToProto(ErrorInfo{ErrorType::kObjectLost, e.what(), "", "", ""}, out->mutable_error());
+    return;
+  }
+  const MemoryStore::Value &value = values[0];
+  if (value.error) {
+    out->set_is_error(true);
+    ErrorToProto(*value.error, out->mutable_error());
+  } else if (value.in_node_store) {
+    out->set_in_store(true);
+  } else {
+    out->set_data(value.data->Data(), value.data->Size());
+  }
+}
+
+void ClusterRuntime::AddBorrowedCount(const std::string &id, const std::string &owner,
+                                      int64_t registrations) {
+  absl::MutexLock lock(&mu_);
+  auto &entry = borrowed_[id];
+  if (entry == nullptr) {
+    entry = std::make_unique<Borrowed>();
+    entry->owner = owner;
+  }
+  entry->local += 1;
+  entry->registrations += registrations;
+}
+
+void ClusterRuntime::AddLocalReference(const std::string &id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end()) {
+      ++it->second->local;
+      return;
+    }
+  }
+  owned_.AddReference(id);
+}
+
+void ClusterRuntime::RemoveLocalReference(const std::string &id) {
+  std::unique_ptr<Borrowed> released;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end()) {
+      if (--it->second->local > 0) return;
+      released = std::move(it->second);
+      borrowed_.erase(it);
+    }
+  }
+  if (released == nullptr) {
+    owned_.RemoveReference(id);
+    return;
+  }
+  for (auto &waiter : released->waiters) waiter();
+  if (released->registrations > 0) {
+    proto::RemoveBorrowerRequest request;
+    request.set_object_id(id);
+    request.set_borrower_address(my_address_);
+    request.set_count(released->registrations);
+    auto stub = WorkerStub(released->owner);
+    CallAsync<proto::RemoveBorrowerReply>(
+        std::move(request), kShortCallTimeoutMs,
+        [stub](auto *context, auto *req, auto *reply, auto callback) {
+          stub->async()->RemoveBorrower(context, req, reply, std::move(callback));
+        },
+        [](const grpc::Status &, proto::RemoveBorrowerReply &) {});
+  }
+}
+
+int64_t ClusterRuntime::CountBorrower(const std::string &borrower, const std::string &id,
+                                      int64_t delta) {
+  if (borrower.empty() || borrower == my_address_) return delta;
+  bool first = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowers_.find(borrower);
+    if (it == borrowers_.end()) {
+      if (delta <= 0) return 0;  // dropped already (it was seen gone)
+      it = borrowers_.emplace(borrower, absl::flat_hash_map<std::string, int64_t>()).first;
+      first = true;
+    }
+    auto &count = it->second[id];
+    delta = std::max(delta, -count);
+    count += delta;
+    if (count == 0) it->second.erase(id);  // the address stays watched
+  }
+  if (first) WatchBorrower(borrower);
+  return delta;
+}
+
+void ClusterRuntime::WatchBorrower(const std::string &borrower) {
+  auto stub = WorkerStub(borrower);
+  CallAsync<proto::WatchExitReply>(
+      proto::WatchExitRequest(), -1,
+      [stub](auto *context, auto *req, auto *reply, auto callback) {
+        stub->async()->WatchExit(context, req, reply, std::move(callback));
+      },
+      [this, borrower](const grpc::Status &status, proto::WatchExitReply &) {
+        if (status.error_code() == grpc::StatusCode::CANCELLED) return;  // we are shutting down
+        DropBorrower(borrower);
+      });
+}
+
+void ClusterRuntime::DropBorrower(const std::string &borrower) {
+  absl::flat_hash_map<std::string, int64_t> held;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowers_.find(borrower);
+    if (it == borrowers_.end()) return;
+    held = std::move(it->second);
+    borrowers_.erase(it);
+  }
+  for (const auto &[id, count] : held) {
+    for (int64_t i = 0; i < count; ++i) owned_.RemoveReference(id);
+  }
+}
+
+std::string ClusterRuntime::GetOwnershipInfo(const std::string &id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end()) return it->second->owner;
+  }
+  return Owns(id) ? my_address_ : std::string();
+}
+
+void ClusterRuntime::AddBorrowedReference(const std::string &id, const std::string &owner_info) {
+  if (owner_info.empty() || owner_info == my_address_) {
+    AddLocalReference(id);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end() && it->second->registrations > 0) {
+      ++it->second->local;
+      return;
+    }
+  }
+  // First use here: the owner must count us before the ref we came from can
+  // go away.
+  proto::AddBorrowerRequest request;
+  request.set_object_id(id);
+  request.set_borrower_address(my_address_);
+  proto::AddBorrowerReply reply;
+  grpc::Status status =
+      WorkerStub(owner_info)->AddBorrower(Context(kShortCallTimeoutMs).get(), request, &reply);
+  const bool registered = status.ok() && reply.found();
+  AddBorrowedCount(id, owner_info, registered ? 1 : 0);
+  if (!registered) {
+    // The owner is gone or freed it: remember the loss for Get.
+    absl::MutexLock lock(&mu_);
+    Borrowed &entry = *borrowed_[id];
+    entry.fetched = true;
+    entry.value.set_is_error(true);
+    ErrorToProto(
+        ErrorInfo{ErrorType::kObjectLost,
+                  "Object " + BinaryToHex(id) + " is lost: its owner at " + owner_info +
+                      (status.ok() ? " no longer has it."
+                                   : " cannot be reached (" + status.error_message() + ")."),
+                  "", "", ""},
+        entry.value.mutable_error());
+  }
+}
+
+void ClusterRuntime::FetchBorrowed(const std::string &id, std::function<void()> done) {
+  std::string owner;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end() && !it->second->fetched) {
+      it->second->waiters.push_back(std::move(done));
+      if (it->second->fetching) return;
+      it->second->fetching = true;
+      owner = it->second->owner;
+    }
+  }
+  if (owner.empty()) {  // fetched already, or not borrowed (Get reports it)
+    done();
+    return;
+  }
+  proto::GetOwnedObjectRequest request;
+  request.set_object_id(id);
+  auto stub = WorkerStub(owner);
+  CallAsync<proto::GetOwnedObjectReply>(
+      std::move(request), -1,
+      [stub](auto *context, auto *req, auto *reply, auto callback) {
+        stub->async()->GetOwnedObject(context, req, reply, std::move(callback));
+      },
+      [this, id, owner](const grpc::Status &status, proto::GetOwnedObjectReply &reply) {
+        std::vector<std::function<void()>> waiters;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = borrowed_.find(id);
+          if (it == borrowed_.end()) return;  // released meanwhile; its waiters ran
+          Borrowed &entry = *it->second;
+          entry.fetching = false;
+          entry.fetched = true;
+          if (status.ok()) {
+            entry.value = std::move(*reply.mutable_value());
+          } else {
+            entry.value.set_is_error(true);
+            ErrorToProto(
+                ErrorInfo{ErrorType::kObjectLost,
+                          "Object " + BinaryToHex(id) + " is lost: its owner at " + owner +
+                              (status.error_code() == grpc::StatusCode::NOT_FOUND
+                                   ? " no longer has it."
+                                   : " cannot be reached (" + status.error_message() + ")."),
+                          "", "", ""},
+                entry.value.mutable_error());
+          }
+          waiters.swap(entry.waiters);
+        }
+        for (auto &waiter : waiters) waiter();
+      });
+}
+
+// Counts ready objects for one Get or Wait.
+struct ClusterRuntime::Waiter {
+  absl::Mutex mu;
+  absl::CondVar changed;
+  size_t ready ABSL_GUARDED_BY(mu) = 0;
+  std::vector<bool> done ABSL_GUARDED_BY(mu);
+};
+
+std::vector<bool> ClusterRuntime::WaitReady(const std::vector<std::string> &ids, size_t num,
+                                            int timeout_ms) {
+  auto waiter = std::make_shared<Waiter>();
+  {
+    absl::MutexLock lock(&waiter->mu);
+    waiter->done.assign(ids.size(), false);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto mark = [waiter, i] {
+      absl::MutexLock lock(&waiter->mu);
+      if (waiter->done[i]) return;
+      waiter->done[i] = true;
+      ++waiter->ready;
+      waiter->changed.Signal();
+    };
+    bool borrowed;
+    {
+      absl::MutexLock lock(&mu_);
+      borrowed = borrowed_.contains(ids[i]);
+    }
+    if (borrowed) {
+      FetchBorrowed(ids[i], std::move(mark));
+    } else {
+      owned_.OnSealed({ids[i]}, std::move(mark));  // unknown ids count as ready
+    }
+  }
+  const absl::Time deadline =
+      timeout_ms < 0 ? absl::InfiniteFuture() : absl::Now() + absl::Milliseconds(timeout_ms);
+  absl::MutexLock lock(&waiter->mu);
+  if (waiter->ready < num) {
+    waiter->mu.Unlock();
+    {
+      BlockedScope blocked(this);
+      absl::MutexLock relock(&waiter->mu);
+      while (waiter->ready < num) {
+        if (waiter->changed.WaitWithDeadline(&waiter->mu, deadline)) break;
+      }
+    }
+    waiter->mu.Lock();
+  }
+  return waiter->done;
+}
+
+std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadNodeStore(const std::string &id) {
+  auto view = store_->Get(ObjectID::FromBinary(id));
+  if (!view.ok()) {
+    ThrowObjectError(ErrorInfo{ErrorType::kObjectLost,
+                               "Object " + BinaryToHex(id) +
+                                   " is lost: it is not in the node's object store (" +
+                                   std::string(view.status().message()) + ").",
+                               "", "", ""});
+  }
+  return std::make_shared<StoreViewObject>(std::move(*view));
+}
+
+std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadValue(const std::string &id) {
+  proto::ObjectValue borrowed_value;
+  bool borrowed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = borrowed_.find(id);
+    if (it != borrowed_.end() && it->second->fetched) {
+      borrowed = true;
+      borrowed_value = it->second->value;
+    }
+  }
+  if (borrowed) {
+    if (borrowed_value.is_error()) ThrowObjectError(ErrorFromProto(borrowed_value.error()));
+    if (borrowed_value.in_store()) return ReadNodeStore(id);
+    return std::make_shared<StringBuffer>(std::move(*borrowed_value.mutable_data()));
+  }
+  MemoryStore::Value value = owned_.Get({id}, 0).at(0);  // throws for unknown ids
+  if (value.error) ThrowObjectError(*value.error);
+  if (value.in_node_store) return ReadNodeStore(id);
+  return value.data;
+}
+
+std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> ClusterRuntime::Get(
+    const std::vector<std::string> &ids, int timeout_ms) {
+  std::vector<bool> ready = WaitReady(ids, ids.size(), timeout_ms);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!ready[i]) {
+      throw ray::internal::RayTimeoutException("Get timed out: object " + BinaryToHex(ids[i]) +
+                                               " was not ready within " +
+                                               std::to_string(timeout_ms) + " ms.");
+    }
+  }
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> buffers;
+  buffers.reserve(ids.size());
+  for (const auto &id : ids) buffers.push_back(ReadValue(id));
+  return buffers;
+}
+
+std::vector<bool> ClusterRuntime::Wait(const std::vector<std::string> &ids, int num_objects,
+                                       int timeout_ms) {
+  return WaitReady(ids, static_cast<size_t>(std::max(num_objects, 0)), timeout_ms);
+}
+
+}  // namespace sunray

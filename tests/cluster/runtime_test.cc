@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <ray/api.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -199,10 +200,15 @@ TEST_F(ClusterRuntimeTest, AKilledDriversEmbeddedClusterLeavesNothing) {
     _exit(127);
   }
   close(out[1]);
+  // Its first line, waited for with a deadline.
   std::string output;
   char buffer[256];
-  ssize_t n;
-  while (output.find('\n') == std::string::npos && (n = read(out[0], buffer, sizeof buffer)) > 0) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (output.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd ready{out[0], POLLIN, 0};
+    if (poll(&ready, 1, 100) <= 0) continue;
+    const ssize_t n = read(out[0], buffer, sizeof buffer);
+    if (n <= 0) break;
     output.append(buffer, static_cast<size_t>(n));
   }
   close(out[0]);

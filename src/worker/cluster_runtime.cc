@@ -12,6 +12,7 @@
 #include "ray/api/ray_exception.h"
 #include "src/api/local/local_context.h"
 #include "src/worker/runtime_state.h"
+#include "src/worker/task_stream.h"
 
 namespace sunray {
 
@@ -95,6 +96,17 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
     if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
     runtime_->HandlePushTask(request, reply, reactor);
     return reactor;
+  }
+
+  grpc::ServerBidiReactor<proto::TaskBatch, proto::TaskResults> *RunTasks(
+      grpc::CallbackServerContext *context) override {
+    if (!rpc::HasToken(*context, runtime_->options_.token)) {
+      return new TaskStreamServer(nullptr, rpc::UnauthenticatedStatus());
+    }
+    return new TaskStreamServer(
+        [runtime = runtime_](TaskStreamServer *stream, proto::TaskSpec task) {
+          runtime->HandleStreamedTask(stream, std::move(task));
+        });
   }
 
   grpc::ServerUnaryReactor *GetOwnedObject(grpc::CallbackServerContext *context,

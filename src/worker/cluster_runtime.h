@@ -56,6 +56,8 @@ namespace sunray {
 
 struct FreeTarget;
 class DeferredReactor;
+class TaskStreamClient;
+class TaskStreamServer;
 
 // Objects up to this size travel inline; larger ones go through the node's
 // shared-memory store.
@@ -194,8 +196,23 @@ class ClusterRuntime : public ray::internal::RayRuntime {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequestLease(const std::string &class_key, const proto::ResourceMap &resources,
                     const std::vector<std::string> &env);
-  void PushNormalTask(std::string class_key, std::shared_ptr<LeasedWorker> worker,
-                      std::shared_ptr<PendingTask> task);
+  // Opens the lease's task stream (null when shutting down).
+  std::shared_ptr<TaskStreamClient> OpenTaskStream(const std::string &class_key,
+                                                   const std::shared_ptr<LeasedWorker> &worker);
+  void PushNormalTasks(const std::shared_ptr<LeasedWorker> &worker,
+                       const std::vector<std::shared_ptr<PendingTask>> &tasks);
+  void OnTaskResults(const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker,
+                     proto::TaskResults &results);
+  void OnTaskStreamEnd(const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker,
+                       const grpc::Status &status);
+  // Settles a pushed task: answered (`reply`), or lost with its worker
+  // (`reply` null; `status` says why). Returns whether it goes back in its
+  // class's queue (bounced, or retried).
+  bool SettleNormalTask(const std::shared_ptr<PendingTask> &task, const LeasedWorker &worker,
+                        const grpc::Status &status, const proto::PushTaskReply *reply);
+  // Puts `again` back at the front of the class's queue and dispatches.
+  void RequeueAndDispatch(const std::string &class_key,
+                          const std::vector<std::shared_ptr<PendingTask>> &again);
   void PushActorTask(std::shared_ptr<ActorState> actor, std::string address,
                      std::shared_ptr<proto::WorkerService::Stub> stub,
                      std::shared_ptr<PendingTask> task);
@@ -220,6 +237,13 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // --- execution (task_receiver.cc) ---
   void HandlePushTask(const proto::PushTaskRequest *request, proto::PushTaskReply *reply,
                       DeferredReactor *reactor);
+  // A normal task that came on a lease's task stream.
+  void HandleStreamedTask(TaskStreamServer *stream, proto::TaskSpec task);
+  // Sends a task's reply; `after_reply` (may be empty) runs once it is sent.
+  using TaskFinish = std::function<void(std::function<void()> after_reply)>;
+  // Queues `spec` for execution here; the answer goes in `reply`, then
+  // `finish` (both must stay valid until then).
+  void ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply, TaskFinish finish);
   bool HandleCancelTask(const std::string &return_id, bool force);
   void ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply);
   void ResultToProto(const proto::TaskSpec &spec, ExecutionResult result, proto::ObjectValue *out);
@@ -306,9 +330,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   absl::flat_hash_map<std::string, bool> running_ ABSL_GUARDED_BY(exec_mu_);
   absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(exec_mu_);
   // Normal tasks pushed here and not started (pipelined behind the running
-  // one), and those sent back to their owner by BounceWaitingTasks.
-  absl::flat_hash_map<std::string, std::pair<proto::PushTaskReply *, DeferredReactor *>>
-      waiting_normal_ ABSL_GUARDED_BY(exec_mu_);
+  // one), each with how to send it back "bounced"; and those sent back to
+  // their owner by BounceWaitingTasks.
+  absl::flat_hash_map<std::string, std::function<void()>> waiting_normal_ ABSL_GUARDED_BY(exec_mu_);
   absl::flat_hash_set<std::string> bounced_ ABSL_GUARDED_BY(exec_mu_);
   bool exec_blocked_ ABSL_GUARDED_BY(exec_mu_) = false;  // the running task waits in Get
 };

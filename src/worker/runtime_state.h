@@ -75,11 +75,14 @@ struct ClusterRuntime::LeasedWorker {
   std::string address;
   int pid = 0;
   std::shared_ptr<proto::WorkerService::Stub> stub;
-  int in_flight = 0;  // tasks pushed and not answered
+  std::shared_ptr<TaskStreamClient> stream;  // until it ends
+  // Tasks pushed and not answered, by return id.
+  absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> tasks;
   // It sent a task back (its running task waits in Get): no more tasks queue
   // behind it until one of its tasks finishes.
   bool bounced = false;
-  bool dead = false;  // a push failed: leaving the class
+  bool dead = false;      // its stream broke: leaving the class
+  bool returned = false;  // the lease went back to the node
   absl::Time idle_since;
 };
 

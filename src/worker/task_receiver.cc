@@ -10,6 +10,7 @@
 #include "ray/api/ray_exception.h"
 #include "src/api/local/local_context.h"
 #include "src/worker/runtime_state.h"
+#include "src/worker/task_stream.h"
 
 namespace sunray {
 
@@ -37,22 +38,19 @@ void ClusterRuntime::BlockedScope::Notify(bool blocked) {
 }
 
 void ClusterRuntime::BounceWaitingTasks(bool blocked) {
-  std::vector<std::pair<proto::PushTaskReply *, DeferredReactor *>> calls;
+  std::vector<std::function<void()>> bounces;
   {
     absl::MutexLock lock(&exec_mu_);
     exec_blocked_ = blocked;
     if (!blocked) return;
-    for (auto &[return_id, call] : waiting_normal_) {
+    for (auto &[return_id, bounce] : waiting_normal_) {
       bounced_.insert(return_id);
       running_.erase(return_id);
-      calls.push_back(call);
+      bounces.push_back(std::move(bounce));
     }
     waiting_normal_.clear();
   }
-  for (auto &[reply, reactor] : calls) {
-    reply->set_bounced(true);
-    reactor->Finish(grpc::Status::OK);
-  }
+  for (auto &bounce : bounces) bounce();
 }
 
 void ClusterRuntime::PushExecution(std::function<void()> work) {
@@ -94,7 +92,45 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
                                  "this process is a driver; it runs no tasks"));
     return;
   }
-  auto run = [this, &spec, reply, reactor, return_id = spec.return_id()] {
+  if (!proto::TaskSpec::Type_IsValid(spec.type())) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "unknown task type " + std::to_string(spec.type())));
+    return;
+  }
+  ReceiveTask(spec, reply, [reactor](std::function<void()> after_reply) {
+    if (after_reply) reactor->set_after_reply(std::move(after_reply));
+    reactor->Finish(grpc::Status::OK);
+  });
+}
+
+void ClusterRuntime::HandleStreamedTask(TaskStreamServer *stream, proto::TaskSpec task) {
+  struct Streamed {
+    proto::TaskSpec spec;
+    proto::PushTaskReply reply;
+  };
+  auto item = std::make_shared<Streamed>();
+  item->spec = std::move(task);
+  auto answer = [stream, item](std::function<void()> /*after_reply: actor calls only*/) {
+    stream->Answer(item->spec.return_id(), std::move(item->reply));
+  };
+  if (!options_.worker_mode || item->spec.type() != proto::TaskSpec::NORMAL) {
+    item->reply.mutable_result()->set_is_error(true);
+    ErrorToProto(ErrorInfo{ErrorType::kWorkerDied,
+                           options_.worker_mode
+                               ? "only normal tasks come on a task stream (this one has type " +
+                                     std::to_string(item->spec.type()) + ")"
+                               : "this process is a driver; it runs no tasks",
+                           item->spec.function_name(), "", ""},
+                 item->reply.mutable_result()->mutable_error());
+    answer(nullptr);
+    return;
+  }
+  ReceiveTask(item->spec, &item->reply, std::move(answer));
+}
+
+void ClusterRuntime::ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply,
+                                 TaskFinish finish) {
+  auto run = [this, &spec, reply, finish, return_id = spec.return_id()] {
     if (spec.type() == proto::TaskSpec::ACTOR_CREATION) {
       ExecuteTask(spec, reply);
     } else {
@@ -122,7 +158,7 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
     }
     if (reply->actor_exiting()) {
       // ray::ExitActor(): answer, make the death final, then go.
-      reactor->set_after_reply([this, actor_id = spec.actor_id()] {
+      finish([this, actor_id = spec.actor_id()] {
         proto::KillActorRequest kill;
         kill.set_actor_id(actor_id);
         kill.set_no_restart(true);
@@ -130,34 +166,37 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
         (void)control_->KillActor(Context(5000).get(), kill, &kill_reply);
         ExitProcess(0);
       });
+      return;
     }
-    reactor->Finish(grpc::Status::OK);
+    finish(nullptr);
   };
   switch (spec.type()) {
     case proto::TaskSpec::NORMAL: {
       absl::MutexLock lock(&exec_mu_);
       if (exec_blocked_) {  // would wait behind a blocked task: back to the owner
         reply->set_bounced(true);
-        reactor->Finish(grpc::Status::OK);
+        finish(nullptr);
         return;
       }
       running_[spec.return_id()] = false;
-      waiting_normal_[spec.return_id()] = {reply, reactor};
+      waiting_normal_[spec.return_id()] = [reply, finish] {
+        reply->set_bounced(true);
+        finish(nullptr);
+      };
       exec_queue_.push_back(std::move(run));
       return;
     }
     case proto::TaskSpec::ACTOR_CREATION:
       PushExecution(std::move(run));
       return;
-    case proto::TaskSpec::ACTOR_TASK: {
-      absl::MutexLock lock(&exec_mu_);
-      running_[spec.return_id()] = false;
-    }
+    default: {  // ACTOR_TASK
+      {
+        absl::MutexLock lock(&exec_mu_);
+        running_[spec.return_id()] = false;
+      }
       ReceiveActorTask(spec, std::move(run));
       return;
-    default:
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "unknown task type " + std::to_string(spec.type())));
+    }
   }
 }
 

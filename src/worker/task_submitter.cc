@@ -5,6 +5,7 @@
 #include "src/api/runtime_env_check.h"
 #include "src/api/schedulable.h"
 #include "src/worker/runtime_state.h"
+#include "src/worker/task_stream.h"
 
 namespace sunray {
 
@@ -18,7 +19,7 @@ constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
 // Lease requests in flight per scheduling class (Ray's default is 10).
 constexpr int kMaxPendingLeases = 10;
 // Tasks pushed to one leased worker at once, when the backlog is deep.
-constexpr int kMaxTasksInFlightPerWorker = 8;
+constexpr size_t kMaxTasksInFlightPerWorker = 8;
 
 std::string ClassKey(const std::map<std::string, double> &resources) {
   std::string key;
@@ -241,22 +242,31 @@ void ClusterRuntime::DispatchLocked(SchedulingClass *cls,
   // than the workers can take one at a time, workers get a few more queued
   // behind (they run them in order, with no round trip in between; a worker
   // that blocks in Get sends back what it had not started).
+  std::vector<std::pair<std::shared_ptr<LeasedWorker>, std::vector<std::shared_ptr<PendingTask>>>>
+      pushes;
   auto push = [&](const std::shared_ptr<LeasedWorker> &worker) {
-    ++worker->in_flight;
     std::shared_ptr<PendingTask> task = std::move(cls->queue.front());
     cls->queue.pop_front();
     task->pushed_to = worker->address;
-    work->push_back([this, key = cls->key, worker, task] { PushNormalTask(key, worker, task); });
+    worker->tasks[task->spec.return_id()] = task;
+    auto to = std::find_if(pushes.begin(), pushes.end(),
+                           [&](const auto &entry) { return entry.first == worker; });
+    if (to == pushes.end()) to = pushes.emplace(pushes.end(), worker, 0);
+    to->second.push_back(std::move(task));
   };
+  auto in_flight = [](const LeasedWorker &worker) { return worker.tasks.size(); };
   for (auto &worker : cls->workers) {
     if (cls->queue.empty()) break;
-    if (worker->in_flight == 0 && !worker->dead) push(worker);
+    if (in_flight(*worker) == 0 && !worker->dead) push(worker);
   }
-  for (int depth = 1; depth < kMaxTasksInFlightPerWorker; ++depth) {
+  for (size_t depth = 1; depth < kMaxTasksInFlightPerWorker; ++depth) {
     for (auto &worker : cls->workers) {
       if (cls->queue.size() <= cls->workers.size()) break;
-      if (worker->in_flight == depth && !worker->dead && !worker->bounced) push(worker);
+      if (in_flight(*worker) == depth && !worker->dead && !worker->bounced) push(worker);
     }
+  }
+  for (auto &[worker, tasks] : pushes) {
+    work->push_back([this, worker, tasks = std::move(tasks)] { PushNormalTasks(worker, tasks); });
   }
   // More workers while tasks wait (each pending lease covers one task).
   while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&
@@ -282,6 +292,15 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
         node_->async()->RequestWorkerLease(context, req, reply, std::move(callback));
       },
       [this, class_key](const grpc::Status &status, proto::RequestWorkerLeaseReply &reply) {
+        std::shared_ptr<LeasedWorker> worker;
+        if (status.ok()) {
+          worker = std::make_shared<LeasedWorker>();
+          worker->lease_id = reply.lease_id();
+          worker->address = reply.worker_address();
+          worker->pid = reply.worker_pid();
+          worker->idle_since = absl::Now();
+          worker->stream = OpenTaskStream(class_key, worker);
+        }
         std::vector<std::function<void()>> work;
         std::vector<std::shared_ptr<PendingTask>> failed;
         {
@@ -289,14 +308,11 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
           SchedulingClass *cls = classes_[class_key].get();
           --cls->pending_leases;
           if (status.ok()) {
-            auto worker = std::make_shared<LeasedWorker>();
-            worker->lease_id = reply.lease_id();
-            worker->address = reply.worker_address();
-            worker->pid = reply.worker_pid();
-            worker->idle_since = absl::Now();
-            cls->workers.push_back(worker);
-            if (shut_down_) {
+            if (shut_down_ || worker->stream == nullptr) {
+              worker->returned = true;
               work.push_back([this, worker] { ReturnLease(*worker, false); });
+            } else {
+              cls->workers.push_back(worker);
             }
           } else if (cls->workers.empty() && cls->pending_leases == 0) {
             // No worker will come for these tasks.
@@ -316,82 +332,154 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
       });
 }
 
-void ClusterRuntime::PushNormalTask(std::string class_key, std::shared_ptr<LeasedWorker> worker,
-                                    std::shared_ptr<PendingTask> task) {
-  if (worker->stub == nullptr) worker->stub = WorkerStub(worker->address);
-  proto::PushTaskRequest request;
-  *request.mutable_task() = task->spec;
-  auto stub = worker->stub;
-  CallAsync<proto::PushTaskReply>(
-      std::move(request), -1,
-      [stub](auto *context, auto *req, auto *reply, auto callback) {
-        stub->async()->PushTask(context, req, reply, std::move(callback));
+std::shared_ptr<TaskStreamClient> ClusterRuntime::OpenTaskStream(
+    const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker) {
+  auto context = std::make_unique<grpc::ClientContext>();  // no deadline: open while leased
+  context->AddMetadata(rpc::kTokenHeader, options_.token);
+  grpc::ClientContext *registered = context.get();
+  {
+    absl::MutexLock lock(&calls_mu_);
+    if (calls_closed_) return nullptr;
+    calls_.insert(registered);  // cancelled by Shutdown like any call
+  }
+  return TaskStreamClient::Open(
+      WorkerStub(worker->address).get(), std::move(context),
+      [this, class_key, worker](proto::TaskResults &results) {
+        OnTaskResults(class_key, worker, results);
       },
-      [this, class_key, worker, task](const grpc::Status &status, proto::PushTaskReply &reply) {
-        bool cancelled;
-        bool retry = false;
-        const bool bounced = status.ok() && reply.bounced();
-        {
-          absl::MutexLock lock(&mu_);
-          cancelled = task->cancelled;
-          if (bounced && !cancelled) {
-            retry = true;  // not run: not an attempt
-            task->pushed_to.clear();
-          }
-          // A dead worker is retried; a task's own exception only when asked.
-          const bool failed =
-              !status.ok() ||
-              (task->retry_exceptions && reply.result().is_error() &&
-               reply.result().error().type() == static_cast<int>(ErrorType::kTaskExecution));
-          if (!bounced && failed && !cancelled && !shut_down_ && task->retries_left != 0) {
-            retry = true;
-            if (task->retries_left > 0) --task->retries_left;
-            task->pushed_to.clear();
-          }
-        }
-        if (bounced && cancelled) {
-          FailTask(task.get(),
-                   ErrorInfo{ErrorType::kTaskCancelled,
-                             "The task was cancelled with ray::Cancel before it ran.", "", "", ""});
-        } else if (retry) {
-          if (!status.ok()) {
-            RAYLOG(WARNING) << "The worker running " << task->spec.function_name() << " (pid "
-                            << worker->pid << ") died: " << status.error_message()
-                            << "; the task runs again.";
-          }
-        } else if (status.ok()) {
-          CompleteTask(task.get(), reply.result());
-        } else if (cancelled) {
-          FailTask(task.get(),
-                   ErrorInfo{ErrorType::kTaskCancelled,
-                             "The task was cancelled with ray::Cancel while it ran.", "", "", ""});
-        } else {
-          FailTask(task.get(),
-                   ErrorInfo{ErrorType::kWorkerDied,
-                             "The worker running " + task->spec.function_name() + " (pid " +
-                                 std::to_string(worker->pid) + ", node " + node_id_.Hex() +
-                                 ") died before the task finished: " + status.error_message(),
-                             "", "", ""});
-        }
-        std::vector<std::function<void()>> work;
-        {
-          absl::MutexLock lock(&mu_);
-          SchedulingClass *cls = classes_[class_key].get();
-          --worker->in_flight;
-          if (status.ok()) {
-            worker->idle_since = absl::Now();
-            worker->bounced = bounced;
-          } else if (!worker->dead) {
-            // Its other tasks in flight fail (or retry) through their own calls.
-            worker->dead = true;
-            std::erase(cls->workers, worker);
-            work.push_back([this, worker] { ReturnLease(*worker, true); });
-          }
-          if (retry) cls->queue.push_front(task);
-          DispatchLocked(cls, &work);
-        }
-        for (auto &item : work) item();
+      [this, class_key, worker, registered](const grpc::Status &status) {
+        OnTaskStreamEnd(class_key, worker, status);
+        absl::MutexLock lock(&calls_mu_);
+        calls_.erase(registered);
+        if (calls_.empty()) calls_idle_.SignalAll();
       });
+}
+
+void ClusterRuntime::PushNormalTasks(const std::shared_ptr<LeasedWorker> &worker,
+                                     const std::vector<std::shared_ptr<PendingTask>> &tasks) {
+  std::shared_ptr<TaskStreamClient> stream;
+  {
+    absl::MutexLock lock(&mu_);
+    stream = worker->stream;
+  }
+  std::vector<proto::TaskSpec> specs;
+  specs.reserve(tasks.size());
+  for (const auto &task : tasks) specs.push_back(task->spec);
+  // Not sent: the stream has broken, and its end settles these tasks.
+  if (stream != nullptr) (void)stream->Send(std::move(specs));
+}
+
+void ClusterRuntime::OnTaskResults(const std::string &class_key,
+                                   const std::shared_ptr<LeasedWorker> &worker,
+                                   proto::TaskResults &results) {
+  std::vector<std::pair<std::shared_ptr<PendingTask>, const proto::PushTaskReply *>> answered;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto &result : results.results()) {
+      auto it = worker->tasks.find(result.return_id());
+      if (it == worker->tasks.end()) continue;  // settled already (cannot happen)
+      answered.emplace_back(std::move(it->second), &result.reply());
+      worker->tasks.erase(it);
+    }
+    worker->idle_since = absl::Now();
+    // The worker's last word says whether it is blocked.
+    if (!answered.empty()) worker->bounced = answered.back().second->bounced();
+  }
+  std::vector<std::shared_ptr<PendingTask>> again;
+  for (const auto &[task, reply] : answered) {
+    if (SettleNormalTask(task, *worker, grpc::Status::OK, reply)) again.push_back(task);
+  }
+  RequeueAndDispatch(class_key, again);
+}
+
+void ClusterRuntime::OnTaskStreamEnd(const std::string &class_key,
+                                     const std::shared_ptr<LeasedWorker> &worker,
+                                     const grpc::Status &status) {
+  std::vector<std::shared_ptr<PendingTask>> lost;
+  bool dead = false;
+  {
+    absl::MutexLock lock(&mu_);
+    worker->stream = nullptr;
+    for (auto &[return_id, task] : worker->tasks) lost.push_back(std::move(task));
+    worker->tasks.clear();
+    if (!worker->returned && !worker->dead) {
+      // Its worker (or the connection to it) is gone: the lease goes too.
+      dead = true;
+      worker->dead = true;
+      std::erase(classes_[class_key]->workers, worker);
+    }
+  }
+  if (dead) ReturnLease(*worker, true);
+  const grpc::Status why =
+      status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "the worker ended its task stream with tasks unanswered")
+                  : status;
+  std::vector<std::shared_ptr<PendingTask>> again;
+  for (const auto &task : lost) {
+    if (SettleNormalTask(task, *worker, why, nullptr)) again.push_back(task);
+  }
+  RequeueAndDispatch(class_key, again);
+}
+
+void ClusterRuntime::RequeueAndDispatch(const std::string &class_key,
+                                        const std::vector<std::shared_ptr<PendingTask>> &again) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    SchedulingClass *cls = classes_[class_key].get();
+    for (auto it = again.rbegin(); it != again.rend(); ++it) cls->queue.push_front(*it);
+    DispatchLocked(cls, &work);
+  }
+  for (auto &item : work) item();
+}
+
+bool ClusterRuntime::SettleNormalTask(const std::shared_ptr<PendingTask> &task,
+                                      const LeasedWorker &worker, const grpc::Status &status,
+                                      const proto::PushTaskReply *reply) {
+  const bool bounced = reply != nullptr && reply->bounced();
+  bool cancelled;
+  bool retry = false;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled = task->cancelled;
+    if (bounced && !cancelled) {
+      retry = true;  // not run: not an attempt
+      task->pushed_to.clear();
+    }
+    // A dead worker is retried; a task's own exception only when asked.
+    const bool failed = reply == nullptr || (task->retry_exceptions && reply->result().is_error() &&
+                                             reply->result().error().type() ==
+                                                 static_cast<int>(ErrorType::kTaskExecution));
+    if (!bounced && failed && !cancelled && !shut_down_ && task->retries_left != 0) {
+      retry = true;
+      if (task->retries_left > 0) --task->retries_left;
+      task->pushed_to.clear();
+    }
+  }
+  if (bounced && cancelled) {
+    FailTask(task.get(),
+             ErrorInfo{ErrorType::kTaskCancelled,
+                       "The task was cancelled with ray::Cancel before it ran.", "", "", ""});
+  } else if (retry) {
+    if (reply == nullptr) {
+      RAYLOG(WARNING) << "The worker running " << task->spec.function_name() << " (pid "
+                      << worker.pid << ") died: " << status.error_message()
+                      << "; the task runs again.";
+    }
+  } else if (reply != nullptr) {
+    CompleteTask(task.get(), reply->result());
+  } else if (cancelled) {
+    FailTask(task.get(),
+             ErrorInfo{ErrorType::kTaskCancelled,
+                       "The task was cancelled with ray::Cancel while it ran.", "", "", ""});
+  } else {
+    FailTask(task.get(), ErrorInfo{ErrorType::kWorkerDied,
+                                   "The worker running " + task->spec.function_name() + " (pid " +
+                                       std::to_string(worker.pid) + ", node " + node_id_.Hex() +
+                                       ") died before the task finished: " + status.error_message(),
+                                   "", "", ""});
+  }
+  return retry;
 }
 
 void ClusterRuntime::ReturnLease(const LeasedWorker &worker, bool dead) {
@@ -404,20 +492,24 @@ void ClusterRuntime::ReturnLease(const LeasedWorker &worker, bool dead) {
 
 void ClusterRuntime::ReturnIdleLeases(bool all) {
   std::vector<std::shared_ptr<LeasedWorker>> idle;
+  std::vector<std::shared_ptr<TaskStreamClient>> streams;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     for (auto &[key, cls] : classes_) {
       if (!all && !cls->queue.empty()) continue;
       std::erase_if(cls->workers, [&](const std::shared_ptr<LeasedWorker> &worker) {
-        if (!all && (worker->in_flight > 0 || now - worker->idle_since < kLeaseLinger)) {
+        if (!all && (!worker->tasks.empty() || now - worker->idle_since < kLeaseLinger)) {
           return false;
         }
+        worker->returned = true;
         idle.push_back(worker);
+        if (worker->stream != nullptr) streams.push_back(worker->stream);
         return true;
       });
     }
   }
+  for (const auto &stream : streams) stream->Close();
   for (const auto &worker : idle) ReturnLease(*worker, false);
 }
 

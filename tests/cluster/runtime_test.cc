@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <string>
@@ -96,6 +98,38 @@ class Recorder {
 
 RAY_REMOTE(Recorder::Create, &Recorder::Append, &Recorder::Values, &Recorder::Pid);
 
+// Opened by one task while another waits for it (max_concurrency 2).
+class Gate {
+ public:
+  static Gate *Create() { return new Gate(); }
+  bool WaitOpen(int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return opened_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return open_; });
+  }
+  bool Open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    opened_.notify_all();
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable opened_;
+  bool open_ = false;
+};
+
+RAY_REMOTE(Gate::Create, &Gate::WaitOpen, &Gate::Open);
+
+bool PassGate(ray::ActorHandle<Gate> gate) {
+  return *gate.Task(&Gate::WaitOpen).Remote(10000).Get();
+}
+bool OpenGate(ray::ActorHandle<Gate> gate) { return *gate.Task(&Gate::Open).Remote().Get(); }
+
+RAY_REMOTE(PassGate, OpenGate);
+
 // Processes whose command line mentions `needle`.
 std::vector<int> ProcessesMentioning(const std::string &needle) {
   std::vector<int> found;
@@ -164,6 +198,25 @@ TEST_F(ClusterRuntimeTest, NestedTasksAndObjectRefArguments) {
 TEST_F(ClusterRuntimeTest, NestingDeeperThanTheCpusDoesNotDeadlock) {
   // Two CPUs, six levels: a blocked task lends its CPU to the next level.
   EXPECT_EQ(*ray::Task(Depth).Remote(6).Get(), 6);
+}
+
+TEST_F(ClusterRuntimeTest, TasksQueuedBehindATaskThatBlocksInGetRunElsewhere) {
+  // One CPU: the first lease's worker gets PassGate, and OpenGate queued
+  // behind it (the backlog is deeper than the one worker). PassGate then
+  // waits in Get for what only OpenGate does: the worker sends OpenGate back
+  // and the owner runs it in another worker (PassGate lends its CPU).
+  // Without that, PassGate gives up after 10 s.
+  ray::Shutdown();
+  ray::RayConfig config;
+  config.head_args = {"--num-cpus", "1"};
+  ray::Init(config);
+  auto gate = ray::Actor(Gate::Create).SetMaxConcurrency(2).Remote();
+  auto passed = ray::Task(PassGate).Remote(gate);
+  auto opened = ray::Task(OpenGate).Remote(gate);
+  auto filler = ray::Task(Square).Remote(2);
+  EXPECT_TRUE(*passed.Get());
+  EXPECT_TRUE(*opened.Get());
+  EXPECT_EQ(*filler.Get(), 4);
 }
 
 TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {

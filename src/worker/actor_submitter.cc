@@ -9,6 +9,7 @@
 #include "src/api/runtime_env_check.h"
 #include "src/api/schedulable.h"
 #include "src/worker/runtime_state.h"
+#include "src/worker/task_stream.h"
 
 namespace sunray {
 
@@ -225,6 +226,7 @@ void ClusterRuntime::OnActorInfo(const std::shared_ptr<ActorState> &actor,
                                  const proto::ActorInfo &info) {
   std::vector<std::function<void()>> work;
   std::vector<std::string> release;
+  std::shared_ptr<TaskStreamClient> close;
   {
     absl::MutexLock lock(&mu_);
     if (actor->known && info.version() <= actor->info.version()) return;
@@ -235,12 +237,18 @@ void ClusterRuntime::OnActorInfo(const std::shared_ptr<ActorState> &actor,
     if (actor->class_name.empty()) actor->class_name = info.class_name();
     actor->suspect = false;
     if (moved) {
-      actor->stub = nullptr;
+      // The old incarnation's stream ends once it has answered (answers
+      // from it count as lost); calls go on a new one.
+      if (actor->channel != nullptr && actor->channel->stream != nullptr) {
+        close = actor->channel->stream;
+      }
+      actor->channel = nullptr;
       actor->next_seq = 0;
     }
     if (info.state() == proto::ActorInfo::DEAD) release.swap(actor->creation_held);
     SendActorTasksLocked(actor, &work);
   }
+  if (close != nullptr) close->Close();
   for (auto &item : work) item();
   for (const auto &id : release) RemoveLocalReference(id);
 }
@@ -257,6 +265,7 @@ void ClusterRuntime::SendActorTasksLocked(const std::shared_ptr<ActorState> &act
     return;
   }
   if (actor->info.state() != proto::ActorInfo::ALIVE || actor->suspect) return;
+  std::vector<proto::TaskSpec> specs;
   while (!actor->queue.empty() && actor->queue.front()->resolved) {
     std::shared_ptr<PendingTask> task = std::move(actor->queue.front());
     actor->queue.pop_front();
@@ -264,99 +273,147 @@ void ClusterRuntime::SendActorTasksLocked(const std::shared_ptr<ActorState> &act
       work->push_back([this, task] { FailTask(task.get(), *task->failed); });
       continue;
     }
-    task->spec.set_sequence_number(actor->next_seq++);
-    if (actor->stub == nullptr) {
-      auto &stub = stubs_[actor->info.address()];
-      if (stub == nullptr) {
-        stub = proto::WorkerService::NewStub(rpc::MakeChannel(actor->info.address()));
+    if (actor->channel == nullptr) {
+      auto channel = std::make_shared<ActorChannel>();
+      channel->address = actor->info.address();
+      auto &stub = stubs_[channel->address];
+      if (stub == nullptr) stub = proto::WorkerService::NewStub(rpc::MakeChannel(channel->address));
+      channel->stream = OpenStream(
+          stub.get(),
+          [this, actor, channel](proto::TaskResults &results) {
+            std::vector<std::pair<std::shared_ptr<PendingTask>, const proto::PushTaskReply *>>
+                answered;
+            {
+              absl::MutexLock lock(&mu_);
+              for (const auto &result : results.results()) {
+                auto it = channel->calls.find(result.return_id());
+                if (it == channel->calls.end()) continue;  // settled already
+                answered.emplace_back(std::move(it->second), &result.reply());
+                channel->calls.erase(it);
+              }
+            }
+            for (const auto &[task, reply] : answered) {
+              SettleActorCall(actor, channel->address, task, grpc::Status::OK, reply);
+            }
+          },
+          [this, actor, channel](const grpc::Status &status) {
+            OnActorChannelEnd(actor, channel, status);
+          });
+      if (channel->stream == nullptr) {  // shutting down
+        work->push_back([this, task] {
+          FailTask(task.get(), ErrorInfo{ErrorType::kActorDied,
+                                         "Sunray is shutting down: the call " +
+                                             task->spec.function_name() + " was not sent.",
+                                         "", "", ""});
+        });
+        continue;
       }
-      actor->stub = stub;
+      actor->channel = channel;
     }
-    task->pushed_to = actor->info.address();
-    work->push_back([this, actor, address = actor->info.address(), stub = actor->stub, task] {
-      PushActorTask(actor, address, stub, task);
+    task->spec.set_sequence_number(actor->next_seq++);
+    task->pushed_to = actor->channel->address;
+    actor->channel->calls[task->spec.return_id()] = task;
+    specs.push_back(task->spec);
+  }
+  if (!specs.empty()) {
+    // Not sent when the stream has broken: its end settles these calls.
+    work->push_back([stream = actor->channel->stream, specs = std::move(specs)]() mutable {
+      (void)stream->Send(std::move(specs));
     });
   }
 }
 
-void ClusterRuntime::PushActorTask(std::shared_ptr<ActorState> actor, std::string address,
-                                   std::shared_ptr<proto::WorkerService::Stub> stub,
-                                   std::shared_ptr<PendingTask> task) {
-  proto::PushTaskRequest request;
-  *request.mutable_task() = task->spec;
-  CallAsync<proto::PushTaskReply>(
-      std::move(request), -1,
-      [stub](auto *context, auto *req, auto *reply, auto callback) {
-        stub->async()->PushTask(context, req, reply, std::move(callback));
-      },
-      [this, actor, address, task](const grpc::Status &status, proto::PushTaskReply &reply) {
-        if (status.ok() && reply.actor_exiting()) {
-          // ray::ExitActor(): this call and every later one fail; the actor
-          // is dead for good (its worker told the control service so).
-          proto::ActorInfo dead;
-          {
-            absl::MutexLock lock(&mu_);
-            dead = actor->info;
-          }
-          dead.set_state(proto::ActorInfo::DEAD);
-          dead.clear_address();
-          dead.set_version(std::numeric_limits<int64_t>::max());
-          dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
-          dead.mutable_death_cause()->set_message("it exited through ray::ExitActor in " +
-                                                  task->spec.function_name() + ".");
-          OnActorInfo(actor, dead);
-          ErrorInfo error;
-          {
-            absl::MutexLock lock(&mu_);
-            error = ActorDeathError(*actor, task->spec.function_name());
-          }
-          FailTask(task.get(), std::move(error));
-          return;
-        }
-        bool stale = false;
-        if (status.ok()) {
-          // An answer from an incarnation already known dead (killed while
-          // the call ran) counts as lost, as if the process had gone first.
-          absl::MutexLock lock(&mu_);
-          stale = actor->info.address() != address;
-        }
-        if (status.ok() && !stale) {
-          CompleteTask(task.get(), reply.result());
-          return;
-        }
-        ErrorInfo error;
-        bool resend = false;
-        std::vector<std::function<void()>> work;
-        {
-          absl::MutexLock lock(&mu_);
-          if (actor->info.address() == address) actor->suspect = true;
-          const int retries = actor->info.max_task_retries();
-          if (!shut_down_ && !task->cancelled && actor->info.state() != proto::ActorInfo::DEAD &&
-              (retries == -1 || task->lost < retries)) {
-            // Sent again, in its place among the waiting calls, once the
-            // control service tells where the actor lives now.
-            resend = true;
-            ++task->lost;
-            task->pushed_to.clear();
-            auto place = std::find_if(actor->queue.begin(), actor->queue.end(),
-                                      [&](const std::shared_ptr<PendingTask> &queued) {
-                                        return queued->order > task->order;
-                                      });
-            actor->queue.insert(place, task);
-            SendActorTasksLocked(actor, &work);
-          } else {
-            error = ActorDeathError(*actor, task->spec.function_name());
-          }
-        }
-        if (resend) {
-          for (auto &item : work) item();
-          return;
-        }
-        error.message = "The actor " + BinaryToHex(actor->id) + " (" + actor->class_name +
-                        ") died while the call " + task->spec.function_name() + " was in flight: " +
-                        (stale ? std::string("it was killed") : status.error_message());
-        FailTask(task.get(), std::move(error));
-      });
+void ClusterRuntime::OnActorChannelEnd(const std::shared_ptr<ActorState> &actor,
+                                       const std::shared_ptr<ActorChannel> &channel,
+                                       const grpc::Status &status) {
+  std::vector<std::shared_ptr<PendingTask>> lost;
+  {
+    absl::MutexLock lock(&mu_);
+    channel->stream = nullptr;
+    for (auto &[return_id, task] : channel->calls) lost.push_back(std::move(task));
+    channel->calls.clear();
+    if (actor->channel == channel) actor->channel = nullptr;
+  }
+  // In their submission order, so that resent calls keep it.
+  std::sort(lost.begin(), lost.end(),
+            [](const auto &a, const auto &b) { return a->order < b->order; });
+  const grpc::Status why = status.ok()
+                               ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                              "the actor's stream ended with calls unanswered")
+                               : status;
+  for (const auto &task : lost) SettleActorCall(actor, channel->address, task, why, nullptr);
+}
+
+void ClusterRuntime::SettleActorCall(const std::shared_ptr<ActorState> &actor,
+                                     const std::string &address,
+                                     const std::shared_ptr<PendingTask> &task,
+                                     const grpc::Status &status,
+                                     const proto::PushTaskReply *reply) {
+  if (reply != nullptr && reply->actor_exiting()) {
+    // ray::ExitActor(): this call and every later one fail; the actor
+    // is dead for good (its worker told the control service so).
+    proto::ActorInfo dead;
+    {
+      absl::MutexLock lock(&mu_);
+      dead = actor->info;
+    }
+    dead.set_state(proto::ActorInfo::DEAD);
+    dead.clear_address();
+    dead.set_version(std::numeric_limits<int64_t>::max());
+    dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+    dead.mutable_death_cause()->set_message("it exited through ray::ExitActor in " +
+                                            task->spec.function_name() + ".");
+    OnActorInfo(actor, dead);
+    ErrorInfo error;
+    {
+      absl::MutexLock lock(&mu_);
+      error = ActorDeathError(*actor, task->spec.function_name());
+    }
+    FailTask(task.get(), std::move(error));
+    return;
+  }
+  bool stale = false;
+  if (reply != nullptr) {
+    // An answer from an incarnation already known dead (killed while
+    // the call ran) counts as lost, as if the process had gone first.
+    absl::MutexLock lock(&mu_);
+    stale = actor->info.address() != address;
+  }
+  if (reply != nullptr && !stale) {
+    CompleteTask(task.get(), reply->result());
+    return;
+  }
+  ErrorInfo error;
+  bool resend = false;
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (actor->info.address() == address) actor->suspect = true;
+    const int retries = actor->info.max_task_retries();
+    if (!shut_down_ && !task->cancelled && actor->info.state() != proto::ActorInfo::DEAD &&
+        (retries == -1 || task->lost < retries)) {
+      // Sent again, in its place among the waiting calls, once the
+      // control service tells where the actor lives now.
+      resend = true;
+      ++task->lost;
+      task->pushed_to.clear();
+      auto place = std::find_if(
+          actor->queue.begin(), actor->queue.end(),
+          [&](const std::shared_ptr<PendingTask> &queued) { return queued->order > task->order; });
+      actor->queue.insert(place, task);
+      SendActorTasksLocked(actor, &work);
+    } else {
+      error = ActorDeathError(*actor, task->spec.function_name());
+    }
+  }
+  if (resend) {
+    for (auto &item : work) item();
+    return;
+  }
+  error.message = "The actor " + BinaryToHex(actor->id) + " (" + actor->class_name +
+                  ") died while the call " + task->spec.function_name() + " was in flight: " +
+                  (stale ? std::string("it was killed") : status.error_message());
+  FailTask(task.get(), std::move(error));
 }
 
 std::string ClusterRuntime::CallActor(const ray::internal::RemoteFunctionHolder &method,

@@ -146,6 +146,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   struct SchedulingClass;
   struct LeasedWorker;
   struct ActorState;
+  struct ActorChannel;
   struct Borrowed;
   struct Waiter;
   class ExitWatch;
@@ -196,9 +197,11 @@ class ClusterRuntime : public ray::internal::RayRuntime {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequestLease(const std::string &class_key, const proto::ResourceMap &resources,
                     const std::vector<std::string> &env);
-  // Opens the lease's task stream (null when shutting down).
-  std::shared_ptr<TaskStreamClient> OpenTaskStream(const std::string &class_key,
-                                                   const std::shared_ptr<LeasedWorker> &worker);
+  // Opens a task stream through `stub` (null when shutting down); Shutdown
+  // cancels it like any call. `on_end` runs once, last.
+  std::shared_ptr<TaskStreamClient> OpenStream(proto::WorkerService::Stub *stub,
+                                               std::function<void(proto::TaskResults &)> on_results,
+                                               std::function<void(const grpc::Status &)> on_end);
   void PushNormalTasks(const std::shared_ptr<LeasedWorker> &worker,
                        const std::vector<std::shared_ptr<PendingTask>> &tasks);
   void OnTaskResults(const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker,
@@ -213,9 +216,13 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Puts `again` back at the front of the class's queue and dispatches.
   void RequeueAndDispatch(const std::string &class_key,
                           const std::vector<std::shared_ptr<PendingTask>> &again);
-  void PushActorTask(std::shared_ptr<ActorState> actor, std::string address,
-                     std::shared_ptr<proto::WorkerService::Stub> stub,
-                     std::shared_ptr<PendingTask> task);
+  // Settles an actor call sent on `channel`: answered (`reply`), or lost
+  // with the stream (`reply` null; `status` says why).
+  void SettleActorCall(const std::shared_ptr<ActorState> &actor, const std::string &address,
+                       const std::shared_ptr<PendingTask> &task, const grpc::Status &status,
+                       const proto::PushTaskReply *reply);
+  void OnActorChannelEnd(const std::shared_ptr<ActorState> &actor,
+                         const std::shared_ptr<ActorChannel> &channel, const grpc::Status &status);
   void ReturnLease(const LeasedWorker &worker, bool dead);
   void ReturnIdleLeases(bool all);
 

@@ -105,7 +105,7 @@ struct ClusterRuntime::ActorState {
   // A call to the current address failed: hold calls until the control
   // service reports the next state.
   bool suspect = false;
-  std::shared_ptr<proto::WorkerService::Stub> stub;
+  std::shared_ptr<ActorChannel> channel;  // to the current incarnation, once used
   int64_t next_seq = 0;
   uint64_t next_order = 0;
   // Calls in submission order, sent from the front once resolved.
@@ -113,6 +113,14 @@ struct ClusterRuntime::ActorState {
   // References held for the creation task's arguments (this process
   // created the actor), released when it is dead for good.
   std::vector<std::string> creation_held;
+};
+
+// The stream that carries this caller's calls to one incarnation of an
+// actor, and the calls on it not answered yet.
+struct ClusterRuntime::ActorChannel {
+  std::string address;
+  std::shared_ptr<TaskStreamClient> stream;  // until it ends
+  absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> calls;
 };
 
 // A reference this process borrows from another process (the owner).

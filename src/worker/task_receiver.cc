@@ -110,18 +110,21 @@ void ClusterRuntime::HandleStreamedTask(TaskStreamServer *stream, proto::TaskSpe
   };
   auto item = std::make_shared<Streamed>();
   item->spec = std::move(task);
-  auto answer = [stream, item](std::function<void()> /*after_reply: actor calls only*/) {
-    stream->Answer(item->spec.return_id(), std::move(item->reply));
+  auto answer = [stream, item](std::function<void()> after_reply) {
+    stream->Answer(item->spec.return_id(), std::move(item->reply), std::move(after_reply));
   };
-  if (!options_.worker_mode || item->spec.type() != proto::TaskSpec::NORMAL) {
+  const proto::TaskSpec::Type type = item->spec.type();
+  if (!options_.worker_mode ||
+      (type != proto::TaskSpec::NORMAL && type != proto::TaskSpec::ACTOR_TASK)) {
     item->reply.mutable_result()->set_is_error(true);
-    ErrorToProto(ErrorInfo{ErrorType::kWorkerDied,
-                           options_.worker_mode
-                               ? "only normal tasks come on a task stream (this one has type " +
-                                     std::to_string(item->spec.type()) + ")"
-                               : "this process is a driver; it runs no tasks",
-                           item->spec.function_name(), "", ""},
-                 item->reply.mutable_result()->mutable_error());
+    ErrorToProto(
+        ErrorInfo{ErrorType::kWorkerDied,
+                  options_.worker_mode ? "a task stream carries normal tasks and actor calls only "
+                                         "(this task has type " +
+                                             std::to_string(type) + ")"
+                                       : "this process is a driver; it runs no tasks",
+                  item->spec.function_name(), "", ""},
+        item->reply.mutable_result()->mutable_error());
     answer(nullptr);
     return;
   }

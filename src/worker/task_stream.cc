@@ -127,25 +127,41 @@ void TaskStreamServer::OnReadDone(bool ok) {
   for (auto &task : tasks) start_(this, std::move(task));
 }
 
-void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply) {
-  absl::ReleasableMutexLock lock(&mu_);
-  --unanswered_;
-  if (!write_failed_) {
-    proto::TaskResult *result = queued_.add_results();
-    result->set_return_id(std::move(return_id));
-    *result->mutable_reply() = std::move(reply);
+void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
+                              std::function<void()> after_written) {
+  std::function<void()> dropped;
+  {
+    absl::ReleasableMutexLock lock(&mu_);
+    --unanswered_;
+    if (write_failed_) {
+      dropped = std::move(after_written);  // nowhere to write it
+    } else {
+      proto::TaskResult *result = queued_.add_results();
+      result->set_return_id(std::move(return_id));
+      *result->mutable_reply() = std::move(reply);
+      if (after_written) queued_actions_.push_back(std::move(after_written));
+    }
+    WriteOrFinish(lock);  // the stream may be gone after this: locals only
   }
-  WriteOrFinish(lock);
+  if (dropped) dropped();
 }
 
 void TaskStreamServer::OnWriteDone(bool ok) {
-  absl::ReleasableMutexLock lock(&mu_);
-  write_in_flight_ = false;
-  if (!ok) {
-    write_failed_ = true;  // the owner is gone: answers have nowhere to go
-    queued_.Clear();
+  std::vector<std::function<void()>> written;
+  {
+    absl::ReleasableMutexLock lock(&mu_);
+    write_in_flight_ = false;
+    written.swap(writing_actions_);
+    if (!ok) {
+      write_failed_ = true;  // the owner is gone: answers have nowhere to go
+      queued_.Clear();
+      for (auto &action : queued_actions_) written.push_back(std::move(action));
+      queued_actions_.clear();
+    }
+    // Finishing inside a reaction is safe: OnDone waits for it to return.
+    WriteOrFinish(lock);
   }
-  WriteOrFinish(lock);
+  for (auto &action : written) action();
 }
 
 bool TaskStreamServer::WriteOrFinish(absl::ReleasableMutexLock &lock) {
@@ -153,6 +169,8 @@ bool TaskStreamServer::WriteOrFinish(absl::ReleasableMutexLock &lock) {
   if (queued_.results_size() > 0) {
     writing_.Swap(&queued_);
     queued_.Clear();
+    writing_actions_.swap(queued_actions_);
+    queued_actions_.clear();
     write_in_flight_ = true;
     StartWrite(&writing_);
     return false;

@@ -80,9 +80,11 @@ class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto:
   // `refusal`: a status to end the stream with at once (no token).
   TaskStreamServer(Start start, grpc::Status refusal = grpc::Status::OK);
 
-  // `task`'s answer (sent now, or with the next message). Answers after the
-  // owner went away are dropped.
-  void Answer(std::string return_id, proto::PushTaskReply reply);
+  // A task's answer (sent now, or with the next message). Answers after the
+  // owner went away are dropped. `after_written` (may be empty) runs once
+  // the message carrying the answer is written, or dropped.
+  void Answer(std::string return_id, proto::PushTaskReply reply,
+              std::function<void()> after_written = nullptr);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -100,6 +102,9 @@ class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto:
   absl::Mutex mu_;
   proto::TaskResults writing_ ABSL_GUARDED_BY(mu_);
   proto::TaskResults queued_ ABSL_GUARDED_BY(mu_);
+  // after_written actions of the answers in writing_ and queued_.
+  std::vector<std::function<void()>> writing_actions_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> queued_actions_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;  // the owner is gone
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;

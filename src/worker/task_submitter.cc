@@ -299,7 +299,14 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
           worker->address = reply.worker_address();
           worker->pid = reply.worker_pid();
           worker->idle_since = absl::Now();
-          worker->stream = OpenTaskStream(class_key, worker);
+          worker->stream = OpenStream(
+              WorkerStub(worker->address).get(),
+              [this, class_key, worker](proto::TaskResults &results) {
+                OnTaskResults(class_key, worker, results);
+              },
+              [this, class_key, worker](const grpc::Status &status) {
+                OnTaskStreamEnd(class_key, worker, status);
+              });
         }
         std::vector<std::function<void()>> work;
         std::vector<std::shared_ptr<PendingTask>> failed;
@@ -332,9 +339,10 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
       });
 }
 
-std::shared_ptr<TaskStreamClient> ClusterRuntime::OpenTaskStream(
-    const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker) {
-  auto context = std::make_unique<grpc::ClientContext>();  // no deadline: open while leased
+std::shared_ptr<TaskStreamClient> ClusterRuntime::OpenStream(
+    proto::WorkerService::Stub *stub, std::function<void(proto::TaskResults &)> on_results,
+    std::function<void(const grpc::Status &)> on_end) {
+  auto context = std::make_unique<grpc::ClientContext>();  // no deadline: open while used
   context->AddMetadata(rpc::kTokenHeader, options_.token);
   grpc::ClientContext *registered = context.get();
   {
@@ -343,12 +351,9 @@ std::shared_ptr<TaskStreamClient> ClusterRuntime::OpenTaskStream(
     calls_.insert(registered);  // cancelled by Shutdown like any call
   }
   return TaskStreamClient::Open(
-      WorkerStub(worker->address).get(), std::move(context),
-      [this, class_key, worker](proto::TaskResults &results) {
-        OnTaskResults(class_key, worker, results);
-      },
-      [this, class_key, worker, registered](const grpc::Status &status) {
-        OnTaskStreamEnd(class_key, worker, status);
+      stub, std::move(context), std::move(on_results),
+      [this, registered, on_end = std::move(on_end)](const grpc::Status &status) {
+        on_end(status);
         absl::MutexLock lock(&calls_mu_);
         calls_.erase(registered);
         if (calls_.empty()) calls_idle_.SignalAll();

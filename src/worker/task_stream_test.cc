@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <string>
@@ -32,8 +33,9 @@ class StreamOnlyService final : public proto::WorkerService::CallbackService {
     });
   }
 
-  // Answers the task with `return_id`, its result the task's id.
-  void Answer(const std::string &return_id) {
+  // Answers the task with `return_id`, its result the task's id;
+  // `after_written` runs once the answer is written (or dropped).
+  void Answer(const std::string &return_id, std::function<void()> after_written = nullptr) {
     TaskStreamServer *stream;
     {
       absl::MutexLock lock(&mu_);
@@ -42,7 +44,7 @@ class StreamOnlyService final : public proto::WorkerService::CallbackService {
     }
     proto::PushTaskReply reply;
     reply.mutable_result()->set_data("done " + return_id);
-    stream->Answer(return_id, std::move(reply));
+    stream->Answer(return_id, std::move(reply), std::move(after_written));
   }
 
   // Waits until `count` tasks have arrived in all; returns their names.
@@ -179,6 +181,23 @@ TEST_F(TaskStreamTest, ManyTasksAllArriveAndAnswersShareMessages) {
   EXPECT_EQ(outcome.answered, ids);
   // Answers given while a write was in flight went out together.
   EXPECT_LT(outcome.messages, 200);
+}
+
+TEST_F(TaskStreamTest, AnAnswersAfterWrittenActionRunsOnceItIsWrittenOrDropped) {
+  Outcome outcome;
+  auto stream = Open(&outcome);
+  ASSERT_TRUE(stream->Send(Tasks({"1", "2"})));
+  service_.WaitForTasks(2);
+  std::promise<void> written;
+  service_.Answer("1", [&] { written.set_value(); });
+  ASSERT_EQ(written.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(WaitForAnswers(&outcome, 1));
+  // After the owner has gone the answer is dropped, and the action runs.
+  stream->context()->TryCancel();
+  EXPECT_EQ(WaitForEnd(&outcome).error_code(), grpc::StatusCode::CANCELLED);
+  std::promise<void> dropped;
+  service_.Answer("2", [&] { dropped.set_value(); });
+  EXPECT_EQ(dropped.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
 }
 
 TEST_F(TaskStreamTest, AStreamWithoutTheTokenIsRefused) {

@@ -61,9 +61,7 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   }
   for (const auto &arg : options_.worker_argv) request->add_argv(arg);
   for (const auto &entry : worker_env_) request->add_env(entry);
-  std::string ignored;
-  for (const auto &entry :
-       EnvEntries(*ParseRuntimeEnvInfo(options.serialized_runtime_env_info, &ignored))) {
+  for (const auto &entry : RuntimeEnvEntries(options.serialized_runtime_env_info)) {
     request->add_env(entry);
   }
   request->set_name(options.name);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "ray/api/ray_exception.h"
+#include "src/api/runtime_env_check.h"
 #include "src/common/process.h"
 #include "src/worker/cluster_runtime.h"
 
@@ -221,6 +222,11 @@ void RunAsWorker(const ray::RayConfig &config,
   options.job_id_hex = Env("SUNRAY_JOB_ID");
   options.ray_namespace = Env("SUNRAY_NAMESPACE");
   options.detached_actors = Env("SUNRAY_DETACHED_ACTORS") == "1";
+  // The runtime env this worker was started with is its tasks' default.
+  std::stringstream names(Env(kRuntimeEnvVarsVar));
+  for (std::string name; std::getline(names, name, ',');) {
+    if (!name.empty()) options.env_vars[name] = Env(name.c_str());
+  }
   const size_t colon = options.node_address.rfind(':');
   if (colon != std::string::npos) options.host = options.node_address.substr(0, colon);
   if (!config.code_search_path.empty()) {
@@ -244,6 +250,13 @@ std::shared_ptr<ray::internal::RayRuntime> ConnectDriver(const ray::RayConfig &c
   options.ray_namespace = config.ray_namespace;
   options.detached_actors = config.default_actor_lifetime == ray::ActorLifetime::DETACHED;
   options.worker_argv = WorkerArgv(config);
+  if (config.runtime_env) {  // checked by ray::Init
+    std::string ignored;
+    if (auto vars =
+            ParseRuntimeEnvInfo(config.runtime_env->SerializeToRuntimeEnvInfo(), &ignored)) {
+      options.env_vars = *std::move(vars);
+    }
+  }
   std::unique_ptr<EmbeddedCluster> cluster;
   if (config.address.empty()) {
     cluster = StartEmbeddedCluster(config);

@@ -63,12 +63,20 @@ class TaskStreamServer;
 // shared-memory store.
 inline constexpr size_t kMaxInlineObjectBytes = 100 * 1024;
 
+// In a worker's environment: the names of the variables its runtime env set
+// (comma-separated), so that the tasks it submits inherit them.
+inline constexpr char kRuntimeEnvVarsVar[] = "SUNRAY_RUNTIME_ENV_VARS";
+
 struct ClusterRuntimeOptions {
   std::string control_address;
   std::string token;
   std::string ray_namespace;  // drivers; empty: a fresh anonymous namespace
   // RayConfig::default_actor_lifetime: actors outlive the job's driver.
   bool detached_actors = false;
+  // The runtime env's env_vars this process's tasks and actors get unless
+  // their own runtime env sets them: drivers, the job's (RayConfig); workers,
+  // those they were started with.
+  std::map<std::string, std::string> env_vars;
   std::string host = "127.0.0.1";
   // How the node starts workers for this job.
   std::vector<std::string> worker_argv;
@@ -182,6 +190,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   void HousekeepingLoop();
 
   // --- tasks (task_submitter.cc) ---
+  // The environment entries (NAME=value) a task or actor with this runtime
+  // env runs with: the process's default env_vars, overridden by its own.
+  std::vector<std::string> RuntimeEnvEntries(const std::string &serialized_runtime_env_info) const;
   // Turns API arguments into wire arguments; holds references on what they
   // point to (released by ReleaseTask).
   void PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task);

@@ -42,6 +42,21 @@ std::string DescribeResources(const std::map<std::string, double> &resources) {
 
 // --- Arguments -------------------------------------------------------------
 
+std::vector<std::string> ClusterRuntime::RuntimeEnvEntries(
+    const std::string &serialized_runtime_env_info) const {
+  std::map<std::string, std::string> vars = options_.env_vars;
+  std::string ignored;  // checked by CheckSchedulable already
+  if (auto own = ParseRuntimeEnvInfo(serialized_runtime_env_info, &ignored)) {
+    for (auto &[name, value] : *own) vars[name] = std::move(value);
+  }
+  if (vars.empty()) return {};
+  std::vector<std::string> entries = EnvEntries(vars);
+  std::string names;
+  for (const auto &[name, value] : vars) names += (names.empty() ? "" : ",") + name;
+  entries.push_back(std::string(kRuntimeEnvVarsVar) + "=" + names);
+  return entries;
+}
+
 void ClusterRuntime::PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task) {
   for (auto &arg : args) {
     proto::TaskArg *out = task->spec.add_args();
@@ -175,9 +190,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   if (resources.empty()) resources["CPU"] = 1;
   // Tasks with env_vars run in workers started with them (CheckSchedulable
   // has parsed the runtime env already).
-  std::string ignored;
-  const std::vector<std::string> env =
-      EnvEntries(*ParseRuntimeEnvInfo(options.serialized_runtime_env_info, &ignored));
+  const std::vector<std::string> env = RuntimeEnvEntries(options.serialized_runtime_env_info);
   task->class_key = ClassKey(resources);
   for (const auto &entry : env) task->class_key += "\n" + entry;
   task->retries_left = options.max_retries;

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <set>
@@ -130,6 +131,20 @@ bool OpenGate(ray::ActorHandle<Gate> gate) { return *gate.Task(&Gate::Open).Remo
 
 RAY_REMOTE(PassGate, OpenGate);
 
+std::string ReadEnvVar(std::string name) {
+  const char *value = std::getenv(name.c_str());
+  return value != nullptr ? value : "<unset>";
+}
+std::string ReadEnvVarNested(std::string name) { return *ray::Task(ReadEnvVar).Remote(name).Get(); }
+
+class EnvReader {
+ public:
+  static EnvReader *Create() { return new EnvReader(); }
+  std::string Read(std::string name) { return ReadEnvVar(name); }
+};
+
+RAY_REMOTE(ReadEnvVar, ReadEnvVarNested, EnvReader::Create, &EnvReader::Read);
+
 // Processes whose command line mentions `needle`.
 std::vector<int> ProcessesMentioning(const std::string &needle) {
   std::vector<int> found;
@@ -217,6 +232,30 @@ TEST_F(ClusterRuntimeTest, TasksQueuedBehindATaskThatBlocksInGetRunElsewhere) {
   EXPECT_TRUE(*passed.Get());
   EXPECT_TRUE(*opened.Get());
   EXPECT_EQ(*filler.Get(), 4);
+}
+
+TEST_F(ClusterRuntimeTest, TheJobsRuntimeEnvIsTheDefaultOfEveryTaskAndActor) {
+  using EnvVars = std::map<std::string, std::string>;
+  ray::Shutdown();
+  ray::RayConfig config;
+  config.head_args = {"--num-cpus", "2"};
+  ray::RuntimeEnv job;
+  job.Set("env_vars", EnvVars{{"SUNRAY_JOB_ONLY", "job"}, {"SUNRAY_BOTH", "job"}});
+  config.runtime_env = job;
+  ray::Init(config);
+  const std::string job_only = "SUNRAY_JOB_ONLY";
+  const std::string both = "SUNRAY_BOTH";
+  EXPECT_EQ(*ray::Task(ReadEnvVar).Remote(job_only).Get(), "job");
+  // A task's own env_vars win over the job's; the rest still apply.
+  ray::RuntimeEnv own;
+  own.Set("env_vars", EnvVars{{"SUNRAY_BOTH", "task"}});
+  EXPECT_EQ(*ray::Task(ReadEnvVar).SetRuntimeEnv(own).Remote(both).Get(), "task");
+  EXPECT_EQ(*ray::Task(ReadEnvVar).SetRuntimeEnv(own).Remote(job_only).Get(), "job");
+  // Nested tasks inherit their parent's env.
+  EXPECT_EQ(*ray::Task(ReadEnvVarNested).SetRuntimeEnv(own).Remote(both).Get(), "task");
+  EXPECT_EQ(*ray::Task(ReadEnvVarNested).Remote(job_only).Get(), "job");
+  auto actor = ray::Actor(EnvReader::Create).Remote();
+  EXPECT_EQ(*actor.Task(&EnvReader::Read).Remote(job_only).Get(), "job");
 }
 
 TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {

@@ -145,6 +145,19 @@ class EnvReader {
 
 RAY_REMOTE(ReadEnvVar, ReadEnvVarNested, EnvReader::Create, &EnvReader::Read);
 
+// Puts `value` (so this worker owns it) and returns the ref inside its
+// result; writes its pid to `pid_file`, and exits soon after answering.
+std::vector<ray::ObjectRef<int>> PutInsideThenExit(int value, std::string pid_file) {
+  std::ofstream(pid_file) << getpid();
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    _exit(0);
+  }).detach();
+  return {ray::Put(value)};
+}
+
+RAY_REMOTE(PutInsideThenExit);
+
 // Processes whose command line mentions `needle`.
 std::vector<int> ProcessesMentioning(const std::string &needle) {
   std::vector<int> found;
@@ -256,6 +269,22 @@ TEST_F(ClusterRuntimeTest, TheJobsRuntimeEnvIsTheDefaultOfEveryTaskAndActor) {
   EXPECT_EQ(*ray::Task(ReadEnvVarNested).Remote(job_only).Get(), "job");
   auto actor = ray::Actor(EnvReader::Create).Remote();
   EXPECT_EQ(*actor.Task(&EnvReader::Read).Remote(job_only).Get(), "job");
+}
+
+TEST_F(ClusterRuntimeTest, ABorrowersGetOfADeadOwnersObjectFailsNamingTheOwner) {
+  const std::string pid_file = temp_dir_ + "/owner.pid";
+  auto refs = *ray::Task(PutInsideThenExit).Remote(5, pid_file).Get();
+  ASSERT_EQ(refs.size(), 1u);
+  const int owner_pid = std::stoi(ReadAll(pid_file));
+  ASSERT_TRUE(Eventually([&] { return kill(owner_pid, 0) != 0; }));
+  try {
+    refs[0].Get(10000);
+    ADD_FAILURE() << "Get of an object whose owner died returned";
+  } catch (const ray::internal::UnreconstructableException &e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("is lost: its owner at"), std::string::npos) << message;
+    EXPECT_NE(message.find("cannot be reached"), std::string::npos) << message;
+  }
 }
 
 TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {

@@ -9,6 +9,7 @@
 #include "src/cli/session.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
+#include "src/common/unix_socket.h"
 #include "src/node/lease_manager.h"
 #include "src/node/node_service.h"
 #include "src/node/worker_pool.h"
@@ -48,9 +49,12 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
       1, cpus == options.resources.end() ? 1 : static_cast<int>(cpus->second / kResourceUnit));
   WorkerPool workers(pool_options);
   LeaseManager leases(options.resources, workers);
-  // Unix socket paths are short (108 bytes): name it by a prefix of the id.
-  StoreServer store_server(**store, *token,
-                           options.session_dir + "/store_" + node_id.Hex().substr(0, 12) + ".sock");
+  // Unix socket paths are short (107 bytes): named by a prefix of the id, and
+  // in the abstract namespace when the session dir is too deep for a file.
+  StoreServer store_server(
+      **store, *token,
+      UnixSocketPath(options.session_dir, "store_" + node_id.Hex().substr(0, 12) + ".sock",
+                     "sunray-store-" + node_id.Hex()));
   NodeService service(
       {*token, node_id, options.resources, options.control_address, store_server.socket_path()},
       **store, workers, leases);

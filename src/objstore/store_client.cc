@@ -83,7 +83,8 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(const Options 
   if (!address.ok()) return address.status();
   core->socket = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (core->socket < 0 ||
-      connect(core->socket, reinterpret_cast<const sockaddr *>(&*address), sizeof(*address)) != 0) {
+      connect(core->socket, reinterpret_cast<const sockaddr *>(&address->address),
+              address->length) != 0) {
     return absl::UnavailableError("cannot reach the object store at " + options.socket_path + ": " +
                                   std::strerror(errno));
   }

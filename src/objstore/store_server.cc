@@ -55,12 +55,13 @@ StoreServer::~StoreServer() { Stop(); }
 absl::Status StoreServer::Start() {
   auto address = UnixSocketAddress(socket_path_);
   if (!address.ok()) return address.status();
+  socket_file_ = !address->abstract;
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (listen_fd_ < 0) return absl::InternalError(std::string("socket: ") + std::strerror(errno));
-  unlink(socket_path_.c_str());
+  RemoveSocketFile();
   const mode_t old_mask = umask(077);  // the socket is for this user only
   const int bound =
-      bind(listen_fd_, reinterpret_cast<const sockaddr *>(&*address), sizeof(*address));
+      bind(listen_fd_, reinterpret_cast<const sockaddr *>(&address->address), address->length);
   umask(old_mask);
   if (bound != 0 || listen(listen_fd_, 128) != 0) {
     absl::Status status =
@@ -73,7 +74,7 @@ absl::Status StoreServer::Start() {
     absl::Status status = absl::InternalError(std::string("pipe: ") + std::strerror(errno));
     close(listen_fd_);
     listen_fd_ = -1;
-    unlink(socket_path_.c_str());
+    RemoveSocketFile();
     return status;
   }
   thread_ = std::thread([this] { HandshakeLoop(); });
@@ -92,8 +93,12 @@ void StoreServer::Stop() {
   if (listen_fd_ >= 0) {
     close(listen_fd_);
     listen_fd_ = -1;
-    unlink(socket_path_.c_str());
+    RemoveSocketFile();
   }
+}
+
+void StoreServer::RemoveSocketFile() {
+  if (socket_file_) unlink(socket_path_.c_str());
 }
 
 void StoreServer::HandshakeLoop() {

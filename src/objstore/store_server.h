@@ -28,7 +28,8 @@ class StoreServer final : public proto::ObjectStoreService::CallbackService {
   StoreServer(ObjectStore &store, std::string token, std::string socket_path);
   ~StoreServer() override;
 
-  // Listens on the Unix socket. The gRPC side is registered by the caller
+  // Listens on the Unix socket (a path, or "@name" in the abstract
+  // namespace: see src/common/unix_socket.h). The gRPC side is registered by the caller
   // on its RpcServer (this object is the service).
   absl::Status Start();
   void Stop();
@@ -53,10 +54,12 @@ class StoreServer final : public proto::ObjectStoreService::CallbackService {
 
  private:
   void HandshakeLoop();
+  void RemoveSocketFile();
 
   ObjectStore &store_;
   const std::string token_;
   const std::string socket_path_;
+  bool socket_file_ = false;  // a file to remove (not an abstract name)
   int listen_fd_ = -1;
   int wake_pipe_[2] = {-1, -1};
   std::thread thread_;

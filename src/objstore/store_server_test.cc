@@ -143,7 +143,9 @@ TEST_F(StoreServerTest, AClientThatGoesAwayReleasesItsPinsAndUnsealedObjects) {
   int socket_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   auto address = UnixSocketAddress(options_.socket_path);
   ASSERT_TRUE(address.ok());
-  ASSERT_EQ(connect(socket_fd, reinterpret_cast<const sockaddr *>(&*address), sizeof(*address)), 0);
+  ASSERT_EQ(
+      connect(socket_fd, reinterpret_cast<const sockaddr *>(&address->address), address->length),
+      0);
   const std::string hello = std::string(kToken) + "\n";
   ASSERT_EQ(write(socket_fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
   uint64_t client_id = 0;
@@ -160,6 +162,34 @@ TEST_F(StoreServerTest, AClientThatGoesAwayReleasesItsPinsAndUnsealedObjects) {
   EXPECT_EQ(store_->GetStats().num_objects, 2u);
   close(socket_fd);
   EXPECT_TRUE(WaitForObjectCount(0));
+}
+
+TEST(UnixSocketPathTest, AFileInItsDirWhenItFitsElseAnAbstractName) {
+  EXPECT_EQ(UnixSocketPath("/tmp/s", "store.sock", "sunray-store-x"), "/tmp/s/store.sock");
+  const std::string deep = "/tmp/" + std::string(120, 'd');
+  EXPECT_EQ(UnixSocketPath(deep, "store.sock", "sunray-store-x"), "@sunray-store-x");
+  auto address = UnixSocketAddress("@sunray-store-x");
+  ASSERT_TRUE(address.ok());
+  EXPECT_TRUE(address->abstract);
+  EXPECT_EQ(address->address.sun_path[0], '\0');
+  EXPECT_FALSE(UnixSocketAddress(std::string(1, '@') + std::string(108, 'n')).ok());
+  EXPECT_FALSE(UnixSocketAddress("").ok());
+}
+
+TEST_F(StoreServerTest, AServerOnAnAbstractNameServesClientsAndLeavesNoFile) {
+  const std::string name = "@sunray-store-test-" + RandomObject().Hex().substr(0, 16);
+  StoreServer server(*store_, kToken, name);
+  ASSERT_TRUE(server.Start().ok());
+  auto client = StoreClient::Connect({name, options_.rpc_address, kToken});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE((*client)->Put(id, "through an abstract socket").ok());
+  EXPECT_TRUE(store_->ContainsSealed(id));
+  // Without the token, no descriptor.
+  EXPECT_FALSE(StoreClient::Connect({name, options_.rpc_address, "wrong-token"}).ok());
+  server.Stop();
+  EXPECT_FALSE(std::filesystem::exists(name));
+  EXPECT_FALSE(StoreClient::Connect({name, options_.rpc_address, kToken}).ok());
 }
 
 }  // namespace

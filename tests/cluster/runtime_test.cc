@@ -287,6 +287,20 @@ TEST_F(ClusterRuntimeTest, ABorrowersGetOfADeadOwnersObjectFailsNamingTheOwner) 
   }
 }
 
+TEST_F(ClusterRuntimeTest, AClusterInATempDirTooDeepForSocketPathsWorks) {
+  // The store's socket would be longer than a socket path may be (107
+  // bytes): it takes an abstract name instead of a file.
+  ray::Shutdown();
+  const std::string deep = temp_dir_ + "/" + std::string(100, 'd');
+  ASSERT_TRUE(std::filesystem::create_directories(deep));
+  setenv("SUNRAY_TEMP_DIR", deep.c_str(), 1);
+  ray::RayConfig config;
+  config.head_args = {"--num-cpus", "2"};
+  ray::Init(config);
+  EXPECT_EQ(*ray::Task(Square).Remote(9).Get(), 81);
+  EXPECT_EQ(*ray::Task(Length).Remote(std::string(1 << 20, 'x')).Get(), size_t{1} << 20);
+}
+
 TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {
   std::vector<ray::ActorHandle<Recorder>> actors;
   for (int i = 0; i < 5; ++i) actors.push_back(ray::Actor(Recorder::Create).Remote());

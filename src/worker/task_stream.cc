@@ -2,10 +2,10 @@
 
 namespace sunray {
 
-// gRPC runs no reaction of a stream while another of its reactions is
-// still running OnDone: OnDone comes after every reaction has returned. So
-// inside a reaction the stream is alive; outside one, the owner's end is kept
-// alive by its shared_ptr and the worker's end by its unanswered tasks.
+// gRPC calls a stream's OnDone only after every other reaction of it has
+// returned, so inside a reaction the stream is alive. Outside one, the
+// owner's end is kept alive by its callers' shared_ptr, and the worker's
+// end by its unanswered tasks (it finishes only when none are left).
 
 // --- The owner's end -------------------------------------------------------
 

@@ -38,6 +38,16 @@ bool TaskStreamClient::Send(std::vector<proto::TaskSpec> tasks) {
   return true;
 }
 
+bool TaskStreamClient::Cancel(const std::string &return_id, bool force) {
+  absl::MutexLock lock(&mu_);
+  if (closing_ || stopped_) return false;
+  proto::CancelTaskRequest *cancel = queued_.add_cancels();
+  cancel->set_return_id(return_id);
+  cancel->set_force(force);
+  if (!write_in_flight_) WriteNextLocked();
+  return true;
+}
+
 void TaskStreamClient::Close() {
   absl::MutexLock lock(&mu_);
   closing_ = true;
@@ -46,7 +56,7 @@ void TaskStreamClient::Close() {
 
 void TaskStreamClient::WriteNextLocked() {
   if (stopped_) return;
-  if (queued_.tasks_size() > 0) {
+  if (queued_.tasks_size() > 0 || queued_.cancels_size() > 0) {
     writing_.Swap(&queued_);
     queued_.Clear();
     write_in_flight_ = true;
@@ -95,7 +105,8 @@ void TaskStreamClient::OnDone(const grpc::Status &status) {
 
 // --- The worker's end ------------------------------------------------------
 
-TaskStreamServer::TaskStreamServer(Start start, grpc::Status refusal) : start_(std::move(start)) {
+TaskStreamServer::TaskStreamServer(Start start, CancelHandler cancel, grpc::Status refusal)
+    : start_(std::move(start)), cancel_(std::move(cancel)) {
   if (!refusal.ok()) {
     {
       absl::MutexLock lock(&mu_);
@@ -118,13 +129,18 @@ void TaskStreamServer::OnReadDone(bool ok) {
   std::vector<proto::TaskSpec> tasks;
   tasks.reserve(static_cast<size_t>(incoming_.tasks_size()));
   for (auto &task : *incoming_.mutable_tasks()) tasks.push_back(std::move(task));
+  std::vector<proto::CancelTaskRequest> cancels(incoming_.cancels().begin(),
+                                                incoming_.cancels().end());
   incoming_.Clear();
   {
     absl::MutexLock lock(&mu_);
     unanswered_ += static_cast<int>(tasks.size());
   }
-  StartRead(&incoming_);
+  // Started before the next read: a cancellation in the next message must
+  // find its task here.
   for (auto &task : tasks) start_(this, std::move(task));
+  for (const auto &cancel : cancels) cancel_(cancel);
+  StartRead(&incoming_);
 }
 
 void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,

@@ -101,14 +101,11 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
   grpc::ServerBidiReactor<proto::TaskBatch, proto::TaskResults> *RunTasks(
       grpc::CallbackServerContext *context) override {
     if (!rpc::HasToken(*context, runtime_->options_.token)) {
-      return new TaskStreamServer(nullptr, nullptr, rpc::UnauthenticatedStatus());
+      return new TaskStreamServer(nullptr, rpc::UnauthenticatedStatus());
     }
     return new TaskStreamServer(
         [runtime = runtime_](TaskStreamServer *stream, proto::TaskSpec task) {
           runtime->HandleStreamedTask(stream, std::move(task));
-        },
-        [runtime = runtime_](const proto::CancelTaskRequest &cancel) {
-          (void)runtime->HandleCancelTask(cancel.return_id(), cancel.force());
         });
   }
 

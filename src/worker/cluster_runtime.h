@@ -263,6 +263,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // `finish` (both must stay valid until then).
   void ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply, TaskFinish finish);
   bool HandleCancelTask(const std::string &return_id, bool force);
+  // A task arrived: it waits to run (cancelled, if its cancel came first).
+  void MarkReceivedLocked(const std::string &return_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
   void ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply);
   void ResultToProto(const proto::TaskSpec &spec, ExecutionResult result, proto::ObjectValue *out);
   void PushExecution(std::function<void()> work);
@@ -347,6 +349,11 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Normal tasks waiting to run or running here, by return id (for Cancel).
   absl::flat_hash_map<std::string, bool> running_ ABSL_GUARDED_BY(exec_mu_);
   absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(exec_mu_);
+  // Cancels of tasks not received (yet), oldest first; bounded, since the
+  // task may have finished already and never come.
+  static constexpr size_t kMaxEarlyCancels = 1024;
+  absl::flat_hash_set<std::string> early_cancels_ ABSL_GUARDED_BY(exec_mu_);
+  std::deque<std::string> early_cancel_order_ ABSL_GUARDED_BY(exec_mu_);
   // Normal tasks pushed here and not started (pipelined behind the running
   // one), each with how to send it back "bounced"; and those sent back to
   // their owner by BounceWaitingTasks.

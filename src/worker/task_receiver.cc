@@ -181,7 +181,7 @@ void ClusterRuntime::ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskRep
         finish(nullptr);
         return;
       }
-      running_[spec.return_id()] = false;
+      MarkReceivedLocked(spec.return_id());
       waiting_normal_[spec.return_id()] = [reply, finish] {
         reply->set_bounced(true);
         finish(nullptr);
@@ -195,7 +195,7 @@ void ClusterRuntime::ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskRep
     default: {  // ACTOR_TASK
       {
         absl::MutexLock lock(&exec_mu_);
-        running_[spec.return_id()] = false;
+        MarkReceivedLocked(spec.return_id());
       }
       ReceiveActorTask(spec, std::move(run));
       return;
@@ -203,10 +203,29 @@ void ClusterRuntime::ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskRep
   }
 }
 
+void ClusterRuntime::MarkReceivedLocked(const std::string &return_id) {
+  running_[return_id] = false;
+  if (early_cancels_.erase(return_id) > 0) {
+    cancelled_.insert(return_id);
+    std::erase(early_cancel_order_, return_id);
+  }
+}
+
 bool ClusterRuntime::HandleCancelTask(const std::string &return_id, bool force) {
   absl::MutexLock lock(&exec_mu_);
   auto it = running_.find(return_id);
-  if (it == running_.end()) return false;
+  if (it == running_.end()) {
+    // Not here yet (the cancel overtook the task on its stream) or done
+    // already: remembered, so the task is answered cancelled if it comes.
+    if (early_cancels_.insert(return_id).second) {
+      early_cancel_order_.push_back(return_id);
+      if (early_cancel_order_.size() > kMaxEarlyCancels) {
+        early_cancels_.erase(early_cancel_order_.front());
+        early_cancel_order_.pop_front();
+      }
+    }
+    return false;
+  }
   if (!it->second) {
     cancelled_.insert(return_id);  // answered with TaskCancelled when its turn comes
   } else if (force && hosted_ == nullptr) {

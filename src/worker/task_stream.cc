@@ -38,16 +38,6 @@ bool TaskStreamClient::Send(std::vector<proto::TaskSpec> tasks) {
   return true;
 }
 
-bool TaskStreamClient::Cancel(const std::string &return_id, bool force) {
-  absl::MutexLock lock(&mu_);
-  if (closing_ || stopped_) return false;
-  proto::CancelTaskRequest *cancel = queued_.add_cancels();
-  cancel->set_return_id(return_id);
-  cancel->set_force(force);
-  if (!write_in_flight_) WriteNextLocked();
-  return true;
-}
-
 void TaskStreamClient::Close() {
   absl::MutexLock lock(&mu_);
   closing_ = true;
@@ -56,7 +46,7 @@ void TaskStreamClient::Close() {
 
 void TaskStreamClient::WriteNextLocked() {
   if (stopped_) return;
-  if (queued_.tasks_size() > 0 || queued_.cancels_size() > 0) {
+  if (queued_.tasks_size() > 0) {
     writing_.Swap(&queued_);
     queued_.Clear();
     write_in_flight_ = true;
@@ -105,8 +95,7 @@ void TaskStreamClient::OnDone(const grpc::Status &status) {
 
 // --- The worker's end ------------------------------------------------------
 
-TaskStreamServer::TaskStreamServer(Start start, CancelHandler cancel, grpc::Status refusal)
-    : start_(std::move(start)), cancel_(std::move(cancel)) {
+TaskStreamServer::TaskStreamServer(Start start, grpc::Status refusal) : start_(std::move(start)) {
   if (!refusal.ok()) {
     {
       absl::MutexLock lock(&mu_);
@@ -129,17 +118,14 @@ void TaskStreamServer::OnReadDone(bool ok) {
   std::vector<proto::TaskSpec> tasks;
   tasks.reserve(static_cast<size_t>(incoming_.tasks_size()));
   for (auto &task : *incoming_.mutable_tasks()) tasks.push_back(std::move(task));
-  std::vector<proto::CancelTaskRequest> cancels(incoming_.cancels().begin(),
-                                                incoming_.cancels().end());
   incoming_.Clear();
   {
     absl::MutexLock lock(&mu_);
     unanswered_ += static_cast<int>(tasks.size());
   }
-  // Started before the next read: a cancellation in the next message must
-  // find its task here.
+  // Started before the next read, so that they are known here (for
+  // CancelTask) in the order they came.
   for (auto &task : tasks) start_(this, std::move(task));
-  for (const auto &cancel : cancels) cancel_(cancel);
   StartRead(&incoming_);
 }
 

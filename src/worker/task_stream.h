@@ -37,9 +37,6 @@ class TaskStreamClient : public grpc::ClientBidiReactor<proto::TaskBatch, proto:
   // Sends `tasks` (now, or with the next message if a write is in flight).
   // False once the stream is closed or broken: the tasks were not sent.
   bool Send(std::vector<proto::TaskSpec> tasks);
-  // Cancels a task sent on this stream; it reaches the worker after the
-  // task itself. False once the stream is closed or broken.
-  bool Cancel(const std::string &return_id, bool force);
   // No more tasks: the worker answers what it has, then the stream ends.
   void Close();
   // For cancelling the stream (Shutdown).
@@ -74,16 +71,14 @@ class TaskStreamClient : public grpc::ClientBidiReactor<proto::TaskBatch, proto:
 };
 
 // The worker's end: hands each task to `start`, which must call Answer once
-// for it, from any thread, and each cancellation to `cancel`. Ends the
-// stream when the owner has closed its side and every task is answered.
-// Deletes itself when done.
+// for it, from any thread. Ends the stream when the owner has closed its
+// side and every task is answered. Deletes itself when done.
 class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto::TaskResults> {
  public:
   using Start = std::function<void(TaskStreamServer *stream, proto::TaskSpec task)>;
-  using CancelHandler = std::function<void(const proto::CancelTaskRequest &cancel)>;
 
   // `refusal`: a status to end the stream with at once (no token).
-  TaskStreamServer(Start start, CancelHandler cancel, grpc::Status refusal = grpc::Status::OK);
+  TaskStreamServer(Start start, grpc::Status refusal = grpc::Status::OK);
 
   // A task's answer (sent now, or with the next message). Answers after the
   // owner went away are dropped. `after_written` (may be empty) runs once
@@ -102,7 +97,6 @@ class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto:
   bool WriteOrFinish(absl::ReleasableMutexLock &lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Start start_;
-  CancelHandler cancel_;
   proto::TaskBatch incoming_;
 
   absl::Mutex mu_;

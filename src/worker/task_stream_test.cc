@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -25,18 +24,13 @@ class StreamOnlyService final : public proto::WorkerService::CallbackService {
   grpc::ServerBidiReactor<proto::TaskBatch, proto::TaskResults> *RunTasks(
       grpc::CallbackServerContext *context) override {
     if (!rpc::HasToken(*context, kToken)) {
-      return new TaskStreamServer(nullptr, nullptr, rpc::UnauthenticatedStatus());
+      return new TaskStreamServer(nullptr, rpc::UnauthenticatedStatus());
     }
-    return new TaskStreamServer(
-        [this](TaskStreamServer *stream, proto::TaskSpec task) {
-          absl::MutexLock lock(&mu_);
-          received_.push_back(task.function_name());
-          streams_[task.return_id()] = stream;
-        },
-        [this](const proto::CancelTaskRequest &cancel) {
-          absl::MutexLock lock(&mu_);
-          received_.push_back("cancel " + cancel.return_id() + (cancel.force() ? " force" : ""));
-        });
+    return new TaskStreamServer([this](TaskStreamServer *stream, proto::TaskSpec task) {
+      absl::MutexLock lock(&mu_);
+      received_.push_back(task.function_name());
+      streams_[task.return_id()] = stream;
+    });
   }
 
   // Answers the task with `return_id`, its result the task's id;
@@ -53,8 +47,7 @@ class StreamOnlyService final : public proto::WorkerService::CallbackService {
     stream->Answer(return_id, std::move(reply), std::move(after_written));
   }
 
-  // Waits until `count` tasks (and cancellations) have arrived in all;
-  // returns them in arrival order.
+  // Waits until `count` tasks have arrived in all; returns their names.
   std::vector<std::string> WaitForTasks(size_t count) {
     absl::MutexLock lock(&mu_);
     const auto arrived = [&] {
@@ -153,30 +146,6 @@ TEST_F(TaskStreamTest, AnswersComeBackByReturnIdInTheOrderTasksFinish) {
   }
   stream->Close();
   EXPECT_TRUE(WaitForEnd(&outcome).ok());
-}
-
-TEST_F(TaskStreamTest, ACancellationArrivesAfterTheTaskItCancels) {
-  Outcome outcome;
-  auto stream = Open(&outcome);
-  // Queued behind a write in flight or not, the cancellation never
-  // overtakes its task (a unary CancelTask could).
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(stream->Send(Tasks({std::to_string(i)})));
-    ASSERT_TRUE(stream->Cancel(std::to_string(i), i % 2 == 1));
-  }
-  const std::vector<std::string> arrived = service_.WaitForTasks(40);
-  ASSERT_EQ(arrived.size(), 40u);
-  for (int i = 0; i < 20; ++i) {
-    const auto task = std::find(arrived.begin(), arrived.end(), "f" + std::to_string(i));
-    const auto cancel = std::find(arrived.begin(), arrived.end(),
-                                  "cancel " + std::to_string(i) + (i % 2 == 1 ? " force" : ""));
-    ASSERT_NE(cancel, arrived.end()) << i;
-    EXPECT_LT(task, cancel) << i;
-  }
-  for (int i = 0; i < 20; ++i) service_.Answer(std::to_string(i));
-  stream->Close();
-  EXPECT_TRUE(WaitForEnd(&outcome).ok());
-  EXPECT_FALSE(stream->Cancel("0", false));
 }
 
 TEST_F(TaskStreamTest, CloseEndsTheStreamOnlyOnceEveryTaskIsAnswered) {

@@ -534,7 +534,6 @@ void ClusterRuntime::ReturnIdleLeases(bool all) {
 void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*recursive*/) {
   std::shared_ptr<PendingTask> task;
   std::string pushed_to;
-  std::shared_ptr<TaskStreamClient> stream;  // the one the task went on
   bool queued = false;
   {
     absl::MutexLock lock(&mu_);
@@ -556,20 +555,6 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
     }
     // An actor's running call is never forced: that would end the actor.
     if (task->spec.type() == proto::TaskSpec::ACTOR_TASK) force = false;
-    if (!queued && task->spec.type() == proto::TaskSpec::NORMAL) {
-      auto cls = classes_.find(task->class_key);
-      if (cls != classes_.end()) {
-        for (const auto &worker : cls->second->workers) {
-          if (worker->tasks.contains(object_id)) stream = worker->stream;
-        }
-      }
-    } else if (!queued) {
-      auto actor = actors_.find(task->spec.actor_id());
-      if (actor != actors_.end() && actor->second->channel != nullptr &&
-          actor->second->channel->calls.contains(object_id)) {
-        stream = actor->second->channel->stream;
-      }
-    }
   }
   if (queued) {
     FailTask(task.get(),
@@ -577,8 +562,6 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
                        "The task was cancelled with ray::Cancel before it ran.", "", "", ""});
     return;
   }
-  // On the task's own stream the cancellation cannot overtake the task.
-  if (stream != nullptr && stream->Cancel(object_id, force)) return;
   proto::CancelTaskRequest request;
   request.set_return_id(object_id);
   request.set_force(force);

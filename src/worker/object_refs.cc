@@ -17,18 +17,6 @@ namespace {
 // Puts count their index from here so they never collide with returns.
 constexpr uint32_t kFirstPutIndex = 1u << 31;
 
-// Keeps a Put's serialized buffer alive as the object's value (no copy).
-class SharedSbufferObject : public ray::internal::ObjectBuffer {
- public:
-  explicit SharedSbufferObject(std::shared_ptr<msgpack::sbuffer> buffer)
-      : buffer_(std::move(buffer)) {}
-  const char *Data() const override { return buffer_->data(); }
-  size_t Size() const override { return buffer_->size(); }
-
- private:
-  std::shared_ptr<msgpack::sbuffer> buffer_;
-};
-
 // A value read in place from the node's shared-memory store; pins it.
 class StoreViewObject : public ray::internal::ObjectBuffer {
  public:

@@ -22,6 +22,18 @@
 
 namespace sunray {
 
+// Keeps a Put's serialized buffer alive as the object's value (no copy).
+class SharedSbufferObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit SharedSbufferObject(std::shared_ptr<msgpack::sbuffer> buffer)
+      : buffer_(std::move(buffer)) {}
+  const char *Data() const override { return buffer_->data(); }
+  size_t Size() const override { return buffer_->size(); }
+
+ private:
+  std::shared_ptr<msgpack::sbuffer> buffer_;
+};
+
 class MemoryStore {
  public:
   struct Value {

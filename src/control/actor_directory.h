@@ -166,6 +166,8 @@ class ActorDirectory {
                         int64_t lease_id);
   // "The actor <hex id> (<class>)", for messages.
   static std::string Describe(const Actor &actor);
+  // An ActorDied error with `message`.
+  static proto::ErrorInfo DiedError(const std::string &message);
 
   const Options options_;
   const NodeLister list_nodes_;

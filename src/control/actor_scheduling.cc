@@ -1,0 +1,257 @@
+// The actor directory's scheduler thread: places queued actors on nodes,
+// leases their workers, pushes their creation tasks, and retries failed
+// leases (the rest of ActorDirectory is in actor_directory.cc).
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "node.grpc.pb.h"
+#include "src/control/actor_directory.h"
+#include "worker.grpc.pb.h"
+
+namespace sunray {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string AddressOf(const proto::NodeInfo &node) {
+  return node.address().ip() + ":" + std::to_string(node.address().port());
+}
+
+bool Fits(const proto::ResourceMap &request, const proto::ResourceMap &total) {
+  for (const auto &[name, amount] : request.amounts()) {
+    if (amount <= 0) continue;
+    auto it = total.amounts().find(name);
+    if (it == total.amounts().end() || it->second < amount) return false;
+  }
+  return true;
+}
+
+std::string ResourcesText(const proto::ResourceMap &resources) {
+  const std::map<std::string, int64_t> sorted(resources.amounts().begin(),
+                                              resources.amounts().end());
+  std::ostringstream text;
+  text << "{";
+  for (const auto &[name, amount] : sorted) {
+    text << (text.tellp() > 1 ? ", " : "") << name << ": " << static_cast<double>(amount) / 10000;
+  }
+  text << "}";
+  return text.str();
+}
+
+}  // namespace
+
+// --- Scheduling ----------------------------------------------------------
+
+void ActorDirectory::ScheduleLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Duration wait;
+      while (!stopping_ && !HasDueWorkLocked(&wait)) wake_.WaitWithTimeout(&mu_, wait);
+      if (stopping_) return;
+    }
+    // Listed without our lock: the node table has its own.
+    const std::vector<proto::NodeInfo> nodes = list_nodes_();
+    Work work;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      PlaceQueuedLocked(nodes, &work);
+    }
+    for (auto &run : work) run();
+  }
+}
+
+bool ActorDirectory::HasDueWorkLocked(absl::Duration *wait) const {
+  const auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  for (const std::string &id : queued_) {
+    const Actor &actor = actors_.at(id);
+    if (actor.waiting_for_nodes) continue;
+    if (actor.not_before <= now) return true;
+    next = std::min(next, actor.not_before);
+  }
+  *wait =
+      next == Clock::time_point::max() ? absl::InfiniteDuration() : absl::FromChrono(next - now);
+  return false;
+}
+
+void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes, Work *work) {
+  // Spread: each actor goes to the fitting node hosting the fewest actors.
+  std::map<std::string, int> hosted;
+  for (const auto &[id, actor] : actors_) {
+    if (!actor.node_id.empty()) ++hosted[actor.node_id];
+  }
+  const auto now = Clock::now();
+  for (auto it = queued_.begin(); it != queued_.end();) {
+    Actor &actor = actors_.at(*it);
+    if (actor.waiting_for_nodes || actor.not_before > now) {
+      ++it;
+      continue;
+    }
+    const proto::NodeInfo *best = nullptr;
+    for (const proto::NodeInfo &node : nodes) {
+      if (!Fits(actor.spec.resources(), node.total())) continue;
+      if (best == nullptr || hosted[node.node_id()] < hosted[best->node_id()]) best = &node;
+    }
+    if (best == nullptr) {
+      actor.waiting_for_nodes = true;
+      if (!actor.infeasible_logged) {
+        actor.infeasible_logged = true;
+        std::cerr << "sunray control: " << Describe(actor) << " needs "
+                  << ResourcesText(actor.spec.resources())
+                  << "; no alive node has that. It waits for a node that does." << std::endl;
+      }
+      ++it;
+      continue;
+    }
+    ++hosted[best->node_id()];
+    it = queued_.erase(it);
+    LeaseLocked(actor, *best, work);
+  }
+}
+
+void ActorDirectory::LeaseLocked(Actor &actor, const proto::NodeInfo &node, Work *work) {
+  actor.phase = Phase::kLeasing;
+  const uint64_t attempt = ++actor.attempt;
+  actor.node_id = node.node_id();
+  actor.node_address = AddressOf(node);
+  proto::RequestWorkerLeaseRequest request;
+  request.set_job_id(actor.info.job_id());
+  *request.mutable_resources() = actor.spec.resources();
+  *request.mutable_argv() = actor.spec.argv();
+  *request.mutable_env() = actor.spec.env();
+  request.set_detached(actor.spec.detached());
+  work->push_back([this, request, id = actor.info.actor_id(), attempt, node_id = actor.node_id,
+                   address = actor.node_address] {
+    // Answered when granted, however long that takes.
+    calls_.Call<proto::NodeService>(
+        address, &proto::NodeService::Stub::async::RequestWorkerLease, request,
+        rpc::AsyncCaller::kNoDeadline,
+        [this, id, attempt, node_id, address](const grpc::Status &status,
+                                              const proto::RequestWorkerLeaseReply &reply) {
+          OnLeaseReply(id, attempt, node_id, address, status, reply);
+        });
+  });
+}
+
+void ActorDirectory::OnLeaseReply(const std::string &actor_id, uint64_t attempt,
+                                  const std::string &node_id, const std::string &node_address,
+                                  const grpc::Status &status,
+                                  const proto::RequestWorkerLeaseReply &reply) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    auto it = actors_.find(actor_id);
+    const bool current =
+        it != actors_.end() && it->second.attempt == attempt && it->second.phase == Phase::kLeasing;
+    if (!current) {
+      // The actor died (or was killed) meanwhile: nobody uses this worker.
+      if (status.ok()) {
+        work.push_back([this, node_id, node_address, lease = reply.lease_id()] {
+          KillLeasedWorker(node_id, node_address, lease);
+        });
+      }
+    } else if (!status.ok()) {
+      LeaseFailedLocked(it->second, status, &work);
+    } else {
+      Actor &actor = it->second;
+      actor.lease_failures = 0;
+      actor.lease_id = reply.lease_id();
+      actor.pid = reply.worker_pid();
+      actor.worker_address = reply.worker_address();
+      actor.phase = Phase::kCreating;
+      workers_[{actor.node_id, actor.lease_id}] = actor_id;
+      if (actor.kill_when_leased) {
+        actor.kill_when_leased = false;
+        StopWorkerLocked(actor, /*graceful=*/false, &work);
+      } else {
+        PushCreationLocked(actor, &work);
+      }
+    }
+  }
+  for (auto &run : work) run();
+}
+
+void ActorDirectory::LeaseFailedLocked(Actor &actor, const grpc::Status &status, Work *work) {
+  const std::string failure =
+      "could not get a worker on node " + actor.node_id + ": " + status.error_message();
+  actor.node_id.clear();
+  actor.node_address.clear();
+  // The actor never ran on this worker: no restart is used up. A request the
+  // node refuses, or repeated failures (a worker command that cannot
+  // start), end it.
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+      ++actor.lease_failures >= options_.max_lease_failures) {
+    DieLocked(actor,
+              DiedError(Describe(actor) + " could not be created: " + failure +
+                        (actor.lease_failures > 1
+                             ? " (" + std::to_string(actor.lease_failures) + " attempts)"
+                             : "")),
+              work);
+    return;
+  }
+  std::cerr << "sunray control: " << Describe(actor) << " " << failure << "; trying again"
+            << std::endl;
+  actor.phase = Phase::kQueued;
+  actor.not_before = Clock::now() + options_.lease_retry_delay;
+  queued_.insert(actor.info.actor_id());
+  wake_.Signal();
+}
+
+void ActorDirectory::PushCreationLocked(const Actor &actor, Work *work) {
+  proto::PushTaskRequest push;
+  *push.mutable_task() = actor.spec.creation_task();
+  push.mutable_task()->set_restart_count(actor.info.num_restarts());
+  work->push_back([this, push, id = actor.info.actor_id(), attempt = actor.attempt,
+                   address = actor.worker_address] {
+    // The constructor may run for long: no deadline.
+    calls_.Call<proto::WorkerService>(
+        address, &proto::WorkerService::Stub::async::PushTask, push, rpc::AsyncCaller::kNoDeadline,
+        [this, id, attempt](const grpc::Status &status, const proto::PushTaskReply &reply) {
+          OnCreationReply(id, attempt, status, reply);
+        });
+  });
+}
+
+void ActorDirectory::OnCreationReply(const std::string &actor_id, uint64_t attempt,
+                                     const grpc::Status &status,
+                                     const proto::PushTaskReply &reply) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    auto it = actors_.find(actor_id);
+    if (it == actors_.end() || it->second.attempt != attempt ||
+        it->second.phase != Phase::kCreating) {
+      return;  // the worker's death was handled already
+    }
+    Actor &actor = it->second;
+    if (!status.ok()) {
+      // The worker died or became unreachable while creating the actor.
+      // Make sure it is gone; its death report will then find nothing.
+      StopWorkerLocked(actor, /*graceful=*/false, &work);
+      WorkerGoneLocked(actor,
+                       "its worker process " + std::to_string(actor.pid) + " on node " +
+                           actor.node_id + " failed while creating it: " + status.error_message(),
+                       &work);
+    } else if (reply.result().is_error()) {
+      StopWorkerLocked(actor, /*graceful=*/false, &work);
+      ForgetWorkerLocked(actor);
+      DieLocked(actor, reply.result().error(), &work);
+    } else {
+      actor.phase = Phase::kAlive;
+      actor.info.set_state(proto::ActorInfo::ALIVE);
+      actor.info.set_address(actor.worker_address);
+      actor.info.set_pid(actor.pid);
+      actor.info.set_node_id(actor.node_id);
+      ChangedLocked(actor, &work);
+    }
+  }
+  for (auto &run : work) run();
+}
+
+}  // namespace sunray

@@ -74,7 +74,6 @@ struct ClusterRuntime::LeasedWorker {
   int64_t lease_id = 0;
   std::string address;
   int pid = 0;
-  std::shared_ptr<proto::WorkerService::Stub> stub;
   std::shared_ptr<TaskStreamClient> stream;  // until it ends
   // Tasks pushed and not answered, by return id.
   absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> tasks;

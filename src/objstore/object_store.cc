@@ -82,7 +82,12 @@ absl::StatusOr<ObjectStore::Location> ObjectStore::CreateObject(const ObjectID &
                                                                 const std::string &owner_address) {
   const size_t total = data_size + metadata_size;
   absl::MutexLock lock(&mu_);
-  if (objects_.contains(id)) {
+  if (absl::Status known = CheckClientLocked(creator); !known.ok()) return known;
+  if (auto it = objects_.find(id); it != objects_.end()) {
+    if (!it->second.sealed && it->second.creator != creator) {
+      return absl::AbortedError("object " + id.Hex() + " is still being written by client " +
+                                    std::to_string(it->second.creator));
+    }
     return absl::AlreadyExistsError("object " + id.Hex() + " already exists in the store");
   }
   if (total > options_.capacity_bytes) {
@@ -138,8 +143,20 @@ absl::Status ObjectStore::Abort(const ObjectID &id, ClientId creator) {
   return absl::OkStatus();
 }
 
+void ObjectStore::AddClient(ClientId client) {
+  absl::MutexLock lock(&mu_);
+  clients_.insert(client);
+}
+
+absl::Status ObjectStore::CheckClientLocked(ClientId client) const {
+  if (clients_.contains(client)) return absl::OkStatus();
+  return absl::FailedPreconditionError("store client " + std::to_string(client) +
+                                       " is not connected to this store");
+}
+
 absl::StatusOr<ObjectStore::Location> ObjectStore::Get(const ObjectID &id, ClientId client) {
   absl::MutexLock lock(&mu_);
+  if (absl::Status known = CheckClientLocked(client); !known.ok()) return known;
   auto it = objects_.find(id);
   if (it == objects_.end() || it->second.delete_requested) {
     return absl::NotFoundError("object " + id.Hex() + " is not in the store");
@@ -192,6 +209,7 @@ int ObjectStore::DeleteOwnedBy(const std::string &owner_address) {
 
 void ObjectStore::ReleaseClient(ClientId client) {
   absl::MutexLock lock(&mu_);
+  clients_.erase(client);
   std::vector<ObjectID> touched;
   for (auto &[id, entry] : objects_) {
     if (entry.pins.erase(client) > 0 || (!entry.sealed && entry.creator == client)) {

@@ -5,8 +5,11 @@
 //   CreateObject (unsealed; the creator writes data+metadata at the returned
 //   offset) -> Seal (immutable, readable) -> Get/Release by readers (each Get
 //   pins it for that client) -> Delete (freed as soon as nobody pins it).
-// An unsealed object can be Aborted by its creator. When a client goes away,
-// ReleaseClient drops its pins and aborts what it was still writing.
+// An unsealed object can be Aborted by its creator. Clients are known by id
+// from AddClient (their handshake) to ReleaseClient (they went away), which
+// drops their pins and aborts what they were still writing; a call naming
+// any other client is refused, so a late request of a gone client cannot
+// leave an object nobody will ever seal or release.
 //
 // Sizes in errors are exact so users can act on them: a full store answers
 // ResourceExhausted "object store full: ...".
@@ -20,6 +23,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -58,10 +62,16 @@ class ObjectStore {
   ObjectStore(const ObjectStore &) = delete;
   ObjectStore &operator=(const ObjectStore &) = delete;
 
+  // A client connected; its id may now create, pin and release objects.
+  void AddClient(ClientId client);
+
   // Allocates an unsealed object of data_size + metadata_size bytes, pinned by
   // `creator`, owned by the process at `owner_address` (see DeleteOwnedBy).
-  // AlreadyExists if the id is taken; ResourceExhausted when it does not fit;
-  // InvalidArgument for a size beyond the capacity.
+  // AlreadyExists if a sealed object (or one of `creator`'s own) has the id;
+  // Aborted while another client is still writing it (it ends sealed, or
+  // aborted when that client goes away); ResourceExhausted when it does not
+  // fit; InvalidArgument for a size beyond the capacity; FailedPrecondition
+  // for a client that is not connected.
   absl::StatusOr<Location> CreateObject(const ObjectID &id, size_t data_size, size_t metadata_size,
                                         ClientId creator, const std::string &owner_address = {});
   // Makes the object immutable and readable; the creator's pin stays until it
@@ -72,13 +82,14 @@ class ObjectStore {
   absl::Status Abort(const ObjectID &id, ClientId creator);
 
   // Pins a sealed object for `client`. NotFound if absent; Unavailable if it is
-  // not sealed yet.
+  // not sealed yet; FailedPrecondition for a client that is not connected.
   absl::StatusOr<Location> Get(const ObjectID &id, ClientId client);
   // Drops one pin of `client`. NotFound if the client holds none.
   absl::Status Release(const ObjectID &id, ClientId client);
   // Frees the object once nobody pins it. NotFound if absent.
   absl::Status Delete(const ObjectID &id);
-  // Drops every pin of `client` and aborts the objects it had not sealed.
+  // The client went away: drops every pin it held, aborts the objects it had
+  // not sealed, and refuses its id from now on.
   void ReleaseClient(ClientId client);
   // The owner at `owner_address` died: Deletes every object it owned (each
   // freed once nobody pins it). Returns how many. An empty address matches
@@ -109,6 +120,7 @@ class ObjectStore {
   void MaybeFreeLocked(absl::flat_hash_map<ObjectID, Entry>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string UsageLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckClientLocked(ClientId client) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t PinnedBytesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
@@ -116,6 +128,7 @@ class ObjectStore {
   mutable absl::Mutex mu_;
   std::unique_ptr<Allocator> allocator_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<ObjectID, Entry> objects_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<ClientId> clients_ ABSL_GUARDED_BY(mu_);
   size_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

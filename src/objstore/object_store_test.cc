@@ -11,9 +11,11 @@ namespace {
 
 constexpr size_t kMiB = 1 << 20;
 
+// Clients 1 to 9 are connected.
 std::unique_ptr<ObjectStore> MakeStore(size_t capacity) {
   auto store = ObjectStore::Create({capacity, "sunray-test-store"});
   EXPECT_TRUE(store.ok()) << store.status();
+  for (ObjectStore::ClientId client = 1; client < 10; ++client) (*store)->AddClient(client);
   return *std::move(store);
 }
 
@@ -53,6 +55,40 @@ TEST(ObjectStoreTest, DuplicateCreateIsRejected) {
   const ObjectID id = RandomObject();
   ASSERT_TRUE(store->CreateObject(id, 10, 0, 1).ok());
   EXPECT_TRUE(absl::IsAlreadyExists(store->CreateObject(id, 10, 0, 1).status()));
+}
+
+// A retried task's worker writes the return id an earlier attempt may have
+// written: it must be told apart from a real conflict.
+TEST(ObjectStoreTest, CreatingAnIdAnotherClientIsWritingIsAbortedUntilItEnds) {
+  auto store = MakeStore(kMiB);
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE(store->CreateObject(id, 10, 0, 1).ok());
+  auto second = store->CreateObject(id, 10, 0, 2);
+  EXPECT_TRUE(absl::IsAborted(second.status())) << second.status();
+  EXPECT_NE(second.status().message().find("still being written by client 1"), std::string::npos);
+  store->ReleaseClient(1);  // the first writer died: its object is aborted
+  ASSERT_TRUE(store->CreateObject(id, 10, 0, 2).ok());
+  ASSERT_TRUE(store->Seal(id).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(store->CreateObject(id, 10, 0, 3).status()));
+}
+
+// Regression: CreateObject and GetObject with a client id nobody was given
+// answered OK, so a late request of a dead client left an object that no
+// one would ever seal or release.
+TEST(ObjectStoreTest, ClientsThatAreNotConnectedAreRefused) {
+  auto store = MakeStore(kMiB);
+  const ObjectID id = RandomObject();
+  auto unknown = store->CreateObject(id, 10, 0, 42);
+  EXPECT_TRUE(absl::IsFailedPrecondition(unknown.status())) << unknown.status();
+  EXPECT_NE(unknown.status().message().find("store client 42 is not connected"),
+            std::string::npos);
+  ASSERT_TRUE(store->CreateObject(id, 10, 0, 1).ok());
+  ASSERT_TRUE(store->Seal(id).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Get(id, 42).status()));
+  store->ReleaseClient(2);
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Get(id, 2).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->CreateObject(RandomObject(), 10, 0, 2).status()));
+  EXPECT_EQ(store->GetStats().num_objects, 1u);
 }
 
 TEST(ObjectStoreTest, ObjectLargerThanTheStoreFailsWithSizes) {

@@ -159,6 +159,25 @@ absl::Status StoreClient::Put(const ObjectID &id, std::string_view data, std::st
   return Seal(id);
 }
 
+absl::Status StoreClient::PutIdempotent(const ObjectID &id, std::string_view data,
+                                        const std::string &owner_address, absl::Duration wait) {
+  const absl::Time deadline = absl::Now() + wait;
+  absl::Duration backoff = absl::Milliseconds(1);
+  while (true) {
+    absl::Status put = Put(id, data, {}, owner_address);
+    if (absl::IsAlreadyExists(put)) return absl::OkStatus();
+    if (!absl::IsAborted(put)) return put;
+    // The earlier writer is alive as far as the store knows. It seals soon,
+    // or the store aborts its object once it sees the writer's socket close.
+    if (absl::Now() + backoff > deadline) {
+      return absl::DeadlineExceededError(std::string(put.message()) + " after " +
+                                         absl::FormatDuration(wait));
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(100));
+  }
+}
+
 absl::StatusOr<std::shared_ptr<StoreClient::ObjectView>> StoreClient::Get(const ObjectID &id) {
   proto::GetObjectRequest request;
   request.set_object_id(id.Binary());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "objstore.grpc.pb.h"
 #include "src/common/id.h"
 #include "src/objstore/shared_memory.h"
@@ -74,6 +75,15 @@ class StoreClient {
   // full: ...") when it does not fit; AlreadyExists for a taken id.
   absl::Status Put(const ObjectID &id, std::string_view data, std::string_view metadata = {},
                    const std::string &owner_address = {});
+  // Put of an id that an earlier attempt may have written already: a task's
+  // return value, whose id every attempt of the task shares. A sealed copy
+  // already there is the earlier attempt's result and counts as this put
+  // (OK); one another client is still writing is waited for, up to `wait`,
+  // until it is sealed (OK) or aborted because its writer went away (then
+  // this one writes). DeadlineExceeded if it is still being written then.
+  absl::Status PutIdempotent(const ObjectID &id, std::string_view data,
+                             const std::string &owner_address,
+                             absl::Duration wait = absl::Seconds(30));
   // For writing in place: returns where data_size + metadata_size bytes go.
   absl::StatusOr<char *> Create(const ObjectID &id, size_t data_size, size_t metadata_size,
                                 const std::string &owner_address = {});

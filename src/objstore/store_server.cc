@@ -148,11 +148,9 @@ void StoreServer::HandshakeLoop() {
         continue;
       }
       const uint64_t id = next_client_++;
-      if (!SendIdAndDescriptor(it->first, id, store_.segment().fd())) {
-        drop(it);
-        continue;
-      }
-      connection.client_id = id;
+      store_.AddClient(id);
+      connection.client_id = id;  // from here on, dropping it releases the client
+      if (!SendIdAndDescriptor(it->first, id, store_.segment().fd())) drop(it);
     }
   }
   for (auto it = connections.begin(); it != connections.end();) it = drop(it);

@@ -164,6 +164,68 @@ TEST_F(StoreServerTest, AClientThatGoesAwayReleasesItsPinsAndUnsealedObjects) {
   EXPECT_TRUE(WaitForObjectCount(0));
 }
 
+// Regression: a retried task whose result goes to the store failed with
+// "object ... already exists in the store" when an earlier attempt of the
+// task had written its return object before dying.
+TEST_F(StoreServerTest, AnIdempotentPutTakesAnEarlierSealedCopyAsItsOwn) {
+  auto earlier = Connect();
+  auto retry = Connect();
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE(earlier->Put(id, "first attempt").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(retry->Put(id, "second attempt")));
+  ASSERT_TRUE(retry->PutIdempotent(id, "second attempt", "").ok());
+  auto view = retry->Get(id);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(std::string((*view)->data(), (*view)->size()), "first attempt");
+}
+
+TEST_F(StoreServerTest, AnIdempotentPutWaitsForAnEarlierWriterThatDiesThenWrites) {
+  // The earlier attempt's worker, mid-write: a raw handshake whose socket
+  // closes when the process dies.
+  int socket_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto address = UnixSocketAddress(options_.socket_path);
+  ASSERT_TRUE(address.ok());
+  ASSERT_EQ(
+      connect(socket_fd, reinterpret_cast<const sockaddr *>(&address->address), address->length),
+      0);
+  const std::string hello = std::string(kToken) + "\n";
+  ASSERT_EQ(write(socket_fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
+  uint64_t client_id = 0;
+  ASSERT_EQ(read(socket_fd, &client_id, sizeof(client_id)),
+            static_cast<ssize_t>(sizeof(client_id)));
+  const ObjectID id = RandomObject();
+  ASSERT_TRUE(store_->CreateObject(id, 1024, 0, client_id).ok());  // never sealed
+
+  auto retry = Connect();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(retry->PutIdempotent(id, "retry", "", absl::Milliseconds(50))));
+  absl::Status put;
+  std::thread writer([&] { put = retry->PutIdempotent(id, "retry", "", absl::Seconds(20)); });
+  close(socket_fd);  // the earlier writer dies: its object is aborted
+  writer.join();
+  ASSERT_TRUE(put.ok()) << put;
+  auto view = retry->Get(id);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(std::string((*view)->data(), (*view)->size()), "retry");
+}
+
+// Regression: requests naming a client id the store never handed out were
+// answered OK.
+TEST_F(StoreServerTest, RequestsFromUnknownClientIdsAreRefused) {
+  auto client = Connect();
+  proto::CreateObjectRequest request;
+  request.set_object_id(RandomObject().Binary());
+  request.set_data_size(16);
+  request.set_client_id(client->client_id() + 1000);
+  proto::CreateObjectReply reply;
+  auto stub = proto::ObjectStoreService::NewStub(rpc::MakeChannel(options_.rpc_address));
+  auto context = rpc::MakeClientContext(kToken, std::chrono::seconds(5));
+  grpc::Status status = stub->CreateObject(context.get(), request, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("is not connected"), std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(store_->GetStats().num_objects, 0u);
+}
+
 TEST(UnixSocketPathTest, AFileInItsDirWhenItFitsElseAnAbstractName) {
   EXPECT_EQ(UnixSocketPath("/tmp/s", "store.sock", "sunray-store-x"), "/tmp/s/store.sock");
   const std::string deep = "/tmp/" + std::string(120, 'd');

@@ -177,6 +177,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // of an address starts watching it.
   int64_t CountBorrower(const std::string &borrower, const std::string &id, int64_t delta);
   void WatchBorrower(const std::string &borrower);
+  // A borrowed ref without a registration at its owner: its Get fails with
+  // ObjectLost naming `reason` (unless another registration exists).
+  void MarkBorrowedLost(const std::string &id, const std::string &reason);
   // The borrower is gone: every registration it held is released.
   void DropBorrower(const std::string &borrower);
   // Blocks until `num` of `ids` are ready (or the deadline); fetches borrowed
@@ -306,7 +309,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   std::shared_ptr<FreeTarget> free_target_;
   std::unique_ptr<Service> service_;
   rpc::RpcServer server_;
-  std::atomic<uint32_t> put_index_{0};
+  // Where this process's put ids start (object_refs.cc: RandomPutIndex).
+  std::atomic<uint32_t> put_index_{RandomPutIndex()};
+  static uint32_t RandomPutIndex();
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,6 +3,7 @@
 // owner's count of its borrowers (each watched until it exits).
 #include <algorithm>
 
+#include "absl/random/random.h"
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/api/local/local_context.h"
@@ -16,6 +17,17 @@ namespace {
 
 // Puts count their index from here so they never collide with returns.
 constexpr uint32_t kFirstPutIndex = 1u << 31;
+
+// Put ids are the running task's id and a per-process index. A retry of a
+// task in another worker must not draw the ids its earlier attempt drew
+// (that attempt's objects may still be in the store), so each process starts
+// its index at a random place; should an id be taken all the same, the put
+// draws a new place. Nobody knows a put's id before it returns.
+constexpr int kPutIdAttempts = 8;
+constexpr uint32_t kPutIndexRange = 1u << 30;  // leaves 2^30 puts per process
+bool TakenByAnEarlierAttempt(const absl::Status &status) {
+  return absl::IsAlreadyExists(status) || absl::IsAborted(status);
+}
 
 // A value read in place from the node's shared-memory store; pins it.
 class StoreViewObject : public ray::internal::ObjectBuffer {
@@ -49,6 +61,10 @@ FreeHook::~FreeHook() {
   if (target_->runtime != nullptr) target_->runtime->RunDeferred(std::move(action_));
 }
 
+uint32_t ClusterRuntime::RandomPutIndex() {
+  return absl::Uniform<uint32_t>(absl::BitGen(), 0, kPutIndexRange);
+}
+
 std::string ClusterRuntime::NewPutId() {
   const ExecutionContext *context = CurrentExecutionContext();
   const TaskID task = context != nullptr ? context->task_id : driver_task_id_;
@@ -73,12 +89,18 @@ std::shared_ptr<void> ClusterRuntime::MakeFreeHook(const std::string &id, bool i
 
 std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
                                 const std::vector<std::string> &contained_ids) {
-  const std::string id = NewPutId();
+  std::string id = NewPutId();
   MemoryStore::Value value;
   const bool large = data->size() > kMaxInlineObjectBytes;
   if (large) {
-    absl::Status stored = store_->Put(
-        ObjectID::FromBinary(id), std::string_view(data->data(), data->size()), {}, my_address_);
+    absl::Status stored;
+    for (int attempt = 0; attempt < kPutIdAttempts; ++attempt) {
+      stored = store_->Put(ObjectID::FromBinary(id), std::string_view(data->data(), data->size()),
+                           {}, my_address_);
+      if (!TakenByAnEarlierAttempt(stored)) break;
+      put_index_ = RandomPutIndex();
+      id = NewPutId();
+    }
     if (!stored.ok()) {
       throw RayException("Put failed: " + std::string(stored.message()));
     }
@@ -91,9 +113,15 @@ std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
 std::string ClusterRuntime::PutDirect(size_t size, const std::function<void(char *)> &write,
                                       const std::vector<std::string> &contained_ids) {
   if (size <= kMaxInlineObjectBytes) return {};
-  const std::string id = NewPutId();
+  std::string id = NewPutId();
+  auto destination = store_->Create(ObjectID::FromBinary(id), size, 0, my_address_);
+  for (int attempt = 1; attempt < kPutIdAttempts && TakenByAnEarlierAttempt(destination.status());
+       ++attempt) {
+    put_index_ = RandomPutIndex();
+    id = NewPutId();
+    destination = store_->Create(ObjectID::FromBinary(id), size, 0, my_address_);
+  }
   const ObjectID object = ObjectID::FromBinary(id);
-  auto destination = store_->Create(object, size, 0, my_address_);
   if (!destination.ok()) {
     throw RayException("Put failed: " + std::string(destination.status().message()));
   }
@@ -146,8 +174,12 @@ void ClusterRuntime::SealFromProto(const std::string &id, const proto::ObjectVal
       if (inner.owner_address().empty()) continue;  // no owner known: nothing to hold
       if (inner.owner_address() == my_address_) {
         owned_contained.push_back(inner.object_id());
-      } else {
+      } else if (inner.lost_reason().empty()) {
         AddBorrowedCount(inner.object_id(), inner.owner_address(), 1);
+        borrowed_contained.push_back(inner.object_id());
+      } else {
+        AddBorrowedCount(inner.object_id(), inner.owner_address(), 0);
+        MarkBorrowedLost(inner.object_id(), inner.lost_reason());
         borrowed_contained.push_back(inner.object_id());
       }
     }
@@ -243,7 +275,10 @@ void ClusterRuntime::RemoveLocalReference(const std::string &id) {
 
 int64_t ClusterRuntime::CountBorrower(const std::string &borrower, const std::string &id,
                                       int64_t delta) {
-  if (borrower.empty() || borrower == my_address_) return delta;
+  // This process's own holds are plain references, not registrations; a
+  // release for nobody in particular releases nothing.
+  if (borrower.empty()) return 0;
+  if (borrower == my_address_) return std::max<int64_t>(delta, 0);
   bool first = false;
   {
     absl::MutexLock lock(&mu_);
@@ -322,19 +357,23 @@ void ClusterRuntime::AddBorrowedReference(const std::string &id, const std::stri
   const bool registered = status.ok() && reply.found();
   AddBorrowedCount(id, owner_info, registered ? 1 : 0);
   if (!registered) {
-    // The owner is gone or freed it: remember the loss for Get.
-    absl::MutexLock lock(&mu_);
-    Borrowed &entry = *borrowed_[id];
-    entry.fetched = true;
-    entry.value.set_is_error(true);
-    ErrorToProto(
-        ErrorInfo{ErrorType::kObjectLost,
-                  "Object " + BinaryToHex(id) + " is lost: its owner at " + owner_info +
-                      (status.ok() ? " no longer has it."
-                                   : " cannot be reached (" + status.error_message() + ")."),
-                  "", "", ""},
-        entry.value.mutable_error());
+    MarkBorrowedLost(id, status.ok() ? "its owner at " + owner_info + " no longer has it"
+                                     : "its owner at " + owner_info + " cannot be reached (" +
+                                           status.error_message() + ")");
   }
+}
+
+void ClusterRuntime::MarkBorrowedLost(const std::string &id, const std::string &reason) {
+  absl::MutexLock lock(&mu_);
+  auto it = borrowed_.find(id);
+  if (it == borrowed_.end() || it->second->registrations > 0) return;  // registered otherwise
+  Borrowed &entry = *it->second;
+  entry.fetched = true;
+  entry.value.set_is_error(true);
+  ErrorToProto(
+      ErrorInfo{ErrorType::kObjectLost, "Object " + BinaryToHex(id) + " is lost: " + reason + ".",
+                "", "", ""},
+      entry.value.mutable_error());
 }
 
 void ClusterRuntime::FetchBorrowed(const std::string &id, std::function<void()> done) {

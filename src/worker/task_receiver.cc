@@ -336,9 +336,11 @@ void ClusterRuntime::ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskRep
 void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult result,
                                    proto::ObjectValue *out) {
   if (!result.error && result.data.size() > kMaxInlineObjectBytes) {
-    absl::Status stored = store_->Put(ObjectID::FromBinary(spec.return_id()),
-                                      std::string_view(result.data.data(), result.data.size()), {},
-                                      spec.owner_address());
+    // Every attempt of the task writes the same return id: an earlier
+    // attempt's copy is taken as this one's (the owner never saw it).
+    absl::Status stored = store_->PutIdempotent(
+        ObjectID::FromBinary(spec.return_id()),
+        std::string_view(result.data.data(), result.data.size()), spec.owner_address());
     if (stored.ok()) {
       out->set_in_store(true);
     } else {
@@ -364,6 +366,9 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
   // reply leaves, so it stays alive until the caller holds it.
   for (const auto &id : result.contained_ids) {
     const std::string owner = GetOwnershipInfo(id);
+    proto::ObjectRefInfo *info = out->add_contained();
+    info->set_object_id(id);
+    info->set_owner_address(owner);
     if (owner == my_address_) {
       owned_.AddReference(id);
       CountBorrower(spec.owner_address(), id, 1);
@@ -372,11 +377,15 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
       request.set_object_id(id);
       request.set_borrower_address(spec.owner_address());
       proto::AddBorrowerReply reply;
-      (void)WorkerStub(owner)->AddBorrower(Context(10000).get(), request, &reply);
+      const grpc::Status status =
+          WorkerStub(owner)->AddBorrower(Context(10000).get(), request, &reply);
+      if (!status.ok() || !reply.found()) {
+        // The caller must not count a registration the owner never made.
+        info->set_lost_reason(status.ok() ? "its owner at " + owner + " no longer has it"
+                                          : "its owner at " + owner + " cannot be reached (" +
+                                                status.error_message() + ")");
+      }
     }
-    proto::ObjectRefInfo *info = out->add_contained();
-    info->set_object_id(id);
-    info->set_owner_address(owner);
   }
   for (const auto &id : result.contained_ids) RemoveLocalReference(id);
 }

@@ -132,6 +132,9 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
                                         const proto::AddBorrowerRequest *request,
                                         proto::AddBorrowerReply *reply) override {
     return rpc::HandleUnary(context, runtime_->options_.token, [&] {
+      if (request->borrower_address().empty()) {
+        return absl::InvalidArgumentError("AddBorrower needs the borrower's address");
+      }
       if (runtime_->Owns(request->object_id())) {
         runtime_->owned_.AddReference(request->object_id());
         runtime_->CountBorrower(request->borrower_address(), request->object_id(), 1);
@@ -144,11 +147,22 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
   grpc::ServerUnaryReactor *RemoveBorrower(grpc::CallbackServerContext *context,
                                            const proto::RemoveBorrowerRequest *request,
                                            proto::RemoveBorrowerReply *) override {
-    return rpc::HandleUnary(context, runtime_->options_.token, [&] {
-      const int64_t count =
-          runtime_->CountBorrower(request->borrower_address(), request->object_id(),
-                                  -std::max<int64_t>(1, request->count()));
-      for (int64_t i = 0; i < -count; ++i) runtime_->owned_.RemoveReference(request->object_id());
+    return rpc::HandleUnary(context, runtime_->options_.token, [&]() -> absl::Status {
+      if (request->borrower_address().empty() || request->count() <= 0) {
+        return absl::InvalidArgumentError(
+            "RemoveBorrower needs the borrower's address and a positive count");
+      }
+      // Only what this borrower was registered for, and at most that much.
+      const int64_t released = -runtime_->CountBorrower(
+          request->borrower_address(), request->object_id(), -request->count());
+      for (int64_t i = 0; i < released; ++i) {
+        runtime_->owned_.RemoveReference(request->object_id());
+      }
+      if (released == 0) {
+        return absl::FailedPreconditionError("borrower " + request->borrower_address() +
+                                             " holds no registration of object " +
+                                             BinaryToHex(request->object_id()));
+      }
       return absl::OkStatus();
     });
   }

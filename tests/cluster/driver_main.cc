@@ -21,6 +21,10 @@
 //   store-refs                          puts, passes and nests 1 MiB objects,
 //                                       then drops them step by step; each
 //                                       step waits for a line on stdin
+//   hold-put                            puts a 1 MiB object; "put ID_HEX
+//                                       OWNER_ADDRESS"; on a line, reads it:
+//                                       "read N" (its size) or "error ...";
+//                                       then waits for stdin to close
 //   dead-borrower                       lends a 1 MiB put to an actor that
 //                                       keeps it and drops its own ref
 //                                       ("lent"); on a line, kills the actor
@@ -205,6 +209,29 @@ int StoreRefs() {
   return 0;
 }
 
+std::string Hex(const std::string &binary) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : binary) {
+    hex.push_back(kDigits[c >> 4]);
+    hex.push_back(kDigits[c & 15]);
+  }
+  return hex;
+}
+
+int HoldPut() {
+  auto held = ray::Put(std::string(kMiB, 'p'));
+  // A serialized ref is [id, owner address] (docs/architecture.md).
+  auto packed = ray::internal::Serializer::Serialize(held);
+  auto unpacked = msgpack::unpack(packed.data(), packed.size());
+  auto fields = unpacked.get().as<std::vector<msgpack::type::raw_ref>>();
+  Say("put " + Hex(held.ID()) + " " + std::string(fields.at(1).ptr, fields.at(1).size));
+  if (!NextLine()) return 1;
+  Say("read " + std::to_string(held.Get()->size()));
+  WaitForStdinToClose();
+  return 0;
+}
+
 int DeadBorrower() {
   auto keeper = ray::Actor(Keeper::Create).Remote();
   {
@@ -248,6 +275,7 @@ int main(int argc, char **argv) {
     if (command == "call-lib") code = CallLib();
     if (command == "store-refs") code = StoreRefs();
     if (command == "dead-borrower") code = DeadBorrower();
+    if (command == "hold-put") code = HoldPut();
   } catch (const std::exception &e) {
     std::cerr << "driver " << command << ": " << e.what() << std::endl;
     Say("error " + std::string(e.what()));

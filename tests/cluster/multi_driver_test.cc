@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "node.grpc.pb.h"
+#include "worker.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/process.h"
 #include "src/rpc/rpc.h"
@@ -536,6 +537,42 @@ TEST_F(MultiDriverTest, ADeadBorrowersRefsAreReleasedByTheOwner) {
     stats = NodeStats();
     return stats.num_objects() == 0 && stats.object_store_used_bytes() == 0;
   })) << stats.DebugString();
+  driver->CloseStdin();
+  EXPECT_EQ(driver->Wait(), 0) << driver->Output();
+}
+
+// Regression: RemoveBorrower with an empty borrower address and a count of
+// 5 freed an object its owner still held (the owner's next Get threw "it
+// was freed"). An owner releases only what a registered borrower holds.
+TEST_F(MultiDriverTest, AnOwnerIgnoresReleasesFromBorrowersItNeverRegistered) {
+  Driver *driver = StartDriver({"hold-put"});
+  ASSERT_NE(driver, nullptr);
+  auto line = driver->WaitForLine("put ");
+  ASSERT_TRUE(line.has_value()) << driver->Output();
+  std::istringstream words(line->substr(4));
+  std::string id_hex, owner;
+  words >> id_hex >> owner;
+  ASSERT_EQ(id_hex.size(), 56u) << *line;
+  std::string id;
+  for (size_t i = 0; i < id_hex.size(); i += 2) {
+    id.push_back(static_cast<char>(std::stoi(id_hex.substr(i, 2), nullptr, 16)));
+  }
+  auto stub = proto::WorkerService::NewStub(rpc::MakeChannel(owner));
+  for (const std::string &borrower : std::vector<std::string>{"", "127.0.0.1:1", owner}) {
+    proto::RemoveBorrowerRequest request;
+    request.set_object_id(id);
+    request.set_borrower_address(borrower);
+    request.set_count(5);
+    proto::RemoveBorrowerReply reply;
+    const grpc::Status status = stub->RemoveBorrower(
+        rpc::MakeClientContext(token_, milliseconds(5000)).get(), request, &reply);
+    EXPECT_FALSE(status.ok()) << "borrower '" << borrower << "'";
+    EXPECT_NE(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+  driver->Send("read");
+  EXPECT_TRUE(driver->WaitForLine("read " + std::to_string(kMiB)).has_value())
+      << driver->Output();
+  EXPECT_EQ(NodeStats().num_objects(), 1);
   driver->CloseStdin();
   EXPECT_EQ(driver->Wait(), 0) << driver->Output();
 }

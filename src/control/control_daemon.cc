@@ -20,7 +20,8 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
     return 2;
   }
   ControlService service({*token});
-  rpc::RpcServer server;
+  // KV values (and, later, runtime-env packages) are the largest messages.
+  rpc::RpcServer server({.max_receive_message_bytes = 64 << 20, .memory_quota_bytes = 256 << 20});
   const std::string address = options.host + ":" + std::to_string(options.port);
   auto port = server.Start(address, {&service});
   if (!port.ok()) {

@@ -65,7 +65,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     std::cerr << "sunray node: " << started.message() << "\n";
     return 1;
   }
-  rpc::RpcServer server;
+  rpc::RpcServer server;  // leases and store calls: small messages only
   auto port =
       server.Start(options.host + ":" + std::to_string(options.port), {&service, &store_server});
   if (!port.ok()) {

@@ -62,8 +62,13 @@ absl::StatusOr<int> RpcServer::Start(const std::string &address,
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(512 << 20);
+  builder.SetMaxReceiveMessageSize(options_.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(512 << 20);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(options_.handshake_timeout.count()));
+  grpc::ResourceQuota quota("sunray-server");
+  quota.Resize(options_.memory_quota_bytes);
+  builder.SetResourceQuota(quota);
   for (grpc::Service *service : services) builder.RegisterService(service);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr) {

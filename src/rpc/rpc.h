@@ -64,9 +64,30 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string &address);
 
 // A gRPC server on one address. Start binds (port 0 picks a free one);
 // Stop is idempotent and waits for in-flight calls.
+//
+// What an unauthenticated peer can cost the server is bounded by Options.
+// gRPC 1.51 reads a unary request whole before any handler (and so the token
+// check) runs, and checks the message size limit only once it has it all: the
+// memory quota is what stops a huge request early (gRPC resets the stream when
+// reading it would exceed the quota). A connection that has not sent HTTP/2's
+// opening settings within the handshake timeout is closed. Streaming methods
+// check the token before they read a message (see TaskStreamServer).
 class RpcServer {
  public:
+  struct Options {
+    // The largest message a peer may send; larger ones fail with
+    // RESOURCE_EXHAUSTED. Keep it small where big messages make no sense.
+    int max_receive_message_bytes = 4 << 20;
+    // All the memory gRPC may take for this server's connections and calls;
+    // well above the largest message times the calls expected at once.
+    int64_t memory_quota_bytes = 32 << 20;
+    // How long a new connection may take to open HTTP/2 (gRPC's default is
+    // 120 s, long enough for idle sockets to pile up).
+    std::chrono::milliseconds handshake_timeout{5000};
+  };
+
   RpcServer() = default;
+  explicit RpcServer(Options options) : options_(options) {}
   ~RpcServer();
   RpcServer(const RpcServer &) = delete;
   RpcServer &operator=(const RpcServer &) = delete;
@@ -77,6 +98,7 @@ class RpcServer {
   void Stop();
 
  private:
+  Options options_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -62,6 +62,9 @@ class TaskStreamServer;
 // Objects up to this size travel inline; larger ones go through the node's
 // shared-memory store.
 inline constexpr size_t kMaxInlineObjectBytes = 100 * 1024;
+// A task's by-value arguments travel inline up to this total; the rest go
+// through the node store (Ray's task_rpc_inlined_bytes_limit is 10 MiB too).
+inline constexpr size_t kMaxInlineArgBytes = 10 << 20;
 
 // In a worker's environment: the names of the variables its runtime env set
 // (comma-separated), so that the tasks it submits inherit them.
@@ -308,7 +311,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   PlacementGroupBook placement_groups_;
   std::shared_ptr<FreeTarget> free_target_;
   std::unique_ptr<Service> service_;
-  rpc::RpcServer server_;
+  // Task batches are capped at kMaxTaskMessageBytes, one spec's inline
+  // arguments at kMaxInlineArgBytes: a message never needs more.
+  rpc::RpcServer server_{{.max_receive_message_bytes = 64 << 20, .memory_quota_bytes = 256 << 20}};
   // Where this process's put ids start (object_refs.cc: RandomPutIndex).
   std::atomic<uint32_t> put_index_{RandomPutIndex()};
   static uint32_t RandomPutIndex();

@@ -33,7 +33,7 @@ std::shared_ptr<TaskStreamClient> TaskStreamClient::Open(
 bool TaskStreamClient::Send(std::vector<proto::TaskSpec> tasks) {
   absl::MutexLock lock(&mu_);
   if (closing_ || stopped_) return false;
-  for (auto &task : tasks) *queued_.add_tasks() = std::move(task);
+  for (auto &task : tasks) queued_.push_back(std::move(task));
   if (!write_in_flight_) WriteNextLocked();
   return true;
 }
@@ -46,9 +46,16 @@ void TaskStreamClient::Close() {
 
 void TaskStreamClient::WriteNextLocked() {
   if (stopped_) return;
-  if (queued_.tasks_size() > 0) {
-    writing_.Swap(&queued_);
-    queued_.Clear();
+  if (!queued_.empty()) {
+    writing_.Clear();
+    size_t bytes = 0;
+    while (!queued_.empty()) {
+      const size_t size = queued_.front().ByteSizeLong();
+      if (writing_.tasks_size() > 0 && bytes + size > kMaxTaskMessageBytes) break;
+      bytes += size;
+      *writing_.add_tasks() = std::move(queued_.front());
+      queued_.pop_front();
+    }
     write_in_flight_ = true;
     StartWrite(&writing_);
     return;
@@ -138,10 +145,10 @@ void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
     if (write_failed_) {
       dropped = std::move(after_written);  // nowhere to write it
     } else {
-      proto::TaskResult *result = queued_.add_results();
-      result->set_return_id(std::move(return_id));
-      *result->mutable_reply() = std::move(reply);
-      if (after_written) queued_actions_.push_back(std::move(after_written));
+      QueuedAnswer &answer = queued_.emplace_back();
+      answer.result.set_return_id(std::move(return_id));
+      *answer.result.mutable_reply() = std::move(reply);
+      answer.after_written = std::move(after_written);
     }
     WriteOrFinish(lock);  // the stream may be gone after this: locals only
   }
@@ -156,9 +163,10 @@ void TaskStreamServer::OnWriteDone(bool ok) {
     written.swap(writing_actions_);
     if (!ok) {
       write_failed_ = true;  // the owner is gone: answers have nowhere to go
-      queued_.Clear();
-      for (auto &action : queued_actions_) written.push_back(std::move(action));
-      queued_actions_.clear();
+      for (auto &answer : queued_) {
+        if (answer.after_written) written.push_back(std::move(answer.after_written));
+      }
+      queued_.clear();
     }
     // Finishing inside a reaction is safe: OnDone waits for it to return.
     WriteOrFinish(lock);
@@ -168,11 +176,18 @@ void TaskStreamServer::OnWriteDone(bool ok) {
 
 bool TaskStreamServer::WriteOrFinish(absl::ReleasableMutexLock &lock) {
   if (write_in_flight_ || finished_) return false;
-  if (queued_.results_size() > 0) {
-    writing_.Swap(&queued_);
-    queued_.Clear();
-    writing_actions_.swap(queued_actions_);
-    queued_actions_.clear();
+  if (!queued_.empty()) {
+    writing_.Clear();
+    size_t bytes = 0;
+    while (!queued_.empty()) {
+      QueuedAnswer &answer = queued_.front();
+      const size_t size = answer.result.ByteSizeLong();
+      if (writing_.results_size() > 0 && bytes + size > kMaxTaskMessageBytes) break;
+      bytes += size;
+      *writing_.add_results() = std::move(answer.result);
+      if (answer.after_written) writing_actions_.push_back(std::move(answer.after_written));
+      queued_.pop_front();
+    }
     write_in_flight_ = true;
     StartWrite(&writing_);
     return false;

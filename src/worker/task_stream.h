@@ -5,12 +5,14 @@
 // ready together travel in one message, and so do answers.
 //
 // Both ends keep at most one write in flight; what is queued meanwhile is
-// merged into the next message, so batches grow with the load by themselves
+// merged into the next message, up to kMaxTaskMessageBytes (a lone larger
+// task or answer travels alone), so batches grow with the load by themselves
 // and a lone task still goes out at once.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -19,6 +21,10 @@
 #include "worker.grpc.pb.h"
 
 namespace sunray {
+
+// Batches stop growing at this size (the worker's server takes messages up
+// to 64 MiB: see ClusterRuntime).
+inline constexpr size_t kMaxTaskMessageBytes = 4 << 20;
 
 // The owner's end. Thread-safe.
 class TaskStreamClient : public grpc::ClientBidiReactor<proto::TaskBatch, proto::TaskResults> {
@@ -62,8 +68,8 @@ class TaskStreamClient : public grpc::ClientBidiReactor<proto::TaskBatch, proto:
   std::shared_ptr<TaskStreamClient> self_;  // alive until OnDone
 
   absl::Mutex mu_;
-  proto::TaskBatch writing_ ABSL_GUARDED_BY(mu_);  // the message in flight
-  proto::TaskBatch queued_ ABSL_GUARDED_BY(mu_);   // the next one
+  proto::TaskBatch writing_ ABSL_GUARDED_BY(mu_);             // the message in flight
+  std::deque<proto::TaskSpec> queued_ ABSL_GUARDED_BY(mu_);  // for the next ones
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;      // Close was called
   bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // StartWritesDone issued
@@ -100,11 +106,14 @@ class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto:
   proto::TaskBatch incoming_;
 
   absl::Mutex mu_;
+  struct QueuedAnswer {
+    proto::TaskResult result;
+    std::function<void()> after_written;  // may be empty
+  };
   proto::TaskResults writing_ ABSL_GUARDED_BY(mu_);
-  proto::TaskResults queued_ ABSL_GUARDED_BY(mu_);
-  // after_written actions of the answers in writing_ and queued_.
+  std::deque<QueuedAnswer> queued_ ABSL_GUARDED_BY(mu_);
+  // after_written actions of the answers in writing_.
   std::vector<std::function<void()>> writing_actions_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::function<void()>> queued_actions_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;  // the owner is gone
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;

@@ -35,7 +35,8 @@ class StreamOnlyService final : public proto::WorkerService::CallbackService {
 
   // Answers the task with `return_id`, its result the task's id;
   // `after_written` runs once the answer is written (or dropped).
-  void Answer(const std::string &return_id, std::function<void()> after_written = nullptr) {
+  void Answer(const std::string &return_id, std::function<void()> after_written = nullptr,
+              const std::string &payload = "") {
     TaskStreamServer *stream;
     {
       absl::MutexLock lock(&mu_);
@@ -43,7 +44,7 @@ class StreamOnlyService final : public proto::WorkerService::CallbackService {
       streams_.erase(return_id);
     }
     proto::PushTaskReply reply;
-    reply.mutable_result()->set_data("done " + return_id);
+    reply.mutable_result()->set_data("done " + return_id + payload);
     stream->Answer(return_id, std::move(reply), std::move(after_written));
   }
 
@@ -90,7 +91,7 @@ class TaskStreamTest : public ::testing::Test {
           absl::MutexLock lock(&outcome->mu);
           ++outcome->messages;
           for (const auto &result : results.results()) {
-            EXPECT_EQ(result.reply().result().data(), "done " + result.return_id());
+            EXPECT_EQ(result.reply().result().data().rfind("done " + result.return_id(), 0), 0u);
             outcome->answered.push_back(result.return_id());
           }
         },
@@ -181,6 +182,26 @@ TEST_F(TaskStreamTest, ManyTasksAllArriveAndAnswersShareMessages) {
   EXPECT_EQ(outcome.answered, ids);
   // Answers given while a write was in flight went out together.
   EXPECT_LT(outcome.messages, 200);
+}
+
+// Regression: whatever was queued went out as one message, however large,
+// and a message over the receiver's limit broke the stream.
+TEST_F(TaskStreamTest, LargeBatchesAreSplitUnderTheMessageCap) {
+  Outcome outcome;
+  auto stream = Open(&outcome);
+  const std::string mib(1 << 20, 'x');
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(std::to_string(i));
+  std::vector<proto::TaskSpec> tasks = Tasks(ids);
+  for (auto &task : tasks) task.add_args()->mutable_value()->set_data(mib);
+  ASSERT_TRUE(stream->Send(std::move(tasks)));  // 12 MiB; the server takes 4 MiB a message
+  ASSERT_EQ(service_.WaitForTasks(12).size(), 12u);
+  for (const auto &id : ids) service_.Answer(id, nullptr, mib);
+  ASSERT_TRUE(WaitForAnswers(&outcome, 12));
+  stream->Close();
+  EXPECT_TRUE(WaitForEnd(&outcome).ok());
+  absl::MutexLock lock(&outcome.mu);
+  EXPECT_GE(outcome.messages, 3);  // 12 MiB of answers, at most 4 MiB a message
 }
 
 TEST_F(TaskStreamTest, AnAnswersAfterWrittenActionRunsOnceItIsWrittenOrDropped) {

@@ -58,9 +58,11 @@ std::vector<std::string> ClusterRuntime::RuntimeEnvEntries(
 }
 
 void ClusterRuntime::PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task) {
+  size_t inline_bytes = 0;
   for (auto &arg : args) {
     proto::TaskArg *out = task->spec.add_args();
-    if (arg.buffer && arg.buffer->size() > kMaxInlineObjectBytes) {
+    if (arg.buffer && (arg.buffer->size() > kMaxInlineObjectBytes ||
+                       inline_bytes + arg.buffer->size() > kMaxInlineArgBytes)) {
       // Large by-value arguments travel through the node store.
       const std::string id = Put(arg.buffer, arg.contained_object_ids);
       AddLocalReference(id);
@@ -69,6 +71,7 @@ void ClusterRuntime::PrepareArgs(std::vector<ray::internal::TaskArg> &args, Pend
       continue;
     }
     if (arg.buffer) {
+      inline_bytes += arg.buffer->size();
       proto::ObjectValue *value = out->mutable_value();
       value->set_data(arg.buffer->data(), arg.buffer->size());
       for (const auto &inner : arg.contained_object_ids) {

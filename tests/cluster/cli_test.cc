@@ -167,6 +167,45 @@ TEST_F(CliTest, EveryDaemonPortRejectsClientsWithoutTheToken) {
   }
 }
 
+// VmHWM (peak resident memory) of `pid` in KiB, or -1.
+int64_t PeakResidentKiB(pid_t pid) {
+  auto status = ReadFileToString("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  const size_t at = status->find("VmHWM:");
+  return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + 6);
+}
+
+// Regression: one 256 MiB request without a token took the node daemon from
+// 18 to 656 MiB before it was refused (gRPC reads a unary request whole
+// before the token check runs).
+TEST_F(CliTest, AHugeRequestWithoutTheTokenDoesNotGrowTheNodeDaemon) {
+  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 10000000").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto node = ReadFileToString(*session + "/node_address");
+  const pid_t node_pid = ReadPid(*session + "/pids/node.pid");
+  ASSERT_TRUE(node.ok());
+  const int64_t before = PeakResidentKiB(node_pid);
+  ASSERT_GT(before, 0);
+  {
+    grpc::GenericStub stub(rpc::MakeChannel(*node));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Slice huge(std::string(256 << 20, 'x'));
+    grpc::ByteBuffer request(&huge, 1);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject",
+                   grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status status) { done.set_value(std::move(status)); });
+    EXPECT_FALSE(done.get_future().get().ok());
+  }
+  const int64_t after = PeakResidentKiB(node_pid);
+  EXPECT_LT(after - before, 100 << 10) << "the node daemon grew from " << before << " KiB to "
+                                        << after << " KiB";
+  EXPECT_TRUE(ProcessAlive(node_pid));
+}
+
 TEST_F(CliTest, BadResourcesAreRejectedBeforeAnythingStarts) {
   CommandResult result = RunSunray("start --head --port 0 --resources '{\"x\": -1}'");
   EXPECT_EQ(result.exit_code, 2);

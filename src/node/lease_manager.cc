@@ -1,5 +1,7 @@
 #include "src/node/lease_manager.h"
 
+#include <algorithm>
+
 namespace sunray {
 namespace {
 
@@ -24,20 +26,38 @@ bool LeaseManager::FitsLocked(const ResourceSet &request, const ResourceSet &poo
   return true;
 }
 
-void LeaseManager::RequestLease(const std::string &job_id, const ResourceSet &resources,
-                                const WorkerPool::Launch &launch, bool detached,
-                                Callback callback) {
+LeaseManager::RequestId LeaseManager::RequestLease(const std::string &job_id,
+                                                   const ResourceSet &resources,
+                                                   const WorkerPool::Launch &launch,
+                                                   bool detached, Callback callback) {
   std::vector<std::function<void()>> work;
+  RequestId id;
   {
     absl::MutexLock lock(&mu_);
+    id = next_request_++;
     if (stopping_) {
       work.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
     } else {
-      pending_.push_back(Request{job_id, resources, launch, detached, std::move(callback)});
+      pending_.push_back(Request{id, job_id, resources, launch, detached, std::move(callback)});
       DispatchLocked(&work);
     }
   }
   for (auto &run : work) run();
+  return id;
+}
+
+bool LeaseManager::CancelRequest(RequestId id) {
+  Callback callback;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [id](const Request &request) { return request.id == id; });
+    if (it == pending_.end()) return false;
+    callback = std::move(it->callback);
+    pending_.erase(it);
+  }
+  callback(absl::CancelledError("the caller stopped waiting for the lease"));
+  return true;
 }
 
 void LeaseManager::Stop() {

@@ -40,9 +40,17 @@ class LeaseManager {
 
   LeaseManager(ResourceSet total, WorkerPool &pool);
 
+  using RequestId = uint64_t;
+
   // `detached`: the worker will host a detached actor (see WorkerPool).
-  void RequestLease(const std::string &job_id, const ResourceSet &resources,
-                    const WorkerPool::Launch &launch, bool detached, Callback callback);
+  // `callback` runs exactly once: with the lease, or with why there is none.
+  // Returns the request's id, for CancelRequest.
+  RequestId RequestLease(const std::string &job_id, const ResourceSet &resources,
+                         const WorkerPool::Launch &launch, bool detached, Callback callback);
+  // The caller gave up: a request still waiting is dropped (its callback runs
+  // with Cancelled). Returns false if it is no longer waiting: it was served
+  // or failed, or its worker is starting (the callback still runs then).
+  bool CancelRequest(RequestId id);
   // Frees the lease's resources and gives the worker back to the pool, or,
   // with `worker_dead` (its owner saw it fail), kills it instead. NotFound
   // for an unknown lease.
@@ -64,6 +72,7 @@ class LeaseManager {
 
  private:
   struct Request {
+    RequestId id = 0;
     std::string job_id;
     ResourceSet resources;
     WorkerPool::Launch launch;
@@ -85,6 +94,7 @@ class LeaseManager {
   std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  RequestId next_request_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace sunray

@@ -66,6 +66,22 @@ class LeaseManagerTest : public ::testing::Test {
   int64_t next_token_ = 1;
 };
 
+TEST_F(LeaseManagerTest, ACancelledRequestStopsWaitingAndIsAnsweredCancelled) {
+  MakeManager({{"CPU", kResourceUnit}});
+  std::promise<absl::StatusOr<Lease>> answered;
+  const LeaseManager::RequestId id = leases_->RequestLease(
+      "job", {{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), false,
+      [&](absl::StatusOr<Lease> lease) { answered.set_value(std::move(lease)); });
+  EXPECT_EQ(leases_->NumPending(), 1);
+  EXPECT_EQ(leases_->NumInfeasible(), 1);
+  EXPECT_TRUE(leases_->CancelRequest(id));
+  EXPECT_EQ(leases_->NumPending(), 0);
+  EXPECT_EQ(leases_->NumInfeasible(), 0);
+  auto lease = answered.get_future().get();
+  EXPECT_TRUE(absl::IsCancelled(lease.status())) << lease.status();
+  EXPECT_FALSE(leases_->CancelRequest(id));  // answered already
+}
+
 TEST_F(LeaseManagerTest, GrantsALeaseAndReservesItsResourcesUntilReturned) {
   MakeManager({{"CPU", 2 * kResourceUnit}});
   auto granted = Request({{"CPU", kResourceUnit}}, testing::FakeWorker(directory_));

@@ -103,40 +103,91 @@ grpc::ServerUnaryReactor *NodeService::RegisterWorker(grpc::CallbackServerContex
   });
 }
 
+// A lease request's call: finished once the lease manager answers it. If the
+// caller goes away first (its deadline passed, or it cancelled), the request
+// stops waiting, and a lease granted meanwhile goes back at once: nobody
+// would ever return it.
+class NodeService::LeaseReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit LeaseReactor(LeaseManager &leases) : leases_(leases) {}
+
+  void Wait(LeaseManager::RequestId id) {
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      request_ = id;
+      cancelled = cancelled_;
+    }
+    if (cancelled) leases_.CancelRequest(id);
+  }
+
+  void Granted(absl::StatusOr<Lease> lease, proto::RequestWorkerLeaseReply *reply) {
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled = cancelled_;
+    }
+    if (!lease.ok()) {
+      Finish(rpc::ToGrpcStatus(lease.status()));
+      return;
+    }
+    if (cancelled) {
+      (void)leases_.ReturnLease(lease->lease_id);  // ours alone: cannot be NotFound
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the caller stopped waiting"));
+      return;
+    }
+    reply->set_lease_id(lease->lease_id);
+    reply->set_worker_address(lease->worker.address);
+    reply->set_worker_pid(lease->worker.pid);
+    Finish(grpc::Status::OK);
+  }
+
+  void OnCancel() override {
+    LeaseManager::RequestId request;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      request = request_;
+    }
+    if (request != 0) leases_.CancelRequest(request);  // runs Granted if still waiting
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  LeaseManager &leases_;
+  absl::Mutex mu_;
+  LeaseManager::RequestId request_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 grpc::ServerUnaryReactor *NodeService::RequestWorkerLease(
     grpc::CallbackServerContext *context, const proto::RequestWorkerLeaseRequest *request,
     proto::RequestWorkerLeaseReply *reply) {
-  grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
-  if (!rpc::Authenticate(*context, reactor, options_.token)) return reactor;
+  auto *waiting = new LeaseReactor(leases_);
+  if (!rpc::Authenticate(*context, waiting, options_.token)) return waiting;
   if (request->argv().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+    waiting->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  "RequestWorkerLease: argv names no worker program"));
-    return reactor;
+    return waiting;
   }
   ResourceSet resources;
   for (const auto &[name, amount] : request->resources().amounts()) {
     if (amount < 0) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      waiting->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                    "RequestWorkerLease: negative amount of " + name));
-      return reactor;
+      return waiting;
     }
     resources[name] = amount;
   }
   WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()},
                             {request->env().begin(), request->env().end()}};
   // Answered when granted; the reply object lives until Finish.
-  leases_.RequestLease(request->job_id(), resources, launch, request->detached(),
-                       [reactor, reply](absl::StatusOr<Lease> lease) {
-                         if (!lease.ok()) {
-                           reactor->Finish(rpc::ToGrpcStatus(lease.status()));
-                           return;
-                         }
-                         reply->set_lease_id(lease->lease_id);
-                         reply->set_worker_address(lease->worker.address);
-                         reply->set_worker_pid(lease->worker.pid);
-                         reactor->Finish(grpc::Status::OK);
-                       });
-  return reactor;
+  waiting->Wait(leases_.RequestLease(request->job_id(), resources, launch, request->detached(),
+                                     [waiting, reply](absl::StatusOr<Lease> lease) {
+                                       waiting->Granted(std::move(lease), reply);
+                                     }));
+  return waiting;
 }
 
 grpc::ServerUnaryReactor *NodeService::ReturnWorker(grpc::CallbackServerContext *context,

@@ -88,6 +88,7 @@ class NodeService final : public proto::NodeService::CallbackService {
                                              proto::UnregisterDriverReply *reply) override;
 
  private:
+  class LeaseReactor;
   const Options options_;
   ObjectStore &store_;
   WorkerPool &workers_;

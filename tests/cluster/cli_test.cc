@@ -272,7 +272,8 @@ TEST_F(CliTest, A256MiBObjectGoesThroughTheNodesStoreAndStopLeavesNothing) {
 // Asks the node for a lease running the fake worker; returns the reply.
 std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLease(
     const std::string &node, const std::string &token, const std::string &resource, double amount,
-    const std::string &job_id = "01000000", bool detached = false) {
+    const std::string &job_id = "01000000", bool detached = false,
+    milliseconds timeout = milliseconds(20000)) {
   return std::async(std::launch::async, [=] {
     auto stub = proto::NodeService::NewStub(rpc::MakeChannel(node));
     proto::RequestWorkerLeaseRequest request;
@@ -285,7 +286,7 @@ std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLeas
     request.set_detached(detached);
     proto::RequestWorkerLeaseReply reply;
     grpc::Status status = stub->RequestWorkerLease(
-        rpc::MakeClientContext(token, milliseconds(20000)).get(), request, &reply);
+        rpc::MakeClientContext(token, timeout).get(), request, &reply);
     return std::make_pair(status, reply);
   });
 }
@@ -344,6 +345,33 @@ TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
   EXPECT_FALSE(never.first.ok());
   EXPECT_FALSE(ProcessAlive(worker));
   EXPECT_TRUE(fs::is_empty(root_));
+}
+
+// Regression: a lease request whose caller gave up stayed counted ("2
+// pending, 2 infeasible" long after), and would have been granted to nobody.
+TEST_F(CliTest, ALeaseRequestWhoseCallerGaveUpStopsWaiting) {
+  ASSERT_EQ(
+      RunSunray("start --head --port 0 --num-cpus 1 --object-store-memory 10000000").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto node = ReadFileToString(*session + "/node_address");
+  auto token = ReadFileToString(*session + "/token");
+  ASSERT_TRUE(node.ok() && token.ok());
+  auto infeasible = RequestLease(*node, *token, "GPU", 1, "01000000", false, milliseconds(300));
+  auto waiting = RequestLease(*node, *token, "CPU", 2, "01000000", false, milliseconds(300));
+  EXPECT_EQ(infeasible.get().first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(waiting.get().first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  auto stub = proto::NodeService::NewStub(rpc::MakeChannel(*node));
+  proto::GetNodeStatsReply stats;
+  EXPECT_TRUE(Eventually([&] {
+    stats = proto::GetNodeStatsReply();
+    grpc::Status status = stub->GetNodeStats(
+        rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &stats);
+    return status.ok() && stats.pending_leases() == 0 && stats.infeasible_leases() == 0;
+  })) << stats.DebugString();
+  // The node's CPU is free for the next caller.
+  auto next = RequestLease(*node, *token, "CPU", 1).get();
+  EXPECT_TRUE(next.first.ok()) << next.first.error_message();
 }
 
 TEST_F(CliTest, StatusWithoutAClusterSaysSo) {

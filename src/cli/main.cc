@@ -3,11 +3,16 @@
 //   sunray start --head [--port P] [--node-ip-address IP] [--block]
 //   sunray status [--address HOST:PORT]
 //   sunray stop
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -31,6 +36,21 @@ using std::chrono::milliseconds;
 constexpr milliseconds kStartTimeout{15000};
 constexpr milliseconds kStopGrace{5000};
 
+// Options of Ray's `ray start` without a meaning for Sunray (yet).
+constexpr const char *kIgnoredRayStartFlags[] = {
+    "--object-manager-port", "--node-manager-port", "--gcs-server-port", "--min-worker-port",
+    "--max-worker-port", "--worker-port-list", "--ray-client-server-port", "--redis-password",
+    "--redis-username", "--redis-shard-ports", "--include-dashboard", "--dashboard-host",
+    "--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+    "--dashboard-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
+    "--plasma-directory", "--object-spilling-directory", "--autoscaling-config",
+    "--plasma-store-socket-name", "--raylet-socket-name", "--temp-dir", "--storage",
+    "--system-config", "--tracing-startup-hook", "--log-style", "--log-color", "--node-name",
+    "--labels", "--labels-file", "--cgroup-path", "--enable-resource-isolation",
+    "--system-reserved-cpu", "--system-reserved-memory", "--include-log-monitor",
+    "--enable-object-reconstruction", "--no-redirect-output", "--no-monitor",
+    "--ray-debugger-external", "--disable-usage-stats", "--verbose"};
+
 struct StartOptions {
   bool head = false;
   int port = 6379;
@@ -41,6 +61,7 @@ struct StartOptions {
   double num_gpus = 0;
   std::string resources_json = "{}";
   int64_t object_store_memory = -1;  // -1: 30% of physical memory
+  int64_t memory = -1;               // -1: 70% of what the store leaves
 };
 
 int64_t PhysicalMemoryBytes() {
@@ -50,24 +71,71 @@ int64_t PhysicalMemoryBytes() {
 
 int64_t DefaultObjectStoreBytes() { return PhysicalMemoryBytes() * 3 / 10; }
 
-// Spawns one daemon of the session and waits for its address file.
+// What a starting daemon writes to its stderr (a pipe), until it closes it
+// (MoveStderrToStdout: started) or exits, or `timeout` passes.
+std::string ReadUntilClosed(int fd, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string said;
+  while (true) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline -
+                                                               std::chrono::steady_clock::now());
+    if (left.count() <= 0) return said;
+    pollfd readable{fd, POLLIN, 0};
+    const int ready = poll(&readable, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return said;
+    char buffer[4096];
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return said;
+    said.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+// Spawns one daemon of the session and waits until it has started (its
+// address file) or failed. A daemon's stderr is a pipe to us until it has
+// started, so its reason for failing reaches us even where its log cannot
+// be written (a full disk); what it said is copied into its log too.
 absl::StatusOr<std::string> StartDaemon(const std::string &session, const std::string &name,
                                         std::vector<std::string> argv, bool block) {
   SpawnOptions spawn;
   spawn.log_path = session + "/logs/" + name + ".out";
   spawn.new_session = !block;
   spawn.die_with_parent = block;
+  int startup[2];
+  if (pipe2(startup, O_CLOEXEC) != 0) {
+    return absl::InternalError(std::string("pipe: ") + std::strerror(errno));
+  }
+  spawn.stderr_fd = startup[1];
   argv.insert(argv.begin(), {CurrentExecutable(), name, "--session-dir", session});
   auto pid = SpawnProcess(argv, spawn);
-  if (!pid.ok()) return pid.status();
-  (void)RecordDaemon(session, name, *pid);
-  auto address = WaitForFile(session + "/" + name + "_address", kStartTimeout);
-  if (!address.ok() || !ProcessAlive(*pid)) {
-    auto log = ReadFileToString(spawn.log_path);
-    return absl::UnavailableError("the " + name + " daemon did not start:\n" +
-                                  (log.ok() ? *log : std::string()));
+  close(startup[1]);
+  if (!pid.ok()) {
+    close(startup[0]);
+    return pid.status();
   }
-  return address;
+  if (absl::Status recorded = RecordDaemon(session, name, *pid); !recorded.ok()) {
+    close(startup[0]);
+    TerminateProcess(*pid, kStopGrace);
+    return absl::Status(recorded.code(), "cannot record the " + name + " daemon (stopped it): " +
+                                             std::string(recorded.message()));
+  }
+  std::string said = ReadUntilClosed(startup[0], kStartTimeout);
+  close(startup[0]);
+  if (!said.empty()) {
+    if (std::FILE *log = std::fopen(spawn.log_path.c_str(), "a")) {
+      std::fwrite(said.data(), 1, said.size(), log);
+      std::fclose(log);
+    }
+  }
+  auto address = ReadFileToString(session + "/" + name + "_address");
+  if (address.ok() && !address->empty() && ProcessAlive(*pid)) return address;
+  // It closed the pipe by exiting, or soon exits: say how.
+  std::string how = DescribeExit(*pid, milliseconds(2000));
+  if (how.empty()) how = "did not start within " + std::to_string(kStartTimeout.count()) + " ms";
+  while (!said.empty() && said.back() == '\n') said.pop_back();
+  return absl::UnavailableError("the " + name + " daemon " + how +
+                                (said.empty() ? " and said nothing" : ": " + said));
 }
 
 int Start(const StartOptions &options) {
@@ -101,6 +169,7 @@ int Start(const StartOptions &options) {
   // --resources set them.
   const double spare =
       static_cast<double>(std::max<int64_t>(0, PhysicalMemoryBytes() - store_bytes));
+  if (options.memory >= 0) resources["memory"] = ToFixedPoint(static_cast<double>(options.memory));
   resources.try_emplace("memory", ToFixedPoint(spare * 0.7));
   resources.try_emplace("object_store_memory", ToFixedPoint(static_cast<double>(store_bytes)));
 
@@ -277,6 +346,19 @@ int main(int argc, char **argv) {
                             "Custom resources as JSON, e.g. '{\"accel\": 2}'");
   start_command->add_option("--object-store-memory", start.object_store_memory,
                             "Object store size in bytes (default: 30% of memory)");
+  start_command->add_option("--memory", start.memory,
+                            "Bytes of the \"memory\" resource (default: 70% of what the "
+                            "store leaves)");
+  // Flags of Ray's `ray start` that mean nothing here (yet): accepted, with
+  // or without a value, so that Ray users' command lines (and RayConfig's
+  // head_args) work, and named in one warning.
+  std::vector<CLI::Option *> ray_only;
+  std::map<std::string, std::vector<std::string>> ray_only_values;
+  for (const char *name : sunray::kIgnoredRayStartFlags) {
+    ray_only.push_back(start_command->add_option(name, ray_only_values[name])
+                           ->expected(0, 1)
+                           ->group(""));
+  }
 
   CLI::App *stop_command =
       app.add_subcommand("stop", "Stop every Sunray daemon started on this machine");
@@ -314,7 +396,18 @@ int main(int argc, char **argv) {
     node.resources = *resources;
     return sunray::RunNodeDaemon(node);
   }
-  if (*start_command) return sunray::Start(start);
+  if (*start_command) {
+    std::string ignored;
+    for (size_t i = 0; i < ray_only.size(); ++i) {
+      if (ray_only[i]->count() == 0) continue;
+      ignored += (ignored.empty() ? "" : ", ") + std::string(sunray::kIgnoredRayStartFlags[i]);
+    }
+    if (!ignored.empty()) {
+      std::cerr << "sunray start: ignoring Ray options that Sunray has no use for: " << ignored
+                << "\n";
+    }
+    return sunray::Start(start);
+  }
   if (*stop_command) return sunray::Stop();
   if (*status_command) return sunray::Status(status_address);
   if (*control_command) return sunray::RunControlDaemon(control);

@@ -59,14 +59,20 @@ absl::StatusOr<std::string> CreateSession() {
   localtime_r(&now, &local);
   std::strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H-%M-%S", &local);
   const std::string session = SessionRoot() + "/session_" + stamp + "_" + std::to_string(getpid());
+  // Nothing of a session that could not be made stays behind.
+  auto fail = [&](absl::Status status) {
+    std::error_code ignored;
+    fs::remove_all(session, ignored);
+    return status;
+  };
   fs::create_directories(session + "/pids", error);
   if (!error) fs::create_directories(session + "/logs", error);
-  if (error) return absl::InternalError("cannot create " + session + ": " + error.message());
+  if (error) return fail(absl::InternalError("cannot create " + session + ": " + error.message()));
   uint8_t secret[32];
   FillRandom(secret, sizeof(secret));
   absl::Status status =
       WriteFileAtomically(session + "/token", ToHex(secret, sizeof(secret)), 0600);
-  if (!status.ok()) return status;
+  if (!status.ok()) return fail(status);
   const std::string latest = SessionRoot() + "/session_latest";
   fs::remove(latest, error);
   fs::create_directory_symlink(session, latest, error);

@@ -40,7 +40,7 @@ absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
   for (auto &entry : env_strings) env.push_back(entry.data());
   env.push_back(nullptr);
   int log_fd = -1;
-  if (!options.log_path.empty()) {
+  if (!options.log_path.empty() && options.output_fd < 0) {
     log_fd = open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0) {
       return absl::InternalError("cannot open log file " + options.log_path + ": " +
@@ -61,10 +61,12 @@ absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
     if (options.new_session) setsid();
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
-    if (log_fd >= 0) {
-      dup2(log_fd, STDOUT_FILENO);
-      dup2(log_fd, STDERR_FILENO);
+    const int output_fd = options.output_fd >= 0 ? options.output_fd : log_fd;
+    if (output_fd >= 0) {
+      dup2(output_fd, STDOUT_FILENO);
+      dup2(output_fd, STDERR_FILENO);
     }
+    if (options.stderr_fd >= 0) dup2(options.stderr_fd, STDERR_FILENO);
     // Signals blocked by the parent's threads must not stay blocked.
     sigset_t none;
     sigemptyset(&none);
@@ -75,6 +77,25 @@ absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
   if (log_fd >= 0) close(log_fd);
   return pid;
 }
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+std::string DescribeExit(pid_t pid, std::chrono::milliseconds wait) {
+  if (pid <= 0) return "";
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    int status = 0;
+    const pid_t reaped = waitpid(pid, &status, WNOHANG);
+    if (reaped == pid) return DescribeWaitStatus(status);
+    if (reaped < 0 || std::chrono::steady_clock::now() >= deadline) return "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void MoveStderrToStdout() { dup2(STDOUT_FILENO, STDERR_FILENO); }
 
 bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;

@@ -22,11 +22,28 @@ struct SpawnOptions {
   bool die_with_parent = false;
   // Extra environment entries ("NAME=value") on top of the parent's.
   std::vector<std::string> extra_env;
+  // Receives stdout and stderr instead of log_path (a memfd, say, where the
+  // disk may be full); the caller keeps and closes it.
+  int output_fd = -1;
+  // Receives stderr alone, after the above: a daemon's startup pipe (see
+  // MoveStderrToStdout).
+  int stderr_fd = -1;
 };
 
 // Starts argv[0] (a path) with `argv`. Returns the child's pid.
 absl::StatusOr<pid_t> SpawnProcess(const std::vector<std::string> &argv,
                                    const SpawnOptions &options);
+
+// A waitpid status in words: "exited with status 1", "killed by signal 9".
+std::string DescribeWaitStatus(int status);
+// How the child `pid` ended, reaping it (DescribeWaitStatus); waits up to
+// `wait` for it to end. Empty if it still runs, or is not our child.
+std::string DescribeExit(pid_t pid, std::chrono::milliseconds wait = {});
+
+// A daemon whose starter reads its stderr for startup errors (a pipe) calls
+// this once it is ready: stderr then goes where stdout goes (its log), and the
+// starter sees the pipe close.
+void MoveStderrToStdout();
 
 // Whether `pid` names a live process (a zombie child counts as gone).
 bool ProcessAlive(pid_t pid);

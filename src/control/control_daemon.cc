@@ -35,6 +35,7 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
     return 1;
   }
   std::cerr << "sunray control: serving on " << bound << std::endl;
+  MoveStderrToStdout();  // started: `sunray start` stops reading
   const int signal_number = WaitForStopSignal();
   std::cerr << "sunray control: stopping on signal " << signal_number << std::endl;
   // Long polls and streams end first, so the server does not wait for them.

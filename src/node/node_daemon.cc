@@ -101,6 +101,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     return 1;
   }
   std::cerr << "sunray node: " << node_id.Hex() << " serving on " << address << std::endl;
+  MoveStderrToStdout();  // started: `sunray start` stops reading
 
   const int signal_number = WaitForStopSignal();
   std::cerr << "sunray node: stopping on signal " << signal_number << std::endl;

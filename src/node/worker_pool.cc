@@ -6,16 +6,6 @@
 #include "src/common/process.h"
 
 namespace sunray {
-namespace {
-
-// How a process ended, from its waitpid status.
-std::string DescribeExit(int status) {
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "exited with status " + std::to_string(WEXITSTATUS(status));
-}
-
-}  // namespace
-
 WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
   reaper_ = std::thread([this] { ReaperLoop(); });
 }
@@ -218,7 +208,7 @@ void WorkerPool::KillLocked(Worker &worker, bool force) {
 void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<void()>> *ready) {
   for (auto it = workers_.begin(); it != workers_.end(); ++it) {
     if (it->second.info.pid != pid) continue;
-    const std::string how = DescribeExit(status);
+    const std::string how = DescribeWaitStatus(status);
     if (it->second.state != State::kStarting) {
       if (on_exit_) {
         ready->push_back(

@@ -1,7 +1,10 @@
 #include "src/worker/cluster_connect.h"
 
 #include <dlfcn.h>
+#include <netdb.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,6 +123,17 @@ std::string LoadCodeSearchPath(const std::vector<std::string> &paths) {
   return description + ")";
 }
 
+// All of what `fd` holds, from its start.
+std::string ReadWhole(int fd) {
+  std::string content;
+  char buffer[4096];
+  off_t offset = 0;
+  for (ssize_t n; (n = pread(fd, buffer, sizeof(buffer), offset)) > 0; offset += n) {
+    content.append(buffer, static_cast<size_t>(n));
+  }
+  return content;
+}
+
 // A cluster this driver started for itself (`sunray start --head --block`
 // in a private session root); stopped with the driver.
 struct EmbeddedCluster {
@@ -157,11 +171,20 @@ std::unique_ptr<EmbeddedCluster> StartEmbeddedCluster(const ray::RayConfig &conf
       cli, "start", "--head", "--block", "--remove-temp-dir-on-exit", "--port", "0"};
   argv.insert(argv.end(), config.head_args.begin(), config.head_args.end());
   SpawnOptions spawn;
-  spawn.log_path = (cluster->root / "start.log").string();
+  // What `sunray start` says goes to memory, not to the temp dir: when that
+  // is full, the reason must still reach the driver.
+  const int output = memfd_create("sunray-start-output", MFD_CLOEXEC);
+  if (output < 0) {
+    cluster->Stop();
+    throw RayException(std::string("Cannot start the local cluster: memfd_create: ") +
+                       std::strerror(errno));
+  }
+  spawn.output_fd = output;
   spawn.die_with_parent = true;
   spawn.extra_env = {"SUNRAY_TEMP_DIR=" + cluster->root.string()};
   auto pid = SpawnProcess(argv, spawn);
   if (!pid.ok()) {
+    close(output);
     cluster->Stop();
     throw RayException("Cannot start the local cluster: " + std::string(pid.status().message()));
   }
@@ -175,15 +198,49 @@ std::unique_ptr<EmbeddedCluster> StartEmbeddedCluster(const ray::RayConfig &conf
       cluster->control_address.clear();
     }
     if (!cluster->control_address.empty()) break;
-    if (!ProcessAlive(cluster->pid) || std::chrono::steady_clock::now() > deadline) {
-      const std::string log = ReadFile(spawn.log_path);
+    const bool timed_out = std::chrono::steady_clock::now() > deadline;
+    std::string how = DescribeExit(cluster->pid);  // reaps it: ProcessAlive would too
+    if (timed_out || !how.empty()) {
+      if (how.empty()) {
+        how = "did not start within " + std::to_string(kClusterStartTimeout.count()) + " s";
+      }
+      std::string said = ReadWhole(output);
+      close(output);
+      while (!said.empty() && said.back() == '\n') said.pop_back();
       cluster->Stop();
-      throw RayException("The local cluster did not start: " + log);
+      throw RayException("The local cluster did not start: `sunray start` " + how +
+                         (said.empty() ? " and said nothing." : ":\n" + said));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  close(output);  // `sunray start` keeps its own copy
   cluster->token = ReadFile(session / "token");
   return cluster;
+}
+
+// Whether a TCP connection to `address` ("host:port") can be opened.
+bool SomethingListensAt(const std::string &address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *found = nullptr;
+  if (getaddrinfo(host.c_str(), address.substr(colon + 1).c_str(), &hints, &found) != 0) {
+    return false;
+  }
+  bool connected = false;
+  for (addrinfo *at = found; at != nullptr && !connected; at = at->ai_next) {
+    const int fd = socket(at->ai_family, at->ai_socktype | SOCK_CLOEXEC, at->ai_protocol);
+    if (fd < 0) continue;
+    connected = connect(fd, at->ai_addr, at->ai_addrlen) == 0;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return connected;
 }
 
 // The token of a cluster on this machine: SUNRAY_TOKEN, else the session
@@ -196,6 +253,11 @@ std::string FindToken(const std::string &address) {
     if (ReadFile(entry.path() / "control_address") == address) {
       return ReadFile(entry.path() / "token");
     }
+  }
+  if (!SomethingListensAt(address)) {
+    throw RayException("Nothing listens at " + address +
+                       ": no Sunray cluster runs there (`sunray start --head` starts one; "
+                       "ray::Init() without an address starts a local cluster).");
   }
   throw RayException("No token for the cluster at " + address +
                      ": set SUNRAY_TOKEN to the content of its session's token file (`sunray "

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <google/protobuf/descriptor.h>
@@ -384,6 +385,105 @@ TEST_F(CliTest, UnknownOptionIsRejected) {
   CommandResult result = RunSunray("start --head --frobnicate");
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.output.find("frobnicate"), std::string::npos) << result.output;
+}
+
+// Regression: `sunray start --head --include-dashboard false` (as Ray users
+// pass it, also through RayConfig::head_args) failed, and so did ray::Init.
+TEST_F(CliTest, RayStartOptionsWithoutAMeaningHereAreIgnoredWithOneWarning) {
+  CommandResult started = RunSunray(
+      "start --head --port 0 --num-cpus 1 --object-store-memory 10000000 --memory 2000000000 "
+      "--include-dashboard false --disable-usage-stats --dashboard-port=8265");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  EXPECT_NE(started.output.find("ignoring Ray options that Sunray has no use for: "
+                                "--include-dashboard, --dashboard-port, --disable-usage-stats"),
+            std::string::npos)
+      << started.output;
+  CommandResult status = RunSunray("status");
+  EXPECT_NE(status.output.find("memory: 2e+09 / 2e+09"), std::string::npos) << status.output;
+}
+
+// Runs `script` (sh) in a private mount namespace, with $DIR a 1 MiB tmpfs
+// that has two pages free; returns nullopt where no such namespace can be made.
+std::optional<CommandResult> RunOnAlmostFullDisk(const std::string &script) {
+  char pattern[] = "/tmp/sunray-full-disk.XXXXXX";
+  if (mkdtemp(pattern) == nullptr) return std::nullopt;
+  const std::string dir = pattern;
+  const std::string command =
+      "unshare --mount sh -c '"
+      "mount --make-rprivate / 2>/dev/null; "
+      "mount -t tmpfs -o size=1m tmpfs " + dir + " || exit 77; "
+      "DIR=" + dir + "; mkdir $DIR/root; "
+      "dd if=/dev/zero of=$DIR/pad bs=4096 count=2 2>/dev/null; "
+      "dd if=/dev/zero of=$DIR/fill bs=4096 2>/dev/null; rm $DIR/pad; " + script + "' 2>&1";
+  CommandResult result;
+  FILE *pipe = popen(command.c_str(), "r");
+  if (pipe != nullptr) {
+    char buffer[4096];
+    size_t read = 0;
+    while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, read);
+    const int status = pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::error_code ignored;
+  fs::remove_all(dir, ignored);  // the tmpfs went with the namespace
+  if (pipe == nullptr || result.exit_code == 77 || result.exit_code == 1 &&
+      result.output.find("unshare") != std::string::npos) {
+    return std::nullopt;
+  }
+  return result;
+}
+
+// Regression: with a few pages free, `sunray start` waited 15 s and said
+// "the control daemon did not start:" with nothing after, left an empty
+// session dir, and an embedded ray::Init said "The local cluster did not
+// start: " with nothing after either.
+TEST_F(CliTest, AFullDiskFailsStartAtOnceNamingTheCauseAndLeavesNothing) {
+  const std::string cli = SUNRAY_CLI_PATH;
+  const auto started_at = std::chrono::steady_clock::now();
+  auto result = RunOnAlmostFullDisk(
+      "export SUNRAY_TEMP_DIR=$DIR/root; " + cli +
+      " start --head --port 0 --object-store-memory 10000000; echo exit=$?; "
+      "echo left: $(ls -A $DIR/root); " + cli + " stop >/dev/null");
+  if (!result) GTEST_SKIP() << "cannot make a private mount namespace with a tmpfs here";
+  EXPECT_LT(std::chrono::steady_clock::now() - started_at, std::chrono::seconds(10));
+  EXPECT_NE(result->output.find("exit=1"), std::string::npos) << result->output;
+  EXPECT_NE(result->output.find("No space left on device"), std::string::npos) << result->output;
+  EXPECT_NE(result->output.find("/root/session_"), std::string::npos) << result->output;
+  EXPECT_NE(result->output.find("left:\n"), std::string::npos) << result->output;
+
+  auto embedded = RunOnAlmostFullDisk("export SUNRAY_TEMP_DIR=$DIR/root; " +
+                                      std::string(SUNRAY_TEST_DRIVER_PATH) +
+                                      " hold-put; echo left: $(ls -A $DIR/root)");
+  ASSERT_TRUE(embedded.has_value());
+  EXPECT_NE(embedded->output.find("error The local cluster did not start: `sunray start` "
+                                  "exited with status 1"),
+            std::string::npos)
+      << embedded->output;
+  EXPECT_NE(embedded->output.find("No space left on device"), std::string::npos)
+      << embedded->output;
+  EXPECT_NE(embedded->output.find("left:\n"), std::string::npos) << embedded->output;
+}
+
+// Regression: after `sunray stop`, a driver given the old address said "No
+// token for the cluster at ..."; the cause is that nothing listens there.
+TEST_F(CliTest, ADriverPointedWhereNothingListensSaysSo) {
+  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 10000000").exit_code, 0);
+  auto session = LatestSession();
+  ASSERT_TRUE(session.ok());
+  auto address = ReadFileToString(*session + "/control_address");
+  ASSERT_TRUE(address.ok());
+  ASSERT_EQ(RunSunray("stop").exit_code, 0);
+  unsetenv("SUNRAY_TOKEN");
+  const std::string command = std::string(SUNRAY_TEST_DRIVER_PATH) + " --ray_address=" +
+                              *address + " hold-put 2>&1 </dev/null";
+  std::string output;
+  FILE *pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[4096];
+  size_t read = 0;
+  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, read);
+  EXPECT_NE(pclose(pipe), 0);
+  EXPECT_NE(output.find("error Nothing listens at " + *address), std::string::npos) << output;
 }
 
 TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {

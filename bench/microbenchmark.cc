@@ -69,6 +69,18 @@ void Report(const Options &options, const std::string &name, const std::string &
             << "  [" << rates.front() << " .. " << rates.back() << "]" << std::endl;
 }
 
+// Returns make(0) .. make(n - 1), each move-assigned into its slot. Not
+// push_back(make(i)): Ray's ObjectRef<T> move constructor drops the reference
+// before taking it again, which frees an object whose only reference was the
+// temporary (a ray::Put's result, a finished task's return value), and a
+// later Get or Wait of it never returns. Move assignment is safe in both.
+template <typename Make>
+auto MakeRefs(int n, const Make &make) -> std::vector<decltype(make(0))> {
+  std::vector<decltype(make(0))> refs(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) refs[static_cast<size_t>(i)] = make(i);
+  return refs;
+}
+
 // Runs `work` on `threads` threads at once; returns the sum of their counts.
 double OnThreads(int threads, const std::function<double()> &work) {
   std::vector<std::thread> pool;
@@ -87,17 +99,29 @@ double OnThreads(int threads, const std::function<double()> &work) {
 int main(int argc, char **argv) {
   Options options;
   bool local = false;
+  // Our own flags are taken out of what ray::Init sees: Ray's C++ API aborts
+  // on flags it does not know (Sunray leaves them alone), and the same source
+  // builds against both (bench/ray_compare.py).
+  std::vector<char *> ray_args{argv[0]};
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--local") == 0) local = true;
+    const bool has_value = i + 1 < argc;
+    if (std::strcmp(argv[i], "--local") == 0) {
+      local = true;
+    } else if (has_value && std::strcmp(argv[i], "--seconds") == 0) {
+      options.seconds = std::stod(argv[++i]);
+    } else if (has_value && std::strcmp(argv[i], "--repeats") == 0) {
+      options.repeats = std::stoi(argv[++i]);
+    } else if (has_value && std::strcmp(argv[i], "--filter") == 0) {
+      options.filter = argv[++i];
+    } else {
+      ray_args.push_back(argv[i]);
+    }
   }
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--seconds") == 0) options.seconds = std::stod(argv[i + 1]);
-    if (std::strcmp(argv[i], "--repeats") == 0) options.repeats = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--filter") == 0) options.filter = argv[i + 1];
-  }
+  ray_args.push_back(nullptr);
   ray::RayConfig config;
   config.local_mode = local;
-  ray::Init(config, argc, argv);  // workers run this binary too: there Init never returns
+  // Workers run this binary too: there Init never returns.
+  ray::Init(config, static_cast<int>(ray_args.size()) - 1, ray_args.data());
   const int clients = std::max(2u, std::thread::hardware_concurrency());
   std::cout << "# runtime: "
             << (ray::internal::GetRayRuntime()->IsLocalMode() ? "local mode" : "cluster") << ", "
@@ -109,16 +133,12 @@ int main(int argc, char **argv) {
     return 100.0;
   });
   Report(options, "single_client_tasks_async", "tasks/s", [] {
-    std::vector<ray::ObjectRef<int>> refs;
-    for (int i = 0; i < 1000; ++i) refs.push_back(ray::Task(Identity).Remote(i));
-    ray::Get(refs);
+    ray::Get(MakeRefs(1000, [](int i) { return ray::Task(Identity).Remote(i); }));
     return 1000.0;
   });
   Report(options, "multi_client_tasks_async", "tasks/s", [clients] {
     return OnThreads(clients, [] {
-      std::vector<ray::ObjectRef<int>> refs;
-      for (int i = 0; i < 1000; ++i) refs.push_back(ray::Task(Identity).Remote(i));
-      ray::Get(refs);
+      ray::Get(MakeRefs(1000, [](int i) { return ray::Task(Identity).Remote(i); }));
       return 1000.0;
     });
   });
@@ -167,10 +187,9 @@ int main(int argc, char **argv) {
     return OnThreads(clients, [&] {
       static std::atomic<size_t> next{0};
       auto handle = actors[next++ % actors.size()];
-      std::vector<ray::ObjectRef<int>> refs;
-      for (int i = 0; i < 1000; ++i)
-        refs.push_back(handle.Task(&Actor::WithArg).Remote(small_array));
-      ray::Get(refs);
+      ray::Get(MakeRefs(1000, [&](int) {
+        return handle.Task(&Actor::WithArg).Remote(small_array);
+      }));
       return 1000.0;
     });
   });
@@ -196,19 +215,15 @@ int main(int argc, char **argv) {
     return static_cast<double>(big.size()) / 1e9;
   });
   Report(options, "single_client_tasks_and_get_batch", "tasks/s", [] {
-    std::vector<ray::ObjectRef<int>> refs;
-    for (int i = 0; i < 1000; ++i) refs.push_back(ray::Task(Identity).Remote(i));
-    ray::Get(refs);
+    ray::Get(MakeRefs(1000, [](int i) { return ray::Task(Identity).Remote(i); }));
     return 1000.0;
   });
-  std::vector<ray::ObjectRef<int>> ready;
-  for (int i = 0; i < 1000; ++i) ready.push_back(ray::Put(i));
+  auto ready = MakeRefs(1000, [](int i) { return ray::Put(i); });
   Report(options, "single_client_wait_1k_refs", "calls/s", [&] {
     ray::Wait(ready, static_cast<int>(ready.size()), -1);
     return 1.0;
   });
-  std::vector<ray::ObjectRef<int>> many;
-  for (int i = 0; i < 10000; ++i) many.push_back(ray::Put(i));
+  auto many = MakeRefs(10000, [](int i) { return ray::Put(i); });
   auto container = ray::Put(many);
   Report(options, "single_client_get_object_containing_10k_refs", "calls/s", [&] {
     container.Get();

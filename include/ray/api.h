@@ -20,8 +20,13 @@
 #pragma once
 
 #include <boost/optional.hpp>
+// Programs written against Ray's <ray/api.h> use std::cout and
+// std::this_thread without including them: its headers bring them in.
+#include <chrono>
+#include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -77,7 +82,7 @@ ObjectRef<T> Put(const T &value) {
       contained);
   if (!direct.empty()) return ObjectRef<T>(std::move(direct));
   auto buffer =
-      std::make_shared<msgpack::sbuffer>(internal::Serializer::Serialize(value, &contained));
+      std::make_shared<msgpack::sbuffer>(internal::Serializer::SerializeCollectingRefs(value, &contained));
   return ObjectRef<T>(internal::GetRayRuntime()->Put(std::move(buffer), contained));
 }
 

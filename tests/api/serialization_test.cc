@@ -1,8 +1,10 @@
 // Values through msgpack: Put/Get and task arguments and results.
+#include <any>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -60,6 +62,40 @@ U8Vector MakeBytes(size_t size) {
   for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i * 7 + (i >> 13));
   return bytes;
 }
+
+using AnyVector = std::vector<std::any>;
+
+// What a std::any holding each packable type reads back as (see
+// msgpack_adaptor.h): a text naming the type and value.
+std::string DescribeAny(const std::any &value) {
+  if (!value.has_value()) return "empty";
+  if (auto *b = std::any_cast<bool>(&value)) return std::string("bool ") + (*b ? "true" : "false");
+  if (auto *u = std::any_cast<uint64_t>(&value)) return "uint64 " + std::to_string(*u);
+  if (auto *i = std::any_cast<int64_t>(&value)) return "int64 " + std::to_string(*i);
+  if (auto *d = std::any_cast<double>(&value)) return "double " + std::to_string(*d);
+  if (auto *s = std::any_cast<std::string>(&value)) return "string " + *s;
+  if (auto *c = std::any_cast<std::vector<char>>(&value)) {
+    return "binary " + std::string(c->begin(), c->end());
+  }
+  if (auto *v = std::any_cast<AnyVector>(&value)) {
+    std::string items = "array [";
+    for (const auto &item : *v) items += DescribeAny(item) + ";";
+    return items + "]";
+  }
+  return std::string("other ") + value.type().name();
+}
+
+std::vector<std::string> DescribeAnys(const AnyVector &values) {
+  std::vector<std::string> described;
+  for (const auto &value : values) described.push_back(DescribeAny(value));
+  return described;
+}
+
+AnyVector EchoAnys(AnyVector values) { return values; }
+std::any EchoAny(std::any value) { return value; }
+std::vector<std::string> DescribeRemotely(AnyVector values) { return DescribeAnys(values); }
+
+RAY_REMOTE(EchoAnys, EchoAny, DescribeRemotely);
 
 RAY_REMOTE(Echo<int>, Echo<int64_t>, Echo<uint64_t>, Echo<double>, Echo<bool>, Echo<std::string>,
            Echo<IntVector>, Echo<StringMap>, Echo<StringHashMap>, Echo<Record>, Echo<NamePair>,
@@ -171,6 +207,80 @@ TEST_P(SerializationTest, SerializerRoundTripsDirectly) {
   EXPECT_FALSE(Serializer::IsNil(buffer.data(), buffer.size()));
   EXPECT_THROW(Serializer::Deserialize<std::string>(buffer.data(), buffer.size()),
                msgpack::type_error);
+}
+
+// Regression: std::any values did not compile ("'const class std::any' has
+// no member named 'msgpack_pack'"); Ray's C++ API carries them.
+TEST_P(SerializationTest, AnyValuesTravelAsTheirMsgpackTypes) {
+  const AnyVector values{std::any(),
+                         true,
+                         7,
+                         -7,
+                         std::numeric_limits<uint64_t>::max(),
+                         std::numeric_limits<int64_t>::min(),
+                         2.5f,
+                         -0.125,
+                         std::string("text"),
+                         "literal",
+                         std::vector<char>{'b', 'i', 'n'},
+                         AnyVector{1, std::string("nested")}};
+  const std::vector<std::string> expected{"empty",
+                                          "bool true",
+                                          "uint64 7",
+                                          "int64 -7",
+                                          "uint64 18446744073709551615",
+                                          "int64 -9223372036854775808",
+                                          "double 2.500000",
+                                          "double -0.125000",
+                                          "string text",
+                                          "string literal",
+                                          "binary bin",
+                                          "array [uint64 1;string nested;]"};
+  EXPECT_EQ(DescribeAnys(*ray::Put(values).Get()), expected);
+  EXPECT_EQ(DescribeAnys(*ray::Task(EchoAnys).Remote(values).Get(kTimeoutMs)), expected);
+  EXPECT_EQ(*ray::Task(DescribeRemotely).Remote(values).Get(kTimeoutMs), expected);
+  EXPECT_EQ(DescribeAny(*ray::Task(EchoAny).Remote(std::any(std::string("one"))).Get(kTimeoutMs)),
+            "string one");
+}
+
+TEST_P(SerializationTest, AnAnyOfAnUnsupportedTypeFailsNamingIt) {
+  struct Opaque {};
+  try {
+    ray::Put(std::any(Opaque{}));
+    FAIL() << "an Opaque inside std::any was serialized";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_NE(std::string(e.what()).find("Opaque"), std::string::npos) << e.what();
+  }
+}
+
+// Regression: Serializer::Serialize(nullptr, 0) took msgpack's C-string
+// path and crashed in strlen.
+TEST_P(SerializationTest, BoundaryValuesRoundTripThroughTheSerializer) {
+  using ray::internal::Serializer;
+  auto null_data = Serializer::Serialize(nullptr, 0);
+  EXPECT_EQ(Serializer::Deserialize<std::string>(null_data.data(), null_data.size()), "");
+  char *no_chars = nullptr;
+  auto null_chars = Serializer::Serialize(no_chars, 0);
+  EXPECT_EQ(Serializer::Deserialize<std::string>(null_chars.data(), null_chars.size()), "");
+  const char bytes[] = {'a', '\0', 'b'};
+  auto sized = Serializer::Serialize(bytes, 3);
+  EXPECT_EQ(Serializer::Deserialize<std::string>(sized.data(), sized.size()),
+            std::string(bytes, 3));
+  auto empty_string = Serializer::Serialize(std::string());
+  EXPECT_EQ(Serializer::Deserialize<std::string>(empty_string.data(), empty_string.size()), "");
+  auto empty_vector = Serializer::Serialize(IntVector{});
+  EXPECT_TRUE(Serializer::Deserialize<IntVector>(empty_vector.data(), empty_vector.size()).empty());
+  for (int64_t extreme : {std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{0},
+                          std::numeric_limits<int64_t>::max()}) {
+    auto packed = Serializer::Serialize(extreme);
+    EXPECT_EQ(Serializer::Deserialize<int64_t>(packed.data(), packed.size()), extreme);
+  }
+  auto biggest = Serializer::Serialize(std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(Serializer::Deserialize<uint64_t>(biggest.data(), biggest.size()),
+            std::numeric_limits<uint64_t>::max());
+  auto smallest = Serializer::Serialize(std::numeric_limits<double>::lowest());
+  EXPECT_EQ(Serializer::Deserialize<double>(smallest.data(), smallest.size()),
+            std::numeric_limits<double>::lowest());
 }
 
 }  // namespace

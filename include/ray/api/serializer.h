@@ -19,6 +19,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "ray/api/msgpack_adaptor.h"
 #include "ray/api/ray_exception.h"
 #include "ray/api/visibility.h"
 
@@ -79,9 +80,26 @@ class Serializer {
     return buffer;
   }
 
+  // `size` bytes at `data` as a msgpack string (Deserialize<std::string>
+  // reads them back); `data` may be null when `size` is 0.
+  static msgpack::sbuffer Serialize(const char *data, size_t size) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> packer(buffer);
+    packer.pack_str(static_cast<uint32_t>(size));
+    if (size > 0) packer.pack_str_body(data, static_cast<uint32_t>(size));
+    return buffer;
+  }
+  static msgpack::sbuffer Serialize(char *data, size_t size) {
+    return Serialize(static_cast<const char *>(data), size);
+  }
+  static msgpack::sbuffer Serialize(std::nullptr_t, size_t size) {
+    return Serialize(static_cast<const char *>(nullptr), size);
+  }
+
   // Serializes `value` and appends the ids of ObjectRefs found inside it.
   template <typename T>
-  static msgpack::sbuffer Serialize(const T &value, std::vector<std::string> *contained_ids) {
+  static msgpack::sbuffer SerializeCollectingRefs(const T &value,
+                                                  std::vector<std::string> *contained_ids) {
     ContainedRefCollector collector(contained_ids);
     return Serialize(value);
   }

@@ -3,9 +3,31 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <string>
+
 #include "src/common/process.h"
 
 namespace sunray {
+namespace {
+
+// The last few lines of a worker's log: why a worker that could not start
+// did not (a missing shared library, a crash in static init, ...).
+std::string LogTail(const std::string &path) {
+  constexpr std::streamoff kTailBytes = 2048;
+  std::ifstream log(path, std::ios::binary | std::ios::ate);
+  if (!log) return "";
+  const std::streamoff size = log.tellg();
+  log.seekg(std::max<std::streamoff>(0, size - kTailBytes));
+  std::string tail((std::istreambuf_iterator<char>(log)), {});
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+  return tail;
+}
+
+}  // namespace
+
 WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
   reaper_ = std::thread([this] { ReaperLoop(); });
 }
@@ -217,10 +239,15 @@ void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<voi
     } else {
       for (auto request = requests_.begin(); request != requests_.end(); ++request) {
         if (request->starting_token != it->first) continue;
+        // The log is read outside the lock, when the callback runs.
         ready->push_back([callback = std::move(request->callback),
                           message = "the worker process " + std::to_string(pid) + " " + how +
-                                    " before registering; see " + it->second.info.log_path] {
-          callback(absl::UnavailableError(message));
+                                    " before registering",
+                          log_path = it->second.info.log_path] {
+          const std::string said = LogTail(log_path);
+          callback(absl::UnavailableError(
+              message + (said.empty() ? "; its log " + log_path + " is empty"
+                                      : "; the end of its log (" + log_path + "):\n" + said)));
         });
         requests_.erase(request);
         break;

@@ -178,14 +178,23 @@ TEST_F(WorkerPoolTest, WorkersWithoutCpuDoNotCountAgainstTheSoftLimit) {
   EXPECT_EQ(waiting.get()->pid, worker->pid);
 }
 
-TEST_F(WorkerPoolTest, AWorkerThatExitsBeforeRegisteringFailsItsRequestWithTheLogPath) {
+// Regression: the driver only heard that the worker "exited with status
+// 127"; why (here: a missing shared library) was in a log it never saw.
+TEST_F(WorkerPoolTest, AWorkerThatExitsBeforeRegisteringFailsItsRequestWithItsLogsEnd) {
   MakePool(1);
-  auto popped = Pop("job", {{"/bin/sh", "-c", "echo cannot start; exit 3"}, {}});
+  auto popped = Pop("job", {{"/bin/sh", "-c",
+                             "echo starting; echo 'libsunray.so.0: cannot open shared object "
+                             "file' >&2; exit 127"},
+                            {}});
   ASSERT_EQ(popped.wait_for(kDeadline), std::future_status::ready);
   auto worker = popped.get();
   ASSERT_TRUE(absl::IsUnavailable(worker.status())) << worker.status();
-  EXPECT_NE(worker.status().message().find("exited with status 3"), std::string::npos);
-  EXPECT_NE(worker.status().message().find("worker-1.out"), std::string::npos);
+  const std::string message(worker.status().message());
+  EXPECT_NE(message.find("exited with status 127"), std::string::npos) << message;
+  EXPECT_NE(message.find("worker-1.out"), std::string::npos) << message;
+  EXPECT_NE(message.find("starting\nlibsunray.so.0: cannot open shared object file"),
+            std::string::npos)
+      << message;
 }
 
 TEST_F(WorkerPoolTest, AWorkerThatNeverRegistersIsKilledAfterTheTimeout) {

@@ -15,3 +15,11 @@ cmake --build "$work/build" >/dev/null
 output="$("$work/build/consumer")"
 echo "$output"
 grep -q "consumer ok: 42 7" <<<"$output"
+
+# The installed programs find libsunray in the prefix (RPATH), and a driver
+# runs on an embedded cluster whose workers load its code search path.
+"$work/prefix/bin/sunray-worker" --help >/dev/null 2>&1 || test $? -ne 127
+output="$(SUNRAY_TEMP_DIR="$work/sessions" timeout 120 "$work/build/cluster_consumer" \
+  "$work/build/libconsumer_remote.so")"
+echo "$output"
+grep -q "cluster consumer ok: 9 elsewhere" <<<"$output"

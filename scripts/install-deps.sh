@@ -9,6 +9,7 @@ PACKAGES=(
   libmsgpack-cxx-dev libboost-dev nlohmann-json3-dev libabsl-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcli11-dev libgtest-dev libgmock-dev
+  clang clang-format python3
   "$@"
 )
 

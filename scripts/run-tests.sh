@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Quick start 2: installs what is missing, builds, and runs the whole test
+# Quick start 2: installs what is missing, builds, checks the lock
+# annotations with clang's thread-safety analysis, and runs the whole test
 # suite. `scripts/run-tests.sh asan` runs it under the sanitizers instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-default}"
 bash scripts/install-deps.sh
 bash scripts/build.sh "$preset"
+if [ "$preset" = default ]; then
+  # clang's -Wthread-safety over src/ (ABSL_GUARDED_BY and friends), as errors.
+  bash scripts/check-thread-safety.sh build
+fi
 ctest --preset "$preset"

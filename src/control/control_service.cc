@@ -23,14 +23,15 @@ bool IsHexId(const std::string &text, size_t bytes) {
   return true;
 }
 
-// Keys of namespace `ray_namespace` starting with `prefix`, in order.
+// Keys of namespace `ray_namespace` starting with `prefix`, in order:
+// `visit(kv, it)` returns the iterator to go on from.
 template <typename Map, typename Visit>
 void ForEachWithPrefix(Map &kv, const std::string &ray_namespace, const std::string &prefix,
                        Visit &&visit) {
   for (auto it = kv.lower_bound({ray_namespace, prefix});
        it != kv.end() && it->first.first == ray_namespace &&
        it->first.second.compare(0, prefix.size(), prefix) == 0;) {
-    it = visit(it);
+    it = visit(kv, it);
   }
 }
 
@@ -231,9 +232,9 @@ grpc::ServerUnaryReactor *ControlService::KvDel(grpc::CallbackServerContext *con
     absl::MutexLock lock(&mu_);
     int64_t deleted = 0;
     if (request->by_prefix()) {
-      ForEachWithPrefix(kv_, request->ray_namespace(), request->key(), [&](auto it) {
+      ForEachWithPrefix(kv_, request->ray_namespace(), request->key(), [&](auto &kv, auto it) {
         ++deleted;
-        return kv_.erase(it);
+        return kv.erase(it);
       });
     } else {
       deleted = static_cast<int64_t>(kv_.erase({request->ray_namespace(), request->key()}));
@@ -248,7 +249,7 @@ grpc::ServerUnaryReactor *ControlService::KvKeys(grpc::CallbackServerContext *co
                                                  proto::KvKeysReply *reply) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
     absl::MutexLock lock(&mu_);
-    ForEachWithPrefix(kv_, request->ray_namespace(), request->prefix(), [&](auto it) {
+    ForEachWithPrefix(kv_, request->ray_namespace(), request->prefix(), [&](auto &, auto it) {
       reply->add_keys(it->first.second);
       return std::next(it);
     });

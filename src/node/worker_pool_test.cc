@@ -55,7 +55,10 @@ class WorkerPoolTest : public ::testing::Test {
   // most; empty if it did not).
   std::string WaitForExit(int64_t token) {
     absl::MutexLock lock(&mu_);
-    auto reported = [this, token] { return exits_.count(token) > 0; };
+    auto reported = [this, token] {
+      mu_.AssertHeld();
+      return exits_.count(token) > 0;
+    };
     if (!mu_.AwaitWithTimeout(absl::Condition(&reported), absl::FromChrono(kDeadline))) return "";
     return exits_[token];
   }

@@ -22,6 +22,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "src/rpc/rpc.h"
@@ -38,10 +40,15 @@ class AsyncCaller {
   AsyncCaller(const AsyncCaller &) = delete;
   AsyncCaller &operator=(const AsyncCaller &) = delete;
 
+  // The class of a generated stub's callback API (Stub::async, which its
+  // member function async() hides from a typename).
+  template <typename Service>
+  using AsyncApi = std::remove_pointer_t<decltype(std::declval<typename Service::Stub &>().async())>;
+
   // A generated stub's callback-API method, e.g. &Service::Stub::async::Method.
   template <typename Service, typename Request, typename Reply>
-  using AsyncMethod = void (Service::Stub::async::*)(grpc::ClientContext *, const Request *,
-                                                     Reply *, std::function<void(grpc::Status)>);
+  using AsyncMethod = void (AsyncApi<Service>::*)(grpc::ClientContext *, const Request *, Reply *,
+                                                  std::function<void(grpc::Status)>);
 
   // Calls `method` of `Service` at `address` with `request` and hands the
   // outcome to `done(const grpc::Status &, const Reply &)`.

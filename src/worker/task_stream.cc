@@ -119,7 +119,10 @@ void TaskStreamServer::OnReadDone(bool ok) {
     // The owner closed its side (or went away): end once all is answered.
     absl::ReleasableMutexLock lock(&mu_);
     reads_done_ = true;
-    WriteOrFinish(lock);
+    if (WriteOrFinishLocked()) {
+      lock.Release();
+      Finish(grpc::Status::OK);
+    }
     return;
   }
   std::vector<proto::TaskSpec> tasks;
@@ -150,7 +153,10 @@ void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
       *answer.result.mutable_reply() = std::move(reply);
       answer.after_written = std::move(after_written);
     }
-    WriteOrFinish(lock);  // the stream may be gone after this: locals only
+    if (WriteOrFinishLocked()) {
+      lock.Release();
+      Finish(grpc::Status::OK);  // the stream may be gone after this: locals only
+    }
   }
   if (dropped) dropped();
 }
@@ -169,12 +175,15 @@ void TaskStreamServer::OnWriteDone(bool ok) {
       queued_.clear();
     }
     // Finishing inside a reaction is safe: OnDone waits for it to return.
-    WriteOrFinish(lock);
+    if (WriteOrFinishLocked()) {
+      lock.Release();
+      Finish(grpc::Status::OK);
+    }
   }
   for (auto &action : written) action();
 }
 
-bool TaskStreamServer::WriteOrFinish(absl::ReleasableMutexLock &lock) {
+bool TaskStreamServer::WriteOrFinishLocked() {
   if (write_in_flight_ || finished_) return false;
   if (!queued_.empty()) {
     writing_.Clear();
@@ -194,10 +203,6 @@ bool TaskStreamServer::WriteOrFinish(absl::ReleasableMutexLock &lock) {
   }
   if (!reads_done_ || unanswered_ > 0) return false;
   finished_ = true;
-  // Finish may lead to OnDone (and delete) at once on another thread: the
-  // lock must be released first, and nothing touched after.
-  lock.Release();
-  Finish(grpc::Status::OK);
   return true;
 }
 

@@ -97,10 +97,11 @@ class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto:
   void OnDone() override { delete this; }
 
  private:
-  // Writes what is queued, or ends the stream once nothing is left; the
-  // caller must not touch the stream after this returns true (it may be
-  // gone).
-  bool WriteOrFinish(absl::ReleasableMutexLock &lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes what is queued. True when nothing is left to write or answer and
+  // the owner is done: the caller then releases mu_ and calls Finish, and
+  // touches nothing of the stream after that (OnDone may delete it at once
+  // on another thread).
+  bool WriteOrFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Start start_;
   proto::TaskBatch incoming_;

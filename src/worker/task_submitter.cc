@@ -281,8 +281,10 @@ void ClusterRuntime::DispatchLocked(SchedulingClass *cls,
       if (in_flight(*worker) == depth && !worker->dead && !worker->bounced) push(worker);
     }
   }
-  for (auto &[worker, tasks] : pushes) {
-    work->push_back([this, worker, tasks = std::move(tasks)] { PushNormalTasks(worker, tasks); });
+  for (auto &push : pushes) {
+    work->push_back([this, worker = push.first, tasks = std::move(push.second)] {
+      PushNormalTasks(worker, tasks);
+    });
   }
   // More workers while tasks wait (each pending lease covers one task).
   while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&

@@ -1,5 +1,7 @@
 #include "src/rpc/rpc.h"
 
+#include <grpcpp/support/server_interceptor.h>
+
 namespace sunray::rpc {
 
 bool HasToken(const grpc::ServerContextBase &context, const std::string &token) {
@@ -54,6 +56,49 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string &address) {
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
 }
 
+namespace {
+
+// gRPC's callback API answers a request whose body does not parse with
+// UNIMPLEMENTED and no message. This puts the real reason in its place: the
+// request was received (POST_RECV_MESSAGE) but no message came of it.
+class MalformedRequestInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit MalformedRequestInterceptor(std::string method) : method_(std::move(method)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods *methods) override {
+    using Hook = grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(Hook::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      unparsed_ = true;
+    }
+    if (unparsed_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
+          status.error_message().empty()) {
+        methods->ModifySendStatus(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            "malformed request: the body of " + method_ + " is not a valid request message"));
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string method_;
+  bool unparsed_ = false;
+};
+
+class MalformedRequestInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor *CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo *info) override {
+    return new MalformedRequestInterceptor(info->method());
+  }
+};
+
+}  // namespace
+
 RpcServer::~RpcServer() { Stop(); }
 
 absl::StatusOr<int> RpcServer::Start(const std::string &address,
@@ -69,6 +114,9 @@ absl::StatusOr<int> RpcServer::Start(const std::string &address,
   grpc::ResourceQuota quota("sunray-server");
   quota.Resize(options_.memory_quota_bytes);
   builder.SetResourceQuota(quota);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MalformedRequestInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   for (grpc::Service *service : services) builder.RegisterService(service);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr) {

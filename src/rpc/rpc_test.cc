@@ -6,8 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <string>
 
 #include "objstore.grpc.pb.h"
@@ -96,6 +99,30 @@ TEST_F(RpcServerTest, AConnectionThatSaysNothingIsClosedAfterTheHandshakeTimeout
   close(fd);
   EXPECT_TRUE(closed) << "the idle connection was still open after 10 s";
   EXPECT_TRUE(Create(100, kToken).ok());  // the server goes on serving
+}
+
+// Regression: a request whose body does not parse got UNIMPLEMENTED with an
+// empty message.
+TEST_F(RpcServerTest, AnUnparseableRequestIsAnsweredMalformedRequest) {
+  Start({});
+  grpc::GenericStub stub(MakeChannel("127.0.0.1:" + std::to_string(port_)));
+  for (const std::string token : {kToken, ""}) {
+    grpc::ClientContext context;
+    context.AddMetadata(kTokenHeader, token);
+    grpc::Slice garbage(std::string("\xff\xff\xff\xff\x0f", 5));
+    grpc::ByteBuffer request(&garbage, 1);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject",
+                   grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status status) { done.set_value(std::move(status)); });
+    const grpc::Status status = done.get_future().get();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("malformed request"), std::string::npos)
+        << status.error_message();
+  }
+  EXPECT_EQ(service_.handled, 0);
+  EXPECT_TRUE(Create(100, kToken).ok());
 }
 
 }  // namespace

@@ -241,6 +241,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   void OnActorChannelEnd(const std::shared_ptr<ActorState> &actor,
                          const std::shared_ptr<ActorChannel> &channel, const grpc::Status &status);
   void ReturnLease(const LeasedWorker &worker, bool dead);
+  void ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid, int attempt);
   void ReturnIdleLeases(bool all);
 
   // --- actors (actor_submitter.cc) ---

@@ -509,8 +509,35 @@ void ClusterRuntime::ReturnLease(const LeasedWorker &worker, bool dead) {
   proto::ReturnWorkerRequest request;
   request.set_lease_id(worker.lease_id);
   request.set_worker_dead(dead);
-  proto::ReturnWorkerReply reply;
-  (void)node_->ReturnWorker(Context(5000).get(), request, &reply);
+  ReturnLeaseAttempt(std::move(request), worker.pid, 1);
+}
+
+// Asynchronous (it runs on gRPC's threads, which must not block), and
+// retried: a lease the node never hears back about stays held there, with
+// its CPU, until this process exits.
+void ClusterRuntime::ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid,
+                                        int attempt) {
+  constexpr int kReturnAttempts = 4;
+  auto node = node_;
+  CallAsync<proto::ReturnWorkerReply>(
+      request, 5000 * attempt,
+      [node](auto *context, auto *req, auto *reply, auto callback) {
+        node->async()->ReturnWorker(context, req, reply, std::move(callback));
+      },
+      [this, request, pid, attempt](const grpc::Status &status, proto::ReturnWorkerReply &) {
+        // CANCELLED: shutting down (the node ends the job's leases itself);
+        // NOT_FOUND: the lease ended already (its worker exited).
+        if (status.ok() || status.error_code() == grpc::StatusCode::CANCELLED ||
+            status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          return;
+        }
+        if (attempt >= kReturnAttempts) {
+          RAYLOG(WARNING) << "Could not return the lease of worker " << pid << " to the node after "
+                          << attempt << " attempts: " << status.error_message();
+          return;
+        }
+        ReturnLeaseAttempt(request, pid, attempt + 1);
+      });
 }
 
 void ClusterRuntime::ReturnIdleLeases(bool all) {
@@ -571,7 +598,15 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
   request.set_return_id(object_id);
   request.set_force(force);
   proto::CancelTaskReply reply;
-  (void)WorkerStub(pushed_to)->CancelTask(Context(5000).get(), request, &reply);
+  const grpc::Status status =
+      WorkerStub(pushed_to)->CancelTask(Context(5000).get(), request, &reply);
+  if (!status.ok()) {
+    // A dead worker fails the task as cancelled when its stream breaks; a
+    // live one that did not answer goes on running it.
+    RAYLOG(WARNING) << "ray::Cancel could not reach the worker at " << pushed_to
+                    << " running " << task->spec.function_name() << ": "
+                    << status.error_message();
+  }
 }
 
 }  // namespace sunray

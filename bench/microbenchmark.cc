@@ -187,9 +187,8 @@ int main(int argc, char **argv) {
     return OnThreads(clients, [&] {
       static std::atomic<size_t> next{0};
       auto handle = actors[next++ % actors.size()];
-      ray::Get(MakeRefs(1000, [&](int) {
-        return handle.Task(&Actor::WithArg).Remote(small_array);
-      }));
+      ray::Get(
+          MakeRefs(1000, [&](int) { return handle.Task(&Actor::WithArg).Remote(small_array); }));
       return 1000.0;
     });
   });

@@ -81,8 +81,8 @@ ObjectRef<T> Put(const T &value) {
       },
       contained);
   if (!direct.empty()) return ObjectRef<T>(std::move(direct));
-  auto buffer =
-      std::make_shared<msgpack::sbuffer>(internal::Serializer::SerializeCollectingRefs(value, &contained));
+  auto buffer = std::make_shared<msgpack::sbuffer>(
+      internal::Serializer::SerializeCollectingRefs(value, &contained));
   return ObjectRef<T>(internal::GetRayRuntime()->Put(std::move(buffer), contained));
 }
 

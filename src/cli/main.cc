@@ -37,19 +37,49 @@ constexpr milliseconds kStartTimeout{15000};
 constexpr milliseconds kStopGrace{5000};
 
 // Options of Ray's `ray start` without a meaning for Sunray (yet).
-constexpr const char *kIgnoredRayStartFlags[] = {
-    "--object-manager-port", "--node-manager-port", "--gcs-server-port", "--min-worker-port",
-    "--max-worker-port", "--worker-port-list", "--ray-client-server-port", "--redis-password",
-    "--redis-username", "--redis-shard-ports", "--include-dashboard", "--dashboard-host",
-    "--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-    "--dashboard-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
-    "--plasma-directory", "--object-spilling-directory", "--autoscaling-config",
-    "--plasma-store-socket-name", "--raylet-socket-name", "--temp-dir", "--storage",
-    "--system-config", "--tracing-startup-hook", "--log-style", "--log-color", "--node-name",
-    "--labels", "--labels-file", "--cgroup-path", "--enable-resource-isolation",
-    "--system-reserved-cpu", "--system-reserved-memory", "--include-log-monitor",
-    "--enable-object-reconstruction", "--no-redirect-output", "--no-monitor",
-    "--ray-debugger-external", "--disable-usage-stats", "--verbose"};
+constexpr const char *kIgnoredRayStartFlags[] = {"--object-manager-port",
+                                                 "--node-manager-port",
+                                                 "--gcs-server-port",
+                                                 "--min-worker-port",
+                                                 "--max-worker-port",
+                                                 "--worker-port-list",
+                                                 "--ray-client-server-port",
+                                                 "--redis-password",
+                                                 "--redis-username",
+                                                 "--redis-shard-ports",
+                                                 "--include-dashboard",
+                                                 "--dashboard-host",
+                                                 "--dashboard-port",
+                                                 "--dashboard-agent-listen-port",
+                                                 "--dashboard-agent-grpc-port",
+                                                 "--dashboard-grpc-port",
+                                                 "--runtime-env-agent-port",
+                                                 "--metrics-export-port",
+                                                 "--plasma-directory",
+                                                 "--object-spilling-directory",
+                                                 "--autoscaling-config",
+                                                 "--plasma-store-socket-name",
+                                                 "--raylet-socket-name",
+                                                 "--temp-dir",
+                                                 "--storage",
+                                                 "--system-config",
+                                                 "--tracing-startup-hook",
+                                                 "--log-style",
+                                                 "--log-color",
+                                                 "--node-name",
+                                                 "--labels",
+                                                 "--labels-file",
+                                                 "--cgroup-path",
+                                                 "--enable-resource-isolation",
+                                                 "--system-reserved-cpu",
+                                                 "--system-reserved-memory",
+                                                 "--include-log-monitor",
+                                                 "--enable-object-reconstruction",
+                                                 "--no-redirect-output",
+                                                 "--no-monitor",
+                                                 "--ray-debugger-external",
+                                                 "--disable-usage-stats",
+                                                 "--verbose"};
 
 struct StartOptions {
   bool head = false;
@@ -77,8 +107,8 @@ std::string ReadUntilClosed(int fd, milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string said;
   while (true) {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline -
-                                                               std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return said;
     pollfd readable{fd, POLLIN, 0};
     const int ready = poll(&readable, 1, static_cast<int>(left.count()));
@@ -355,9 +385,8 @@ int main(int argc, char **argv) {
   std::vector<CLI::Option *> ray_only;
   std::map<std::string, std::vector<std::string>> ray_only_values;
   for (const char *name : sunray::kIgnoredRayStartFlags) {
-    ray_only.push_back(start_command->add_option(name, ray_only_values[name])
-                           ->expected(0, 1)
-                           ->group(""));
+    ray_only.push_back(
+        start_command->add_option(name, ray_only_values[name])->expected(0, 1)->group(""));
   }
 
   CLI::App *stop_command =

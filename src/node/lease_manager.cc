@@ -28,8 +28,8 @@ bool LeaseManager::FitsLocked(const ResourceSet &request, const ResourceSet &poo
 
 LeaseManager::RequestId LeaseManager::RequestLease(const std::string &job_id,
                                                    const ResourceSet &resources,
-                                                   const WorkerPool::Launch &launch,
-                                                   bool detached, Callback callback) {
+                                                   const WorkerPool::Launch &launch, bool detached,
+                                                   Callback callback) {
   std::vector<std::function<void()>> work;
   RequestId id;
   {

@@ -86,7 +86,7 @@ absl::StatusOr<ObjectStore::Location> ObjectStore::CreateObject(const ObjectID &
   if (auto it = objects_.find(id); it != objects_.end()) {
     if (!it->second.sealed && it->second.creator != creator) {
       return absl::AbortedError("object " + id.Hex() + " is still being written by client " +
-                                    std::to_string(it->second.creator));
+                                std::to_string(it->second.creator));
     }
     return absl::AlreadyExistsError("object " + id.Hex() + " already exists in the store");
   }

@@ -80,8 +80,7 @@ TEST(ObjectStoreTest, ClientsThatAreNotConnectedAreRefused) {
   const ObjectID id = RandomObject();
   auto unknown = store->CreateObject(id, 10, 0, 42);
   EXPECT_TRUE(absl::IsFailedPrecondition(unknown.status())) << unknown.status();
-  EXPECT_NE(unknown.status().message().find("store client 42 is not connected"),
-            std::string::npos);
+  EXPECT_NE(unknown.status().message().find("store client 42 is not connected"), std::string::npos);
   ASSERT_TRUE(store->CreateObject(id, 10, 0, 1).ok());
   ASSERT_TRUE(store->Seal(id).ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(store->Get(id, 42).status()));

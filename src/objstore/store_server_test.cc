@@ -51,6 +51,23 @@ class StoreServerTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
+  // A handshake without a StoreClient: returns the socket (or -1) and sets
+  // the client id. Closing the socket is how such a client dies.
+  int RawHandshake(uint64_t *client_id) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto address = UnixSocketAddress(options_.socket_path);
+    const std::string hello = std::string(kToken) + "\n";
+    if (fd < 0 || !address.ok() ||
+        connect(fd, reinterpret_cast<const sockaddr *>(&address->address), address->length) != 0 ||
+        write(fd, hello.data(), hello.size()) != static_cast<ssize_t>(hello.size()) ||
+        read(fd, client_id, sizeof(*client_id)) != static_cast<ssize_t>(sizeof(*client_id)) ||
+        *client_id == 0) {
+      if (fd >= 0) close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
   // Waits (with a deadline) until the store holds `count` objects.
   bool WaitForObjectCount(size_t count) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -140,18 +157,9 @@ TEST_F(StoreServerTest, MissingAndMalformedIdsGetClearErrors) {
 TEST_F(StoreServerTest, AClientThatGoesAwayReleasesItsPinsAndUnsealedObjects) {
   // A raw handshake, as a dying process would leave it: the socket simply
   // closes, with no further call.
-  int socket_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  auto address = UnixSocketAddress(options_.socket_path);
-  ASSERT_TRUE(address.ok());
-  ASSERT_EQ(
-      connect(socket_fd, reinterpret_cast<const sockaddr *>(&address->address), address->length),
-      0);
-  const std::string hello = std::string(kToken) + "\n";
-  ASSERT_EQ(write(socket_fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
   uint64_t client_id = 0;
-  ASSERT_EQ(read(socket_fd, &client_id, sizeof(client_id)),
-            static_cast<ssize_t>(sizeof(client_id)));
-  ASSERT_NE(client_id, 0u);
+  const int socket_fd = RawHandshake(&client_id);
+  ASSERT_GE(socket_fd, 0);
 
   auto other = Connect();
   const ObjectID sealed = RandomObject();
@@ -182,22 +190,15 @@ TEST_F(StoreServerTest, AnIdempotentPutTakesAnEarlierSealedCopyAsItsOwn) {
 TEST_F(StoreServerTest, AnIdempotentPutWaitsForAnEarlierWriterThatDiesThenWrites) {
   // The earlier attempt's worker, mid-write: a raw handshake whose socket
   // closes when the process dies.
-  int socket_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  auto address = UnixSocketAddress(options_.socket_path);
-  ASSERT_TRUE(address.ok());
-  ASSERT_EQ(
-      connect(socket_fd, reinterpret_cast<const sockaddr *>(&address->address), address->length),
-      0);
-  const std::string hello = std::string(kToken) + "\n";
-  ASSERT_EQ(write(socket_fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
   uint64_t client_id = 0;
-  ASSERT_EQ(read(socket_fd, &client_id, sizeof(client_id)),
-            static_cast<ssize_t>(sizeof(client_id)));
+  const int socket_fd = RawHandshake(&client_id);
+  ASSERT_GE(socket_fd, 0);
   const ObjectID id = RandomObject();
   ASSERT_TRUE(store_->CreateObject(id, 1024, 0, client_id).ok());  // never sealed
 
   auto retry = Connect();
-  EXPECT_TRUE(absl::IsDeadlineExceeded(retry->PutIdempotent(id, "retry", "", absl::Milliseconds(50))));
+  EXPECT_TRUE(
+      absl::IsDeadlineExceeded(retry->PutIdempotent(id, "retry", "", absl::Milliseconds(50))));
   absl::Status put;
   std::thread writer([&] { put = retry->PutIdempotent(id, "retry", "", absl::Seconds(20)); });
   close(socket_fd);  // the earlier writer dies: its object is aborted

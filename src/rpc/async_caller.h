@@ -43,7 +43,8 @@ class AsyncCaller {
   // The class of a generated stub's callback API (Stub::async, which its
   // member function async() hides from a typename).
   template <typename Service>
-  using AsyncApi = std::remove_pointer_t<decltype(std::declval<typename Service::Stub &>().async())>;
+  using AsyncApi =
+      std::remove_pointer_t<decltype(std::declval<typename Service::Stub &>().async())>;
 
   // A generated stub's callback-API method, e.g. &Service::Stub::async::Method.
   template <typename Service, typename Request, typename Reply>

@@ -113,8 +113,8 @@ TEST_F(RpcServerTest, AnUnparseableRequestIsAnsweredMalformedRequest) {
     grpc::ByteBuffer request(&garbage, 1);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
-    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject",
-                   grpc::StubOptions(), &request, &response,
+    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject", grpc::StubOptions(),
+                   &request, &response,
                    [&](grpc::Status status) { done.set_value(std::move(status)); });
     const grpc::Status status = done.get_future().get();
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);

@@ -153,8 +153,8 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
             "RemoveBorrower needs the borrower's address and a positive count");
       }
       // Only what this borrower was registered for, and at most that much.
-      const int64_t released = -runtime_->CountBorrower(
-          request->borrower_address(), request->object_id(), -request->count());
+      const int64_t released = -runtime_->CountBorrower(request->borrower_address(),
+                                                        request->object_id(), -request->count());
       for (int64_t i = 0; i < released; ++i) {
         runtime_->owned_.RemoveReference(request->object_id());
       }

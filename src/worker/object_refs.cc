@@ -370,10 +370,9 @@ void ClusterRuntime::MarkBorrowedLost(const std::string &id, const std::string &
   Borrowed &entry = *it->second;
   entry.fetched = true;
   entry.value.set_is_error(true);
-  ErrorToProto(
-      ErrorInfo{ErrorType::kObjectLost, "Object " + BinaryToHex(id) + " is lost: " + reason + ".",
-                "", "", ""},
-      entry.value.mutable_error());
+  ErrorToProto(ErrorInfo{ErrorType::kObjectLost,
+                         "Object " + BinaryToHex(id) + " is lost: " + reason + ".", "", "", ""},
+               entry.value.mutable_error());
 }
 
 void ClusterRuntime::FetchBorrowed(const std::string &id, std::function<void()> done) {

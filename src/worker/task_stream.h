@@ -68,7 +68,7 @@ class TaskStreamClient : public grpc::ClientBidiReactor<proto::TaskBatch, proto:
   std::shared_ptr<TaskStreamClient> self_;  // alive until OnDone
 
   absl::Mutex mu_;
-  proto::TaskBatch writing_ ABSL_GUARDED_BY(mu_);             // the message in flight
+  proto::TaskBatch writing_ ABSL_GUARDED_BY(mu_);            // the message in flight
   std::deque<proto::TaskSpec> queued_ ABSL_GUARDED_BY(mu_);  // for the next ones
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;      // Close was called

@@ -515,8 +515,7 @@ void ClusterRuntime::ReturnLease(const LeasedWorker &worker, bool dead) {
 // Asynchronous (it runs on gRPC's threads, which must not block), and
 // retried: a lease the node never hears back about stays held there, with
 // its CPU, until this process exits.
-void ClusterRuntime::ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid,
-                                        int attempt) {
+void ClusterRuntime::ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid, int attempt) {
   constexpr int kReturnAttempts = 4;
   auto node = node_;
   CallAsync<proto::ReturnWorkerReply>(
@@ -603,9 +602,8 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
   if (!status.ok()) {
     // A dead worker fails the task as cancelled when its stream breaks; a
     // live one that did not answer goes on running it.
-    RAYLOG(WARNING) << "ray::Cancel could not reach the worker at " << pushed_to
-                    << " running " << task->spec.function_name() << ": "
-                    << status.error_message();
+    RAYLOG(WARNING) << "ray::Cancel could not reach the worker at " << pushed_to << " running "
+                    << task->spec.function_name() << ": " << status.error_message();
   }
 }
 

@@ -196,14 +196,14 @@ TEST_F(CliTest, AHugeRequestWithoutTheTokenDoesNotGrowTheNodeDaemon) {
     grpc::ByteBuffer request(&huge, 1);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
-    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject",
-                   grpc::StubOptions(), &request, &response,
+    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject", grpc::StubOptions(),
+                   &request, &response,
                    [&](grpc::Status status) { done.set_value(std::move(status)); });
     EXPECT_FALSE(done.get_future().get().ok());
   }
   const int64_t after = PeakResidentKiB(node_pid);
-  EXPECT_LT(after - before, 100 << 10) << "the node daemon grew from " << before << " KiB to "
-                                        << after << " KiB";
+  EXPECT_LT(after - before, 100 << 10)
+      << "the node daemon grew from " << before << " KiB to " << after << " KiB";
   EXPECT_TRUE(ProcessAlive(node_pid));
 }
 
@@ -286,8 +286,8 @@ std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLeas
     request.add_env("SUNRAY_TOKEN=" + token);
     request.set_detached(detached);
     proto::RequestWorkerLeaseReply reply;
-    grpc::Status status = stub->RequestWorkerLease(
-        rpc::MakeClientContext(token, timeout).get(), request, &reply);
+    grpc::Status status =
+        stub->RequestWorkerLease(rpc::MakeClientContext(token, timeout).get(), request, &reply);
     return std::make_pair(status, reply);
   });
 }
@@ -366,8 +366,8 @@ TEST_F(CliTest, ALeaseRequestWhoseCallerGaveUpStopsWaiting) {
   proto::GetNodeStatsReply stats;
   EXPECT_TRUE(Eventually([&] {
     stats = proto::GetNodeStatsReply();
-    grpc::Status status = stub->GetNodeStats(
-        rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &stats);
+    grpc::Status status =
+        stub->GetNodeStats(rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &stats);
     return status.ok() && stats.pending_leases() == 0 && stats.infeasible_leases() == 0;
   })) << stats.DebugString();
   // The node's CPU is free for the next caller.
@@ -411,10 +411,15 @@ std::optional<CommandResult> RunOnAlmostFullDisk(const std::string &script) {
   const std::string command =
       "unshare --mount sh -c '"
       "mount --make-rprivate / 2>/dev/null; "
-      "mount -t tmpfs -o size=1m tmpfs " + dir + " || exit 77; "
-      "DIR=" + dir + "; mkdir $DIR/root; "
+      "mount -t tmpfs -o size=1m tmpfs " +
+      dir +
+      " || exit 77; "
+      "DIR=" +
+      dir +
+      "; mkdir $DIR/root; "
       "dd if=/dev/zero of=$DIR/pad bs=4096 count=2 2>/dev/null; "
-      "dd if=/dev/zero of=$DIR/fill bs=4096 2>/dev/null; rm $DIR/pad; " + script + "' 2>&1";
+      "dd if=/dev/zero of=$DIR/fill bs=4096 2>/dev/null; rm $DIR/pad; " +
+      script + "' 2>&1";
   CommandResult result;
   FILE *pipe = popen(command.c_str(), "r");
   if (pipe != nullptr) {
@@ -426,8 +431,9 @@ std::optional<CommandResult> RunOnAlmostFullDisk(const std::string &script) {
   }
   std::error_code ignored;
   fs::remove_all(dir, ignored);  // the tmpfs went with the namespace
-  if (pipe == nullptr || result.exit_code == 77 || result.exit_code == 1 &&
-      result.output.find("unshare") != std::string::npos) {
+  const bool no_namespace =
+      result.exit_code == 77 || (result.exit_code == 1 && result.output.find("unshare") == 0);
+  if (pipe == nullptr || no_namespace) {
     return std::nullopt;
   }
   return result;
@@ -440,10 +446,11 @@ std::optional<CommandResult> RunOnAlmostFullDisk(const std::string &script) {
 TEST_F(CliTest, AFullDiskFailsStartAtOnceNamingTheCauseAndLeavesNothing) {
   const std::string cli = SUNRAY_CLI_PATH;
   const auto started_at = std::chrono::steady_clock::now();
-  auto result = RunOnAlmostFullDisk(
-      "export SUNRAY_TEMP_DIR=$DIR/root; " + cli +
-      " start --head --port 0 --object-store-memory 10000000; echo exit=$?; "
-      "echo left: $(ls -A $DIR/root); " + cli + " stop >/dev/null");
+  auto result =
+      RunOnAlmostFullDisk("export SUNRAY_TEMP_DIR=$DIR/root; " + cli +
+                          " start --head --port 0 --object-store-memory 10000000; echo exit=$?; "
+                          "echo left: $(ls -A $DIR/root); " +
+                          cli + " stop >/dev/null");
   if (!result) GTEST_SKIP() << "cannot make a private mount namespace with a tmpfs here";
   EXPECT_LT(std::chrono::steady_clock::now() - started_at, std::chrono::seconds(10));
   EXPECT_NE(result->output.find("exit=1"), std::string::npos) << result->output;
@@ -474,8 +481,8 @@ TEST_F(CliTest, ADriverPointedWhereNothingListensSaysSo) {
   ASSERT_TRUE(address.ok());
   ASSERT_EQ(RunSunray("stop").exit_code, 0);
   unsetenv("SUNRAY_TOKEN");
-  const std::string command = std::string(SUNRAY_TEST_DRIVER_PATH) + " --ray_address=" +
-                              *address + " hold-put 2>&1 </dev/null";
+  const std::string command = std::string(SUNRAY_TEST_DRIVER_PATH) + " --ray_address=" + *address +
+                              " hold-put 2>&1 </dev/null";
   std::string output;
   FILE *pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

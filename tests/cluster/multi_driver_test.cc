@@ -28,10 +28,10 @@
 #include <vector>
 
 #include "node.grpc.pb.h"
-#include "worker.grpc.pb.h"
 #include "src/cli/session.h"
 #include "src/common/process.h"
 #include "src/rpc/rpc.h"
+#include "worker.grpc.pb.h"
 
 extern char **environ;
 
@@ -570,8 +570,7 @@ TEST_F(MultiDriverTest, AnOwnerIgnoresReleasesFromBorrowersItNeverRegistered) {
     EXPECT_NE(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   }
   driver->Send("read");
-  EXPECT_TRUE(driver->WaitForLine("read " + std::to_string(kMiB)).has_value())
-      << driver->Output();
+  EXPECT_TRUE(driver->WaitForLine("read " + std::to_string(kMiB)).has_value()) << driver->Output();
   EXPECT_EQ(NodeStats().num_objects(), 1);
   driver->CloseStdin();
   EXPECT_EQ(driver->Wait(), 0) << driver->Output();

@@ -52,10 +52,11 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
         out.pack_nil();
         return out;
       }
-      const bool packed = ray::internal::PackAnyAsOneOf<
-          Stream, bool, char, signed char, unsigned char, short, unsigned short, int, unsigned,
-          long, unsigned long, long long, unsigned long long, float, double, std::string,
-          std::vector<char>, std::vector<std::any>>(out, value);
+      const bool packed =
+          ray::internal::PackAnyAsOneOf<Stream, bool, char, signed char, unsigned char, short,
+                                        unsigned short, int, unsigned, long, unsigned long,
+                                        long long, unsigned long long, float, double, std::string,
+                                        std::vector<char>, std::vector<std::any>>(out, value);
       if (!packed) {
         if (const char *const *text = std::any_cast<const char *>(&value)) {
           out.pack(std::string(*text != nullptr ? *text : ""));

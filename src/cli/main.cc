@@ -22,6 +22,7 @@
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "src/cli/session.h"
+#include "src/common/environment.h"
 #include "src/common/process.h"
 #include "src/control/control_daemon.h"
 #include "src/node/node_daemon.h"
@@ -250,7 +251,7 @@ int Start(const StartOptions &options) {
   // --block: stay in the foreground until interrupted, then stop everything.
   WaitForStopSignal();
   StopSession(*session, kStopGrace);
-  if (options.remove_root && std::getenv("SUNRAY_TEMP_DIR") != nullptr) {
+  if (options.remove_root && std::getenv(env::kTempDir) != nullptr) {
     // A private root (an embedded cluster's): nothing of it may stay, also
     // when the driver that made it was killed.
     std::error_code ignored;
@@ -273,7 +274,7 @@ int Stop() {
 int Status(const std::string &address_flag) {
   std::string address = address_flag;
   std::string token;
-  if (const char *env = std::getenv("SUNRAY_TOKEN")) token = env;
+  if (const char *env = std::getenv(env::kToken)) token = env;
   if (address.empty() || token.empty()) {
     auto session = LatestSession();
     if (!session.ok()) {

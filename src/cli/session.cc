@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "src/common/environment.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
 
@@ -21,7 +22,7 @@ namespace sunray {
 namespace fs = std::filesystem;
 
 std::string SessionRoot() {
-  const char *root = std::getenv("SUNRAY_TEMP_DIR");
+  const char *root = std::getenv(env::kTempDir);
   return root != nullptr && root[0] != '\0' ? root : "/tmp/sunray";
 }
 

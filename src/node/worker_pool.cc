@@ -8,6 +8,7 @@
 #include <iterator>
 #include <string>
 
+#include "src/common/environment.h"
 #include "src/common/process.h"
 
 namespace sunray {
@@ -85,7 +86,7 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     spawn.log_path = worker.info.log_path;
     spawn.die_with_parent = true;  // workers never outlive their node daemon
     spawn.extra_env = request->launch.env;
-    spawn.extra_env.push_back("SUNRAY_STARTUP_TOKEN=" + std::to_string(token));
+    spawn.extra_env.push_back(std::string(env::kStartupToken) + "=" + std::to_string(token));
     auto pid = SpawnProcess(request->launch.argv, spawn);
     if (!pid.ok()) {
       ready->push_back([callback = std::move(request->callback), status = pid.status()] {

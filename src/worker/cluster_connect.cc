@@ -20,6 +20,7 @@
 
 #include "ray/api/ray_exception.h"
 #include "src/api/runtime_env_check.h"
+#include "src/common/environment.h"
 #include "src/common/process.h"
 #include "src/worker/cluster_runtime.h"
 
@@ -29,7 +30,6 @@ namespace {
 namespace fs = std::filesystem;
 using ray::internal::RayException;
 
-constexpr char kStartupTokenVar[] = "SUNRAY_STARTUP_TOKEN";
 constexpr auto kClusterStartTimeout = std::chrono::seconds(60);
 constexpr auto kClusterStopGrace = std::chrono::milliseconds(10000);
 
@@ -47,7 +47,7 @@ std::string ReadFile(const fs::path &path) {
 
 // Where sessions live: $SUNRAY_TEMP_DIR, else /tmp/sunray (as `sunray start`).
 fs::path SessionRoot() {
-  const std::string root = Env("SUNRAY_TEMP_DIR");
+  const std::string root = Env(env::kTempDir);
   return root.empty() ? fs::path("/tmp/sunray") : fs::path(root);
 }
 
@@ -83,7 +83,7 @@ std::vector<std::string> OwnCommandLine() {
 
 std::vector<std::string> WorkerArgv(const ray::RayConfig &config) {
   if (config.code_search_path.empty()) return OwnCommandLine();
-  const std::string worker = FindProgram("sunray-worker", "SUNRAY_WORKER_PROGRAM");
+  const std::string worker = FindProgram("sunray-worker", env::kWorkerProgram);
   if (worker.empty()) {
     throw RayException(
         "code_search_path is set, so workers run the generic sunray-worker program, but it was "
@@ -151,7 +151,7 @@ struct EmbeddedCluster {
 };
 
 std::unique_ptr<EmbeddedCluster> StartEmbeddedCluster(const ray::RayConfig &config) {
-  const std::string cli = FindProgram("sunray", "SUNRAY_CLI");
+  const std::string cli = FindProgram("sunray", env::kCliProgram);
   if (cli.empty()) {
     throw RayException(
         "ray::Init() without an address starts a local cluster with the `sunray` program, but "
@@ -181,7 +181,7 @@ std::unique_ptr<EmbeddedCluster> StartEmbeddedCluster(const ray::RayConfig &conf
   }
   spawn.output_fd = output;
   spawn.die_with_parent = true;
-  spawn.extra_env = {"SUNRAY_TEMP_DIR=" + cluster->root.string()};
+  spawn.extra_env = {std::string(env::kTempDir) + "=" + cluster->root.string()};
   auto pid = SpawnProcess(argv, spawn);
   if (!pid.ok()) {
     close(output);
@@ -246,7 +246,7 @@ bool SomethingListensAt(const std::string &address) {
 // The token of a cluster on this machine: SUNRAY_TOKEN, else the session
 // whose control service is at `address`.
 std::string FindToken(const std::string &address) {
-  if (std::string token = Env("SUNRAY_TOKEN"); !token.empty()) return token;
+  if (std::string token = Env(env::kToken); !token.empty()) return token;
   std::error_code error;
   for (const auto &entry : fs::directory_iterator(SessionRoot(), error)) {
     if (entry.path().filename().string().rfind("session_", 0) != 0) continue;
@@ -269,23 +269,23 @@ std::map<ray::internal::RayRuntime *, std::unique_ptr<EmbeddedCluster>> embedded
 
 }  // namespace
 
-bool StartedAsWorker() { return !Env(kStartupTokenVar).empty(); }
+bool StartedAsWorker() { return !Env(env::kStartupToken).empty(); }
 
 void RunAsWorker(const ray::RayConfig &config,
                  const std::function<void(std::shared_ptr<ray::internal::RayRuntime>)> &install) {
   ClusterRuntimeOptions options;
   options.worker_mode = true;
-  options.startup_token = std::stoll(Env(kStartupTokenVar));
+  options.startup_token = std::stoll(Env(env::kStartupToken));
   // Processes this worker starts are not workers.
-  unsetenv(kStartupTokenVar);
-  options.control_address = Env("SUNRAY_CONTROL_ADDRESS");
-  options.token = Env("SUNRAY_TOKEN");
-  options.node_address = Env("SUNRAY_NODE_ADDRESS");
-  options.job_id_hex = Env("SUNRAY_JOB_ID");
-  options.ray_namespace = Env("SUNRAY_NAMESPACE");
-  options.detached_actors = Env("SUNRAY_DETACHED_ACTORS") == "1";
+  unsetenv(env::kStartupToken);
+  options.control_address = Env(env::kControlAddress);
+  options.token = Env(env::kToken);
+  options.node_address = Env(env::kNodeAddress);
+  options.job_id_hex = Env(env::kJobId);
+  options.ray_namespace = Env(env::kNamespace);
+  options.detached_actors = Env(env::kDetachedActors) == "1";
   // The runtime env this worker was started with is its tasks' default.
-  std::stringstream names(Env(kRuntimeEnvVarsVar));
+  std::stringstream names(Env(env::kRuntimeEnvVars));
   for (std::string name; std::getline(names, name, ',');) {
     if (!name.empty()) options.env_vars[name] = Env(name.c_str());
   }

@@ -2,6 +2,7 @@
 // WorkerService every process serves. Tasks: task_submitter.cc; execution
 // in workers: task_receiver.cc.
 #include "src/worker/cluster_runtime.h"
+#include "src/common/environment.h"
 
 #include <unistd.h>
 
@@ -291,12 +292,15 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     Check(node_->RegisterDriver(Context(kConnectTimeoutMs).get(), driver, &driver_reply),
           "register the driver with the node daemon");
   }
-  worker_env_ = {"SUNRAY_CONTROL_ADDRESS=" + options_.control_address,
-                 "SUNRAY_TOKEN=" + options_.token,
-                 "SUNRAY_NODE_ADDRESS=" + node_address,
-                 "SUNRAY_JOB_ID=" + job_id_.Hex(),
-                 "SUNRAY_NAMESPACE=" + namespace_,
-                 std::string("SUNRAY_DETACHED_ACTORS=") + (options_.detached_actors ? "1" : "0")};
+  auto entry = [](const char *name, const std::string &value) {
+    return std::string(name) + "=" + value;
+  };
+  worker_env_ = {entry(env::kControlAddress, options_.control_address),
+                 entry(env::kToken, options_.token),
+                 entry(env::kNodeAddress, node_address),
+                 entry(env::kJobId, job_id_.Hex()),
+                 entry(env::kNamespace, namespace_),
+                 entry(env::kDetachedActors, options_.detached_actors ? "1" : "0")};
 }
 
 ClusterRuntime::~ClusterRuntime() { Shutdown(); }

@@ -47,6 +47,7 @@
 #include "src/api/function_executor.h"
 #include "src/api/local/memory_store.h"
 #include "src/api/placement_groups.h"
+#include "src/common/environment.h"
 #include "src/common/id.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
@@ -65,10 +66,6 @@ inline constexpr size_t kMaxInlineObjectBytes = 100 * 1024;
 // A task's by-value arguments travel inline up to this total; the rest go
 // through the node store (Ray's task_rpc_inlined_bytes_limit is 10 MiB too).
 inline constexpr size_t kMaxInlineArgBytes = 10 << 20;
-
-// In a worker's environment: the names of the variables its runtime env set
-// (comma-separated), so that the tasks it submits inherit them.
-inline constexpr char kRuntimeEnvVarsVar[] = "SUNRAY_RUNTIME_ENV_VARS";
 
 struct ClusterRuntimeOptions {
   std::string control_address;

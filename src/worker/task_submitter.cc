@@ -53,7 +53,7 @@ std::vector<std::string> ClusterRuntime::RuntimeEnvEntries(
   std::vector<std::string> entries = EnvEntries(vars);
   std::string names;
   for (const auto &[name, value] : vars) names += (names.empty() ? "" : ",") + name;
-  entries.push_back(std::string(kRuntimeEnvVarsVar) + "=" + names);
+  entries.push_back(std::string(env::kRuntimeEnvVars) + "=" + names);
   return entries;
 }
 

@@ -22,65 +22,11 @@
 #include "src/common/process.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
+#include "tests/cluster/cli_test_support.h"
 
 namespace sunray {
+namespace cli_test {
 namespace {
-
-namespace fs = std::filesystem;
-using std::chrono::milliseconds;
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs `sunray <arguments>` and captures stdout and stderr.
-CommandResult RunSunray(const std::string &arguments) {
-  const std::string command = std::string(SUNRAY_CLI_PATH) + " " + arguments + " 2>&1";
-  CommandResult result;
-  FILE *pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t read = 0;
-  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, read);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-// Polls `condition` every few milliseconds until it holds or `timeout`
-// passed; returns whether it held.
-template <typename Condition>
-bool Eventually(Condition &&condition, std::chrono::seconds timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
-
-pid_t ReadPid(const std::string &path) {
-  auto content = ReadFileToString(path);
-  return content.ok() ? static_cast<pid_t>(std::atoi(content->c_str())) : -1;
-}
-
-class CliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/sunray-cli-test.XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = pattern;
-    setenv("SUNRAY_TEMP_DIR", root_.c_str(), 1);
-  }
-  void TearDown() override {
-    RunSunray("stop");  // whatever a failed test left running
-    std::error_code error;
-    fs::remove_all(root_, error);
-  }
-
-  std::string root_;
-};
 
 TEST_F(CliTest, StartStatusStopLeavesNothingBehind) {
   CommandResult started = RunSunray(
@@ -168,45 +114,6 @@ TEST_F(CliTest, EveryDaemonPortRejectsClientsWithoutTheToken) {
   }
 }
 
-// VmHWM (peak resident memory) of `pid` in KiB, or -1.
-int64_t PeakResidentKiB(pid_t pid) {
-  auto status = ReadFileToString("/proc/" + std::to_string(pid) + "/status");
-  if (!status.ok()) return -1;
-  const size_t at = status->find("VmHWM:");
-  return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + 6);
-}
-
-// Regression: one 256 MiB request without a token took the node daemon from
-// 18 to 656 MiB before it was refused (gRPC reads a unary request whole
-// before the token check runs).
-TEST_F(CliTest, AHugeRequestWithoutTheTokenDoesNotGrowTheNodeDaemon) {
-  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 10000000").exit_code, 0);
-  auto session = LatestSession();
-  ASSERT_TRUE(session.ok());
-  auto node = ReadFileToString(*session + "/node_address");
-  const pid_t node_pid = ReadPid(*session + "/pids/node.pid");
-  ASSERT_TRUE(node.ok());
-  const int64_t before = PeakResidentKiB(node_pid);
-  ASSERT_GT(before, 0);
-  {
-    grpc::GenericStub stub(rpc::MakeChannel(*node));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    grpc::Slice huge(std::string(256 << 20, 'x'));
-    grpc::ByteBuffer request(&huge, 1);
-    grpc::ByteBuffer response;
-    std::promise<grpc::Status> done;
-    stub.UnaryCall(&context, "/sunray.proto.ObjectStoreService/CreateObject", grpc::StubOptions(),
-                   &request, &response,
-                   [&](grpc::Status status) { done.set_value(std::move(status)); });
-    EXPECT_FALSE(done.get_future().get().ok());
-  }
-  const int64_t after = PeakResidentKiB(node_pid);
-  EXPECT_LT(after - before, 100 << 10)
-      << "the node daemon grew from " << before << " KiB to " << after << " KiB";
-  EXPECT_TRUE(ProcessAlive(node_pid));
-}
-
 TEST_F(CliTest, BadResourcesAreRejectedBeforeAnythingStarts) {
   CommandResult result = RunSunray("start --head --port 0 --resources '{\"x\": -1}'");
   EXPECT_EQ(result.exit_code, 2);
@@ -270,28 +177,6 @@ TEST_F(CliTest, A256MiBObjectGoesThroughTheNodesStoreAndStopLeavesNothing) {
   EXPECT_TRUE(fs::is_empty(root_));
 }
 
-// Asks the node for a lease running the fake worker; returns the reply.
-std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLease(
-    const std::string &node, const std::string &token, const std::string &resource, double amount,
-    const std::string &job_id = "01000000", bool detached = false,
-    milliseconds timeout = milliseconds(20000)) {
-  return std::async(std::launch::async, [=] {
-    auto stub = proto::NodeService::NewStub(rpc::MakeChannel(node));
-    proto::RequestWorkerLeaseRequest request;
-    request.set_job_id(job_id);
-    (*request.mutable_resources()->mutable_amounts())[resource] =
-        static_cast<int64_t>(amount * 10000);
-    request.add_argv(SUNRAY_FAKE_WORKER_PATH);
-    request.add_env("SUNRAY_NODE_ADDRESS=" + node);
-    request.add_env("SUNRAY_TOKEN=" + token);
-    request.set_detached(detached);
-    proto::RequestWorkerLeaseReply reply;
-    grpc::Status status =
-        stub->RequestWorkerLease(rpc::MakeClientContext(token, timeout).get(), request, &reply);
-    return std::make_pair(status, reply);
-  });
-}
-
 TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
   ASSERT_EQ(
       RunSunray("start --head --port 0 --num-cpus 1 --object-store-memory 10000000").exit_code, 0);
@@ -348,33 +233,6 @@ TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
   EXPECT_TRUE(fs::is_empty(root_));
 }
 
-// Regression: a lease request whose caller gave up stayed counted ("2
-// pending, 2 infeasible" long after), and would have been granted to nobody.
-TEST_F(CliTest, ALeaseRequestWhoseCallerGaveUpStopsWaiting) {
-  ASSERT_EQ(
-      RunSunray("start --head --port 0 --num-cpus 1 --object-store-memory 10000000").exit_code, 0);
-  auto session = LatestSession();
-  ASSERT_TRUE(session.ok());
-  auto node = ReadFileToString(*session + "/node_address");
-  auto token = ReadFileToString(*session + "/token");
-  ASSERT_TRUE(node.ok() && token.ok());
-  auto infeasible = RequestLease(*node, *token, "GPU", 1, "01000000", false, milliseconds(300));
-  auto waiting = RequestLease(*node, *token, "CPU", 2, "01000000", false, milliseconds(300));
-  EXPECT_EQ(infeasible.get().first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_EQ(waiting.get().first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  auto stub = proto::NodeService::NewStub(rpc::MakeChannel(*node));
-  proto::GetNodeStatsReply stats;
-  EXPECT_TRUE(Eventually([&] {
-    stats = proto::GetNodeStatsReply();
-    grpc::Status status =
-        stub->GetNodeStats(rpc::MakeClientContext(*token, milliseconds(5000)).get(), {}, &stats);
-    return status.ok() && stats.pending_leases() == 0 && stats.infeasible_leases() == 0;
-  })) << stats.DebugString();
-  // The node's CPU is free for the next caller.
-  auto next = RequestLease(*node, *token, "CPU", 1).get();
-  EXPECT_TRUE(next.first.ok()) << next.first.error_message();
-}
-
 TEST_F(CliTest, StatusWithoutAClusterSaysSo) {
   CommandResult status = RunSunray("status");
   EXPECT_EQ(status.exit_code, 1);
@@ -385,112 +243,6 @@ TEST_F(CliTest, UnknownOptionIsRejected) {
   CommandResult result = RunSunray("start --head --frobnicate");
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.output.find("frobnicate"), std::string::npos) << result.output;
-}
-
-// Regression: `sunray start --head --include-dashboard false` (as Ray users
-// pass it, also through RayConfig::head_args) failed, and so did ray::Init.
-TEST_F(CliTest, RayStartOptionsWithoutAMeaningHereAreIgnoredWithOneWarning) {
-  CommandResult started = RunSunray(
-      "start --head --port 0 --num-cpus 1 --object-store-memory 10000000 --memory 2000000000 "
-      "--include-dashboard false --disable-usage-stats --dashboard-port=8265");
-  ASSERT_EQ(started.exit_code, 0) << started.output;
-  EXPECT_NE(started.output.find("ignoring Ray options that Sunray has no use for: "
-                                "--include-dashboard, --dashboard-port, --disable-usage-stats"),
-            std::string::npos)
-      << started.output;
-  CommandResult status = RunSunray("status");
-  EXPECT_NE(status.output.find("memory: 2e+09 / 2e+09"), std::string::npos) << status.output;
-}
-
-// Runs `script` (sh) in a private mount namespace, with $DIR a 1 MiB tmpfs
-// that has two pages free; returns nullopt where no such namespace can be made.
-std::optional<CommandResult> RunOnAlmostFullDisk(const std::string &script) {
-  char pattern[] = "/tmp/sunray-full-disk.XXXXXX";
-  if (mkdtemp(pattern) == nullptr) return std::nullopt;
-  const std::string dir = pattern;
-  const std::string command =
-      "unshare --mount sh -c '"
-      "mount --make-rprivate / 2>/dev/null; "
-      "mount -t tmpfs -o size=1m tmpfs " +
-      dir +
-      " || exit 77; "
-      "DIR=" +
-      dir +
-      "; mkdir $DIR/root; "
-      "dd if=/dev/zero of=$DIR/pad bs=4096 count=2 2>/dev/null; "
-      "dd if=/dev/zero of=$DIR/fill bs=4096 2>/dev/null; rm $DIR/pad; " +
-      script + "' 2>&1";
-  CommandResult result;
-  FILE *pipe = popen(command.c_str(), "r");
-  if (pipe != nullptr) {
-    char buffer[4096];
-    size_t read = 0;
-    while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, read);
-    const int status = pclose(pipe);
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  std::error_code ignored;
-  fs::remove_all(dir, ignored);  // the tmpfs went with the namespace
-  const bool no_namespace =
-      result.exit_code == 77 || (result.exit_code == 1 && result.output.find("unshare") == 0);
-  if (pipe == nullptr || no_namespace) {
-    return std::nullopt;
-  }
-  return result;
-}
-
-// Regression: with a few pages free, `sunray start` waited 15 s and said
-// "the control daemon did not start:" with nothing after, left an empty
-// session dir, and an embedded ray::Init said "The local cluster did not
-// start: " with nothing after either.
-TEST_F(CliTest, AFullDiskFailsStartAtOnceNamingTheCauseAndLeavesNothing) {
-  const std::string cli = SUNRAY_CLI_PATH;
-  const auto started_at = std::chrono::steady_clock::now();
-  auto result =
-      RunOnAlmostFullDisk("export SUNRAY_TEMP_DIR=$DIR/root; " + cli +
-                          " start --head --port 0 --object-store-memory 10000000; echo exit=$?; "
-                          "echo left: $(ls -A $DIR/root); " +
-                          cli + " stop >/dev/null");
-  if (!result) GTEST_SKIP() << "cannot make a private mount namespace with a tmpfs here";
-  EXPECT_LT(std::chrono::steady_clock::now() - started_at, std::chrono::seconds(10));
-  EXPECT_NE(result->output.find("exit=1"), std::string::npos) << result->output;
-  EXPECT_NE(result->output.find("No space left on device"), std::string::npos) << result->output;
-  EXPECT_NE(result->output.find("/root/session_"), std::string::npos) << result->output;
-  EXPECT_NE(result->output.find("left:\n"), std::string::npos) << result->output;
-
-  auto embedded = RunOnAlmostFullDisk("export SUNRAY_TEMP_DIR=$DIR/root; " +
-                                      std::string(SUNRAY_TEST_DRIVER_PATH) +
-                                      " hold-put; echo left: $(ls -A $DIR/root)");
-  ASSERT_TRUE(embedded.has_value());
-  EXPECT_NE(embedded->output.find("error The local cluster did not start: `sunray start` "
-                                  "exited with status 1"),
-            std::string::npos)
-      << embedded->output;
-  EXPECT_NE(embedded->output.find("No space left on device"), std::string::npos)
-      << embedded->output;
-  EXPECT_NE(embedded->output.find("left:\n"), std::string::npos) << embedded->output;
-}
-
-// Regression: after `sunray stop`, a driver given the old address said "No
-// token for the cluster at ..."; the cause is that nothing listens there.
-TEST_F(CliTest, ADriverPointedWhereNothingListensSaysSo) {
-  ASSERT_EQ(RunSunray("start --head --port 0 --object-store-memory 10000000").exit_code, 0);
-  auto session = LatestSession();
-  ASSERT_TRUE(session.ok());
-  auto address = ReadFileToString(*session + "/control_address");
-  ASSERT_TRUE(address.ok());
-  ASSERT_EQ(RunSunray("stop").exit_code, 0);
-  unsetenv("SUNRAY_TOKEN");
-  const std::string command = std::string(SUNRAY_TEST_DRIVER_PATH) + " --ray_address=" + *address +
-                              " hold-put 2>&1 </dev/null";
-  std::string output;
-  FILE *pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[4096];
-  size_t read = 0;
-  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, read);
-  EXPECT_NE(pclose(pipe), 0);
-  EXPECT_NE(output.find("error Nothing listens at " + *address), std::string::npos) << output;
 }
 
 TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {
@@ -518,51 +270,6 @@ TEST_F(CliTest, BlockingHeadStopsItsDaemonsOnSignal) {
   EXPECT_FALSE(ProcessAlive(control));
   EXPECT_FALSE(ProcessAlive(node));
   EXPECT_FALSE(fs::exists(session));
-}
-
-// A running single-node cluster's addresses and clients.
-struct Cluster {
-  std::string session, control, node, token;
-  std::unique_ptr<proto::ControlService::Stub> control_stub;
-  std::unique_ptr<proto::NodeService::Stub> node_stub;
-
-  std::unique_ptr<grpc::ClientContext> Context() const {
-    return rpc::MakeClientContext(token, milliseconds(10000));
-  }
-  // The node's available amount of `resource`, in fixed point (-1 if unknown).
-  int64_t Available(const std::string &resource) const {
-    proto::GetNodeStatsReply stats;
-    if (!node_stub->GetNodeStats(Context().get(), {}, &stats).ok()) return -1;
-    auto it = stats.available().amounts().find(resource);
-    return it == stats.available().amounts().end() ? 0 : it->second;
-  }
-  grpc::Status KillWorker(int64_t token_of_worker, bool force) const {
-    proto::KillWorkerRequest request;
-    request.set_startup_token(token_of_worker);
-    request.set_force(force);
-    proto::KillWorkerReply reply;
-    return node_stub->KillWorker(Context().get(), request, &reply);
-  }
-};
-
-// Starts a head with `cpus` CPUs; fills `cluster`.
-void StartCluster(int cpus, Cluster *cluster) {
-  ASSERT_EQ(RunSunray("start --head --port 0 --num-cpus " + std::to_string(cpus) +
-                      " --object-store-memory 10000000")
-                .exit_code,
-            0);
-  auto session = LatestSession();
-  ASSERT_TRUE(session.ok());
-  cluster->session = *session;
-  auto control = ReadFileToString(*session + "/control_address");
-  auto node = ReadFileToString(*session + "/node_address");
-  auto token = ReadFileToString(*session + "/token");
-  ASSERT_TRUE(control.ok() && node.ok() && token.ok());
-  cluster->control = *control;
-  cluster->node = *node;
-  cluster->token = *token;
-  cluster->control_stub = proto::ControlService::NewStub(rpc::MakeChannel(*control));
-  cluster->node_stub = proto::NodeService::NewStub(rpc::MakeChannel(*node));
 }
 
 TEST_F(CliTest, KillWorkerStopsALeasedWorkerAndADeadWorkerFreesItsLease) {
@@ -730,4 +437,5 @@ TEST_F(CliTest, WhenADriverExitsItsJobsWorkersStopExceptDetachedOnes) {
 }
 
 }  // namespace
+}  // namespace cli_test
 }  // namespace sunray

@@ -165,6 +165,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   std::string RegisterPut(const std::string &id, MemoryStore::Value value, bool in_store,
                           const std::vector<std::string> &contained_ids);
   std::string NewPutId();
+  // A put id from a new random place (its index was taken: object_refs.cc).
+  std::string NewRandomPutId();
   // Seals an owned object from a value that arrived over RPC.
   void SealFromProto(const std::string &id, const proto::ObjectValue &value);
   // What to do when an owned object is freed.

@@ -28,6 +28,22 @@ constexpr uint32_t kPutIndexRange = 1u << 30;  // leaves 2^30 puts per process
 bool TakenByAnEarlierAttempt(const absl::Status &status) {
   return absl::IsAlreadyExists(status) || absl::IsAborted(status);
 }
+template <typename T>
+bool TakenByAnEarlierAttempt(const absl::StatusOr<T> &result) {
+  return TakenByAnEarlierAttempt(result.status());
+}
+
+// Runs `write(*id)` (a store write under put id *id) again under a new id
+// from `next_id` while an earlier attempt of the task took the id.
+template <typename Write, typename NextId>
+auto WriteUnderFreePutId(std::string *id, NextId next_id, Write write) {
+  auto result = write(*id);
+  for (int attempt = 1; attempt < kPutIdAttempts && TakenByAnEarlierAttempt(result); ++attempt) {
+    *id = next_id();
+    result = write(*id);
+  }
+  return result;
+}
 
 // A value read in place from the node's shared-memory store; pins it.
 class StoreViewObject : public ray::internal::ObjectBuffer {
@@ -65,6 +81,11 @@ uint32_t ClusterRuntime::RandomPutIndex() {
   return absl::Uniform<uint32_t>(absl::BitGen(), 0, kPutIndexRange);
 }
 
+std::string ClusterRuntime::NewRandomPutId() {
+  put_index_ = RandomPutIndex();
+  return NewPutId();
+}
+
 std::string ClusterRuntime::NewPutId() {
   const ExecutionContext *context = CurrentExecutionContext();
   const TaskID task = context != nullptr ? context->task_id : driver_task_id_;
@@ -93,14 +114,12 @@ std::string ClusterRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
   MemoryStore::Value value;
   const bool large = data->size() > kMaxInlineObjectBytes;
   if (large) {
-    absl::Status stored;
-    for (int attempt = 0; attempt < kPutIdAttempts; ++attempt) {
-      stored = store_->Put(ObjectID::FromBinary(id), std::string_view(data->data(), data->size()),
-                           {}, my_address_);
-      if (!TakenByAnEarlierAttempt(stored)) break;
-      put_index_ = RandomPutIndex();
-      id = NewPutId();
-    }
+    const absl::Status stored = WriteUnderFreePutId(
+        &id, [this] { return NewRandomPutId(); },
+        [&](const std::string &at) {
+          return store_->Put(ObjectID::FromBinary(at), std::string_view(data->data(), data->size()),
+                             {}, my_address_);
+        });
     if (!stored.ok()) {
       throw RayException("Put failed: " + std::string(stored.message()));
     }
@@ -114,13 +133,11 @@ std::string ClusterRuntime::PutDirect(size_t size, const std::function<void(char
                                       const std::vector<std::string> &contained_ids) {
   if (size <= kMaxInlineObjectBytes) return {};
   std::string id = NewPutId();
-  auto destination = store_->Create(ObjectID::FromBinary(id), size, 0, my_address_);
-  for (int attempt = 1; attempt < kPutIdAttempts && TakenByAnEarlierAttempt(destination.status());
-       ++attempt) {
-    put_index_ = RandomPutIndex();
-    id = NewPutId();
-    destination = store_->Create(ObjectID::FromBinary(id), size, 0, my_address_);
-  }
+  auto destination = WriteUnderFreePutId(
+      &id, [this] { return NewRandomPutId(); },
+      [&](const std::string &at) {
+        return store_->Create(ObjectID::FromBinary(at), size, 0, my_address_);
+      });
   const ObjectID object = ObjectID::FromBinary(id);
   if (!destination.ok()) {
     throw RayException("Put failed: " + std::string(destination.status().message()));

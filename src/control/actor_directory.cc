@@ -264,6 +264,7 @@ void ActorDirectory::WorkerGoneLocked(Actor &actor, const std::string &how, Work
     actor.info.set_num_restarts(actor.info.num_restarts() + 1);
     actor.info.set_state(proto::ActorInfo::RESTARTING);
     actor.info.clear_address();
+    actor.info.clear_task_address();
     actor.phase = Phase::kQueued;
     actor.kill_when_leased = false;
     actor.not_before = Clock::now();
@@ -281,6 +282,7 @@ void ActorDirectory::DieLocked(Actor &actor, const proto::ErrorInfo &cause, Work
   actor.info.set_state(proto::ActorInfo::DEAD);
   *actor.info.mutable_death_cause() = cause;
   actor.info.clear_address();
+  actor.info.clear_task_address();
   auto named = names_.find({actor.info.ray_namespace(), actor.info.name()});
   if (named != names_.end() && named->second == actor.info.actor_id()) names_.erase(named);
   ChangedLocked(actor, work);
@@ -309,6 +311,7 @@ void ActorDirectory::ForgetWorkerLocked(Actor &actor) {
   actor.node_address.clear();
   actor.lease_id = 0;
   actor.worker_address.clear();
+  actor.worker_task_address.clear();
 }
 
 void ActorDirectory::StopWorkerLocked(const Actor &actor, bool graceful, Work *work) {

@@ -123,6 +123,7 @@ class ActorDirectory {
     int64_t lease_id = 0;
     int32_t pid = 0;
     std::string worker_address;
+    std::string worker_task_address;
     // Set once the actor must not restart: the death message to use.
     std::string final_death;
     bool kill_when_leased = false;

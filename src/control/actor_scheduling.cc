@@ -163,6 +163,7 @@ void ActorDirectory::OnLeaseReply(const std::string &actor_id, uint64_t attempt,
       actor.lease_id = reply.lease_id();
       actor.pid = reply.worker_pid();
       actor.worker_address = reply.worker_address();
+      actor.worker_task_address = reply.worker_task_address();
       actor.phase = Phase::kCreating;
       workers_[{actor.node_id, actor.lease_id}] = actor_id;
       if (actor.kill_when_leased) {
@@ -246,6 +247,7 @@ void ActorDirectory::OnCreationReply(const std::string &actor_id, uint64_t attem
       actor.phase = Phase::kAlive;
       actor.info.set_state(proto::ActorInfo::ALIVE);
       actor.info.set_address(actor.worker_address);
+      actor.info.set_task_address(actor.worker_task_address);
       actor.info.set_pid(actor.pid);
       actor.info.set_node_id(actor.node_id);
       ChangedLocked(actor, &work);

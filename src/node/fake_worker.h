@@ -31,7 +31,10 @@ inline pid_t RegisterWhenStarted(WorkerPool &pool, const std::string &directory,
   }
   pid_t pid = 0;
   std::ifstream(marker) >> pid;
-  if (!pool.RegisterWorker(token, pid, "addr-" + std::to_string(token)).ok()) return 0;
+  if (!pool.RegisterWorker(token, pid, "addr-" + std::to_string(token),
+                           "tasks-" + std::to_string(token))
+           .ok())
+    return 0;
   return pid;
 }
 

@@ -99,7 +99,8 @@ grpc::ServerUnaryReactor *NodeService::RegisterWorker(grpc::CallbackServerContex
                                                       const proto::RegisterWorkerRequest *request,
                                                       proto::RegisterWorkerReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
-    return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address());
+    return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address(),
+                                   request->task_address());
   });
 }
 
@@ -138,6 +139,7 @@ class NodeService::LeaseReactor final : public grpc::ServerUnaryReactor {
     }
     reply->set_lease_id(lease->lease_id);
     reply->set_worker_address(lease->worker.address);
+    reply->set_worker_task_address(lease->worker.task_address);
     reply->set_worker_pid(lease->worker.pid);
     Finish(grpc::Status::OK);
   }

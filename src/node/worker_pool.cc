@@ -151,7 +151,8 @@ void WorkerPool::SetBlocked(int64_t startup_token, bool blocked) {
 }
 
 absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
-                                        const std::string &address) {
+                                        const std::string &address,
+                                        const std::string &task_address) {
   std::vector<std::function<void()>> ready;
   {
     absl::MutexLock lock(&mu_);
@@ -166,6 +167,7 @@ absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
                                          ", not " + std::to_string(pid));
     }
     it->second.info.address = address;
+    it->second.info.task_address = task_address;
     it->second.state = State::kIdle;
     for (auto request = requests_.begin(); request != requests_.end(); ++request) {
       if (request->starting_token == startup_token) {

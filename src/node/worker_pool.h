@@ -42,7 +42,8 @@ struct WorkerInfo {
   int64_t startup_token = 0;
   pid_t pid = 0;
   std::string job_id;
-  std::string address;  // set at registration
+  std::string address;       // set at registration: its WorkerService
+  std::string task_address;  // and where it takes task streams
   std::string log_path;
   bool detached = false;  // handed out for a detached actor: outlives its job's driver
 };
@@ -85,7 +86,8 @@ class WorkerPool {
   // A worker blocked in Get/Wait frees its slot; unblocking takes it back.
   void SetBlocked(int64_t startup_token, bool blocked);
   // Called by the RegisterWorker handler. NotFound for an unknown token.
-  absl::Status RegisterWorker(int64_t startup_token, pid_t pid, const std::string &address);
+  absl::Status RegisterWorker(int64_t startup_token, pid_t pid, const std::string &address,
+                              const std::string &task_address);
 
   // Sends the worker SIGTERM (SIGKILL with `force`), and SIGKILL after
   // kill_grace if it still runs; it is never handed out again. NotFound for

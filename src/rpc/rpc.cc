@@ -4,17 +4,20 @@
 
 namespace sunray::rpc {
 
+bool TokenMatches(std::string_view given, const std::string &token) {
+  if (token.empty() || given.size() != token.size()) return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < token.size(); ++i) {
+    difference |= static_cast<unsigned char>(given[i] ^ token[i]);
+  }
+  return difference == 0;
+}
+
 bool HasToken(const grpc::ServerContextBase &context, const std::string &token) {
   const auto &metadata = context.client_metadata();
   auto it = metadata.find(kTokenHeader);
-  if (it == metadata.end() || token.empty()) return false;
-  const grpc::string_ref &given = it->second;
-  if (given.size() != token.size()) return false;
-  unsigned char difference = 0;
-  for (size_t i = 0; i < token.size(); ++i) {
-    difference |= static_cast<unsigned char>(given.data()[i] ^ token[i]);
-  }
-  return difference == 0;
+  if (it == metadata.end()) return false;
+  return TokenMatches(std::string_view(it->second.data(), it->second.size()), token);
 }
 
 grpc::Status UnauthenticatedStatus() {

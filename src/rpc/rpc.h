@@ -12,6 +12,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,6 +22,8 @@ namespace sunray::rpc {
 
 inline constexpr char kTokenHeader[] = "x-sunray-token";
 
+// Whether `given` is `token`, compared in constant time.
+bool TokenMatches(std::string_view given, const std::string &token);
 // Whether the call's metadata carries `token` (compared in constant time).
 bool HasToken(const grpc::ServerContextBase &context, const std::string &token);
 

@@ -274,10 +274,8 @@ void ClusterRuntime::SendActorTasksLocked(const std::shared_ptr<ActorState> &act
     if (actor->channel == nullptr) {
       auto channel = std::make_shared<ActorChannel>();
       channel->address = actor->info.address();
-      auto &stub = stubs_[channel->address];
-      if (stub == nullptr) stub = proto::WorkerService::NewStub(rpc::MakeChannel(channel->address));
       channel->stream = OpenStream(
-          stub.get(),
+          actor->info.task_address(),
           [this, actor, channel](proto::TaskResults &results) {
             std::vector<std::pair<std::shared_ptr<PendingTask>, const proto::PushTaskReply *>>
                 answered;

@@ -99,17 +99,6 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
     return reactor;
   }
 
-  grpc::ServerBidiReactor<proto::TaskBatch, proto::TaskResults> *RunTasks(
-      grpc::CallbackServerContext *context) override {
-    if (!rpc::HasToken(*context, runtime_->options_.token)) {
-      return new TaskStreamServer(nullptr, rpc::UnauthenticatedStatus());
-    }
-    return new TaskStreamServer(
-        [runtime = runtime_](TaskStreamServer *stream, proto::TaskSpec task) {
-          runtime->HandleStreamedTask(stream, std::move(task));
-        });
-  }
-
   grpc::ServerUnaryReactor *GetOwnedObject(grpc::CallbackServerContext *context,
                                            const proto::GetOwnedObjectRequest *request,
                                            proto::GetOwnedObjectReply *reply) override {
@@ -265,6 +254,25 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
                        std::string(port.status().message()));
   }
   my_address_ = options_.host + ":" + std::to_string(*port);
+  if (auto started = frames_.Start(); !started.ok()) {
+    Shutdown();
+    throw RayException("Sunray could not start its task streams: " +
+                       std::string(started.message()));
+  }
+  if (options_.worker_mode) {
+    auto task_port = frames_.Listen(options_.host, [this](auto connection) {
+      return TaskStreamServer::Serve(std::move(connection), options_.token,
+                                     [this](TaskStreamServer *stream, proto::TaskSpec task) {
+                                       HandleStreamedTask(stream, std::move(task));
+                                     });
+    });
+    if (!task_port.ok()) {
+      Shutdown();
+      throw RayException("Sunray could not take task streams on " + options_.host + ": " +
+                         std::string(task_port.status().message()));
+    }
+    task_address_ = options_.host + ":" + std::to_string(*task_port);
+  }
 
   if (options_.worker_mode) {
     job_id_ = JobID::FromBinary(HexToBinary(options_.job_id_hex));
@@ -272,6 +280,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     request.set_startup_token(options_.startup_token);
     request.set_pid(getpid());
     request.set_address(my_address_);
+    request.set_task_address(task_address_);
     proto::RegisterWorkerReply reply;
     Check(node_->RegisterWorker(Context(kConnectTimeoutMs).get(), request, &reply),
           "register this worker with the node daemon at " + node_address);
@@ -327,7 +336,8 @@ void ClusterRuntime::Shutdown() {
     absl::MutexLock lock(&calls_mu_);
     calls_closed_ = true;
     for (grpc::ClientContext *context : calls_) context->TryCancel();
-    while (!calls_.empty()) calls_idle_.Wait(&calls_mu_);
+    for (TaskStreamClient *stream : streams_) stream->Cancel();
+    while (!calls_.empty() || !streams_.empty()) calls_idle_.Wait(&calls_mu_);
   }
   owned_.Shutdown();
   {
@@ -357,6 +367,7 @@ void ClusterRuntime::Shutdown() {
   for (ExitWatch *watch : watches) {
     watch->Answer(grpc::Status(grpc::StatusCode::UNAVAILABLE, "this process is exiting"));
   }
+  frames_.Stop();
   server_.Stop();
 }
 

@@ -51,6 +51,7 @@
 #include "src/common/id.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
+#include "src/worker/task_stream.h"
 #include "worker.grpc.pb.h"
 
 namespace sunray {
@@ -213,9 +214,10 @@ class ClusterRuntime : public ray::internal::RayRuntime {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequestLease(const std::string &class_key, const proto::ResourceMap &resources,
                     const std::vector<std::string> &env);
-  // Opens a task stream through `stub` (null when shutting down); Shutdown
-  // cancels it like any call. `on_end` runs once, last.
-  std::shared_ptr<TaskStreamClient> OpenStream(proto::WorkerService::Stub *stub,
+  // Opens a task stream to the worker whose task address is `address`
+  // (null when shutting down); Shutdown cancels it. `on_end` runs once,
+  // last.
+  std::shared_ptr<TaskStreamClient> OpenStream(const std::string &address,
                                                std::function<void(proto::TaskResults &)> on_results,
                                                std::function<void(const grpc::Status &)> on_end);
   void PushNormalTasks(const std::shared_ptr<LeasedWorker> &worker,
@@ -300,6 +302,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   TaskID driver_task_id_;
   std::string worker_id_;  // this process's caller id for actor ordering
   std::string my_address_;
+  std::string task_address_;  // where a worker takes task streams (frames_)
   std::vector<std::string> worker_env_;
   std::vector<std::map<std::string, double>> node_totals_;  // per node, at connect
 
@@ -314,6 +317,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Task batches are capped at kMaxTaskMessageBytes, one spec's inline
   // arguments at kMaxInlineArgBytes: a message never needs more.
   rpc::RpcServer server_{{.max_receive_message_bytes = 64 << 20, .memory_quota_bytes = 256 << 20}};
+  // Task streams, both ends (task_stream.h); one thread.
+  rpc::FrameLoop frames_{{.max_frame_bytes = kMaxTaskFrameBytes}};
   // Where this process's put ids start (object_refs.cc: RandomPutIndex).
   std::atomic<uint32_t> put_index_{RandomPutIndex()};
   static uint32_t RandomPutIndex();
@@ -341,6 +346,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Calls in flight, cancelled at Shutdown.
   absl::Mutex calls_mu_;
   absl::flat_hash_set<grpc::ClientContext *> calls_ ABSL_GUARDED_BY(calls_mu_);
+  absl::flat_hash_set<TaskStreamClient *> streams_ ABSL_GUARDED_BY(calls_mu_);
   bool calls_closed_ ABSL_GUARDED_BY(calls_mu_) = false;
   absl::CondVar calls_idle_;
 

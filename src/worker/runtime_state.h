@@ -72,7 +72,8 @@ struct ClusterRuntime::PendingTask {
 // Leased workers and queued tasks of one scheduling class (resources).
 struct ClusterRuntime::LeasedWorker {
   int64_t lease_id = 0;
-  std::string address;
+  std::string address;       // its WorkerService
+  std::string task_address;  // its task streams
   int pid = 0;
   std::shared_ptr<TaskStreamClient> stream;  // until it ends
   // Tasks pushed and not answered, by return id.

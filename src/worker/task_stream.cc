@@ -1,209 +1,234 @@
 #include "src/worker/task_stream.h"
 
+#include "src/rpc/rpc.h"
+
 namespace sunray {
 
-// gRPC calls a stream's OnDone only after every other reaction of it has
-// returned, so inside a reaction the stream is alive. Outside one, the
-// owner's end is kept alive by its callers' shared_ptr, and the worker's
-// end by its unanswered tasks (it finishes only when none are left).
+namespace {
+
+enum FrameType : uint8_t { kHello = 1, kTasks = 2, kResults = 3, kEnd = 4 };
+
+// Sends `items` (tasks or answers) in frames of `Message`s up to
+// kMaxTaskMessageBytes (a lone larger item travels alone). `add` moves one
+// item into the message. False when the connection took no more frames.
+template <typename Message, typename Item, typename Add>
+bool SendInFrames(rpc::FrameConnection &connection, uint8_t type, std::vector<Item> &items,
+                  Add add) {
+  Message message;
+  size_t bytes = 0;
+  std::string payload;
+  auto flush = [&] {
+    payload.clear();
+    (void)message.SerializeToString(&payload);
+    message.Clear();
+    bytes = 0;
+    return connection.Send(type, payload);
+  };
+  for (auto &item : items) {
+    const size_t size = item.ByteSizeLong();
+    if (bytes > 0 && bytes + size > kMaxTaskMessageBytes && !flush()) return false;
+    bytes += size + 8;  // with the field's tag and length
+    add(message, item);
+  }
+  return bytes == 0 || flush();
+}
+
+grpc::Status StatusOfClose(const absl::Status &status, const std::string &address) {
+  if (status.code() == absl::StatusCode::kCancelled) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, std::string(status.message()));
+  }
+  return grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      "the task stream to the worker at " + address + " broke: " + std::string(status.message()));
+}
+
+}  // namespace
 
 // --- The owner's end -------------------------------------------------------
 
-TaskStreamClient::TaskStreamClient(std::unique_ptr<grpc::ClientContext> context,
-                                   ResultsHandler on_results, EndHandler on_end)
-    : context_(std::move(context)),
+TaskStreamClient::TaskStreamClient(std::string address, ResultsHandler on_results,
+                                   EndHandler on_end)
+    : address_(std::move(address)),
       on_results_(std::move(on_results)),
       on_end_(std::move(on_end)) {}
 
-std::shared_ptr<TaskStreamClient> TaskStreamClient::Open(
-    proto::WorkerService::Stub *stub, std::unique_ptr<grpc::ClientContext> context,
-    ResultsHandler on_results, EndHandler on_end) {
+std::shared_ptr<TaskStreamClient> TaskStreamClient::Open(rpc::FrameLoop *loop,
+                                                         const std::string &address,
+                                                         const std::string &token,
+                                                         ResultsHandler on_results,
+                                                         EndHandler on_end) {
   std::shared_ptr<TaskStreamClient> stream(
-      new TaskStreamClient(std::move(context), std::move(on_results), std::move(on_end)));
-  stream->self_ = stream;
-  stub->async()->RunTasks(stream->context_.get(), stream.get());
-  // Tasks are written from outside the reactions: the hold keeps the stream
-  // from ending under them until writing stops.
-  stream->AddHold();
-  stream->StartRead(&stream->incoming_);
-  stream->StartCall();
+      new TaskStreamClient(address, std::move(on_results), std::move(on_end)));
+  // The handlers keep the stream alive until the connection is gone.
+  rpc::FrameConnection::Handlers handlers;
+  handlers.on_frame = [stream](uint8_t type, std::string &payload) {
+    stream->OnFrame(type, payload);
+  };
+  // The worker sends no more: this side is done too.
+  handlers.on_read_end = [stream] { stream->connection_->CloseWrite(); };
+  handlers.on_closed = [stream](const absl::Status &status) { stream->OnClosed(status); };
+  absl::MutexLock lock(&stream->mu_);  // no Send before connection_ is set
+  auto connection = loop->Connect(address, std::move(handlers));
+  if (!connection.ok()) return nullptr;
+  stream->connection_ = std::move(*connection);
+  (void)stream->connection_->Send(kHello, token);
   return stream;
 }
 
 bool TaskStreamClient::Send(std::vector<proto::TaskSpec> tasks) {
   absl::MutexLock lock(&mu_);
-  if (closing_ || stopped_) return false;
-  for (auto &task : tasks) queued_.push_back(std::move(task));
-  if (!write_in_flight_) WriteNextLocked();
-  return true;
+  if (closing_) return false;
+  return SendInFrames<proto::TaskBatch>(
+      *connection_, kTasks, tasks,
+      [](proto::TaskBatch &batch, proto::TaskSpec &task) { *batch.add_tasks() = std::move(task); });
 }
 
 void TaskStreamClient::Close() {
   absl::MutexLock lock(&mu_);
   closing_ = true;
-  if (!write_in_flight_) WriteNextLocked();
+  connection_->CloseWrite();
 }
 
-void TaskStreamClient::WriteNextLocked() {
-  if (stopped_) return;
-  if (!queued_.empty()) {
-    writing_.Clear();
-    size_t bytes = 0;
-    while (!queued_.empty()) {
-      const size_t size = queued_.front().ByteSizeLong();
-      if (writing_.tasks_size() > 0 && bytes + size > kMaxTaskMessageBytes) break;
-      bytes += size;
-      *writing_.add_tasks() = std::move(queued_.front());
-      queued_.pop_front();
+void TaskStreamClient::Cancel() {
+  connection_->Abort(absl::CancelledError("the task stream was cancelled"));
+}
+
+void TaskStreamClient::OnFrame(uint8_t type, std::string &payload) {
+  if (type == kResults) {
+    proto::TaskResults results;
+    if (!results.ParseFromString(payload)) {
+      connection_->Abort(absl::InternalError("unparseable answers"));
+      return;
     }
-    write_in_flight_ = true;
-    StartWrite(&writing_);
-    return;
-  }
-  if (closing_ && !writes_done_) {
-    writes_done_ = true;
-    StartWritesDone();
-    StopWritingLocked();
+    on_results_(results);
+  } else if (type == kEnd) {
+    proto::StreamEnd end;
+    if (!end.ParseFromString(payload) || end.code() < 0 || end.code() > 16) {
+      connection_->Abort(absl::InternalError("an unparseable end of stream"));
+      return;
+    }
+    got_end_ = true;
+    end_status_ = grpc::Status(static_cast<grpc::StatusCode>(end.code()), end.message());
+  } else {
+    connection_->Abort(absl::InternalError("a frame of unknown type " + std::to_string(type) +
+                                           " from the worker"));
   }
 }
 
-void TaskStreamClient::StopWritingLocked() {
-  if (stopped_) return;
-  stopped_ = true;
-  RemoveHold();
-}
-
-void TaskStreamClient::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
-  write_in_flight_ = false;
-  if (!ok) {
-    // The stream broke; tasks not answered are settled by the end handler.
-    StopWritingLocked();
-    return;
-  }
-  WriteNextLocked();
-}
-
-void TaskStreamClient::OnReadDone(bool ok) {
-  if (!ok) {
+void TaskStreamClient::OnClosed(const absl::Status &status) {
+  {
     absl::MutexLock lock(&mu_);
-    StopWritingLocked();
-    return;
+    closing_ = true;  // nothing more can be sent
   }
-  on_results_(incoming_);
-  incoming_.Clear();
-  StartRead(&incoming_);
-}
-
-void TaskStreamClient::OnDone(const grpc::Status &status) {
-  on_end_(status);
-  std::shared_ptr<TaskStreamClient> last = std::move(self_);  // may delete this on return
+  if (!status.ok()) {
+    on_end_(StatusOfClose(status, address_));
+  } else if (got_end_) {
+    on_end_(end_status_);
+  } else {
+    on_end_(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                         "the worker at " + address_ + " closed its task stream without an end"));
+  }
 }
 
 // --- The worker's end ------------------------------------------------------
 
-TaskStreamServer::TaskStreamServer(Start start, grpc::Status refusal) : start_(std::move(start)) {
-  if (!refusal.ok()) {
-    {
-      absl::MutexLock lock(&mu_);
-      finished_ = true;
-    }
-    Finish(refusal);
-    return;
-  }
-  StartRead(&incoming_);
+rpc::FrameConnection::Handlers TaskStreamServer::Serve(
+    std::shared_ptr<rpc::FrameConnection> connection, const std::string &token, Start start) {
+  auto *stream = new TaskStreamServer(std::move(connection), token, std::move(start));
+  rpc::FrameConnection::Handlers handlers;
+  handlers.on_frame = [stream](uint8_t type, std::string &payload) {
+    stream->OnFrame(type, payload);
+  };
+  handlers.on_read_end = [stream] { stream->OnReadEnd(); };
+  handlers.on_closed = [stream](const absl::Status &) { stream->OnClosed(); };
+  return handlers;
 }
 
-void TaskStreamServer::OnReadDone(bool ok) {
-  if (!ok) {
-    // The owner closed its side (or went away): end once all is answered.
-    absl::ReleasableMutexLock lock(&mu_);
-    reads_done_ = true;
-    if (WriteOrFinishLocked()) {
-      lock.Release();
-      Finish(grpc::Status::OK);
+TaskStreamServer::TaskStreamServer(std::shared_ptr<rpc::FrameConnection> connection,
+                                   std::string token, Start start)
+    : connection_(std::move(connection)), token_(std::move(token)), start_(std::move(start)) {}
+
+void TaskStreamServer::OnFrame(uint8_t type, std::string &payload) {
+  if (!authenticated_) {
+    if (type != kHello || !rpc::TokenMatches(payload, token_)) {
+      End(rpc::UnauthenticatedStatus());  // nothing else is read
+      return;
     }
+    authenticated_ = true;
+    connection_->MarkAuthenticated();
     return;
   }
-  std::vector<proto::TaskSpec> tasks;
-  tasks.reserve(static_cast<size_t>(incoming_.tasks_size()));
-  for (auto &task : *incoming_.mutable_tasks()) tasks.push_back(std::move(task));
-  incoming_.Clear();
+  proto::TaskBatch batch;
+  if (type != kTasks || !batch.ParseFromString(payload)) {
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     type != kTasks ? "a frame of unexpected type " + std::to_string(type)
+                                    : "a malformed task batch"));
+    return;
+  }
   {
     absl::MutexLock lock(&mu_);
-    unanswered_ += static_cast<int>(tasks.size());
+    if (ended_) return;
+    unanswered_ += batch.tasks_size();
   }
-  // Started before the next read, so that they are known here (for
-  // CancelTask) in the order they came.
-  for (auto &task : tasks) start_(this, std::move(task));
-  StartRead(&incoming_);
+  // Started in the order they came (known here for CancelTask).
+  for (auto &task : *batch.mutable_tasks()) start_(this, std::move(task));
+}
+
+void TaskStreamServer::OnReadEnd() {
+  bool end;
+  {
+    absl::MutexLock lock(&mu_);
+    reads_done_ = true;
+    end = unanswered_ == 0 && !ended_;
+  }
+  // The owner closed its side (or went away): end once all is answered.
+  if (end) End(grpc::Status::OK);
 }
 
 void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
                               std::function<void()> after_written) {
-  std::function<void()> dropped;
+  bool end = false;
+  bool done = false;
+  bool sent = false;
   {
-    absl::ReleasableMutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     --unanswered_;
-    if (write_failed_) {
-      dropped = std::move(after_written);  // nowhere to write it
-    } else {
-      QueuedAnswer &answer = queued_.emplace_back();
-      answer.result.set_return_id(std::move(return_id));
-      *answer.result.mutable_reply() = std::move(reply);
-      answer.after_written = std::move(after_written);
+    if (!closed_ && !ended_) {
+      // Under mu_, so that End cannot overtake it.
+      proto::TaskResults results;
+      proto::TaskResult *result = results.add_results();
+      result->set_return_id(std::move(return_id));
+      *result->mutable_reply() = std::move(reply);
+      sent = connection_->Send(kResults, results.SerializeAsString(), std::move(after_written));
+      // (Send leaves `after_written` alone when it returns false.)
     }
-    if (WriteOrFinishLocked()) {
-      lock.Release();
-      Finish(grpc::Status::OK);  // the stream may be gone after this: locals only
-    }
+    end = reads_done_ && unanswered_ == 0 && !ended_ && !closed_;
+    done = DoneLocked();
   }
-  if (dropped) dropped();
+  if (!sent && after_written) after_written();  // dropped: the owner is gone
+  if (end) End(grpc::Status::OK);
+  if (done) delete this;
 }
 
-void TaskStreamServer::OnWriteDone(bool ok) {
-  std::vector<std::function<void()>> written;
+void TaskStreamServer::End(const grpc::Status &status) {
+  absl::MutexLock lock(&mu_);
+  if (ended_) return;
+  ended_ = true;
+  proto::StreamEnd end;
+  end.set_code(static_cast<int32_t>(status.error_code()));
+  end.set_message(status.error_message());
+  (void)connection_->Send(kEnd, end.SerializeAsString());
+  connection_->CloseWrite();
+}
+
+void TaskStreamServer::OnClosed() {
+  bool done;
   {
-    absl::ReleasableMutexLock lock(&mu_);
-    write_in_flight_ = false;
-    written.swap(writing_actions_);
-    if (!ok) {
-      write_failed_ = true;  // the owner is gone: answers have nowhere to go
-      for (auto &answer : queued_) {
-        if (answer.after_written) written.push_back(std::move(answer.after_written));
-      }
-      queued_.clear();
-    }
-    // Finishing inside a reaction is safe: OnDone waits for it to return.
-    if (WriteOrFinishLocked()) {
-      lock.Release();
-      Finish(grpc::Status::OK);
-    }
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    done = DoneLocked();
   }
-  for (auto &action : written) action();
-}
-
-bool TaskStreamServer::WriteOrFinishLocked() {
-  if (write_in_flight_ || finished_) return false;
-  if (!queued_.empty()) {
-    writing_.Clear();
-    size_t bytes = 0;
-    while (!queued_.empty()) {
-      QueuedAnswer &answer = queued_.front();
-      const size_t size = answer.result.ByteSizeLong();
-      if (writing_.results_size() > 0 && bytes + size > kMaxTaskMessageBytes) break;
-      bytes += size;
-      *writing_.add_results() = std::move(answer.result);
-      if (answer.after_written) writing_actions_.push_back(std::move(answer.after_written));
-      queued_.pop_front();
-    }
-    write_in_flight_ = true;
-    StartWrite(&writing_);
-    return false;
-  }
-  if (!reads_done_ || unanswered_ > 0) return false;
-  finished_ = true;
-  return true;
+  if (done) delete this;
 }
 
 }  // namespace sunray

@@ -1,124 +1,132 @@
 // The stream that carries normal tasks to a leased worker and their answers
-// back (WorkerService.RunTasks): one per lease, open while the owner holds
-// the lease. A unary call per task costs a new HTTP/2 stream, its metadata,
-// and several thread wake-ups on both sides; on a stream, tasks that are
-// ready together travel in one message, and so do answers.
+// back: one per lease, open while the owner holds the lease, and one per
+// caller and actor incarnation. A unary call per task costs a new HTTP/2
+// stream, its metadata, and several thread wake-ups on both sides; on a
+// stream, a task is one frame and so is its answer.
 //
-// Both ends keep at most one write in flight; what is queued meanwhile is
-// merged into the next message, up to kMaxTaskMessageBytes (a lone larger
-// task or answer travels alone), so batches grow with the load by themselves
-// and a lone task still goes out at once.
+// Transport: a framed TCP connection (rpc::FrameLoop) to the worker's task
+// address, not gRPC: a synchronous round trip then wakes only the worker's
+// loop thread, its execution thread, the owner's loop thread and the
+// waiting caller (see frame_loop.h for what gRPC cost here). Frames, in
+// order:
+//
+//   owner → worker   kHello (the cluster token), then kTasks (TaskBatch)*,
+//                    then the end of its writing (Close)
+//   worker → owner   kResults (TaskResults)*, then kEnd (StreamEnd: the
+//                    status the stream ends with), then the end of writing
+//
+// A worker refuses a connection whose first frame is not kHello with the
+// token (kEnd UNAUTHENTICATED), before it reads anything else; the loop
+// closes one that says nothing for 5 s.
+//
+// Writes happen on the thread that has the data (the submitting caller,
+// the thread that ran the task). Every handler (ResultsHandler, EndHandler,
+// Start) runs on the loop thread and must not block.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
-#include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "worker.grpc.pb.h"
+#include "src/rpc/frame_loop.h"
+#include "worker.pb.h"
 
 namespace sunray {
 
-// Batches stop growing at this size (the worker's server takes messages up
-// to 64 MiB: see ClusterRuntime).
+// Tasks (or answers) ready together share a frame up to this size (a lone
+// larger one travels alone); the worker takes frames up to 64 MiB.
 inline constexpr size_t kMaxTaskMessageBytes = 4 << 20;
+inline constexpr size_t kMaxTaskFrameBytes = 64 << 20;
 
 // The owner's end. Thread-safe.
-class TaskStreamClient : public grpc::ClientBidiReactor<proto::TaskBatch, proto::TaskResults> {
+class TaskStreamClient {
  public:
-  // Runs on a gRPC thread for every message of answers.
+  // Runs on the loop thread for every message of answers.
   using ResultsHandler = std::function<void(proto::TaskResults &results)>;
-  // Runs once, after the last ResultsHandler call: OK when the stream ended
-  // after Close, an error when the worker (or the connection) went away.
+  // Runs once, on the loop thread, after the last ResultsHandler call: OK
+  // when the stream ended after Close, an error when the worker (or the
+  // connection) went away, CANCELLED after Cancel.
   using EndHandler = std::function<void(const grpc::Status &status)>;
 
-  // Opens a stream on `stub` with `context` (which carries the token).
-  static std::shared_ptr<TaskStreamClient> Open(proto::WorkerService::Stub *stub,
-                                                std::unique_ptr<grpc::ClientContext> context,
-                                                ResultsHandler on_results, EndHandler on_end);
+  // Opens a stream to the worker at `address` (its task address). Null,
+  // with no handler run, when the loop does not run or the address does
+  // not parse.
+  static std::shared_ptr<TaskStreamClient> Open(rpc::FrameLoop *loop, const std::string &address,
+                                                const std::string &token, ResultsHandler on_results,
+                                                EndHandler on_end);
 
-  // Sends `tasks` (now, or with the next message if a write is in flight).
-  // False once the stream is closed or broken: the tasks were not sent.
+  // Sends `tasks` now, on this thread. False once the stream is closed or
+  // broken: the tasks were not sent (the end handler settles what was).
   bool Send(std::vector<proto::TaskSpec> tasks);
   // No more tasks: the worker answers what it has, then the stream ends.
   void Close();
-  // For cancelling the stream (Shutdown).
-  grpc::ClientContext *context() { return context_.get(); }
-
-  void OnWriteDone(bool ok) override;
-  void OnReadDone(bool ok) override;
-  void OnDone(const grpc::Status &status) override;
+  // Breaks the stream now (Shutdown); the end handler gets CANCELLED.
+  void Cancel();
 
  private:
-  TaskStreamClient(std::unique_ptr<grpc::ClientContext> context, ResultsHandler on_results,
-                   EndHandler on_end);
-  // Starts the next write if one is due, or the end of writes.
-  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // No more writes will start: releases the hold that kept the stream open
-  // for writes from outside its reactions.
-  void StopWritingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TaskStreamClient(std::string address, ResultsHandler on_results, EndHandler on_end);
 
-  std::unique_ptr<grpc::ClientContext> context_;
+  void OnFrame(uint8_t type, std::string &payload);
+  void OnClosed(const absl::Status &status);
+
+  const std::string address_;
   ResultsHandler on_results_;
   EndHandler on_end_;
-  proto::TaskResults incoming_;             // read into by the one read in flight
-  std::shared_ptr<TaskStreamClient> self_;  // alive until OnDone
+  std::shared_ptr<rpc::FrameConnection> connection_;  // set once, in Open
 
-  absl::Mutex mu_;
-  proto::TaskBatch writing_ ABSL_GUARDED_BY(mu_);            // the message in flight
-  std::deque<proto::TaskSpec> queued_ ABSL_GUARDED_BY(mu_);  // for the next ones
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;      // Close was called
-  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // StartWritesDone issued
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;      // no writes start any more
+  // Loop thread only.
+  bool got_end_ = false;
+  grpc::Status end_status_;
+
+  absl::Mutex mu_;  // orders Sends: tasks go out in the order they were given
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// The worker's end: hands each task to `start`, which must call Answer once
-// for it, from any thread. Ends the stream when the owner has closed its
-// side and every task is answered. Deletes itself when done.
-class TaskStreamServer : public grpc::ServerBidiReactor<proto::TaskBatch, proto::TaskResults> {
+// The worker's end of one stream: hands each task to `start`, which must
+// call Answer once for it, from any thread. Ends the stream when the owner
+// has closed its side and every task is answered. Deletes itself once the
+// connection is gone and every task is answered.
+class TaskStreamServer {
  public:
   using Start = std::function<void(TaskStreamServer *stream, proto::TaskSpec task)>;
 
-  // `refusal`: a status to end the stream with at once (no token).
-  TaskStreamServer(Start start, grpc::Status refusal = grpc::Status::OK);
+  // The handlers for a connection accepted on the worker's task address:
+  // pass to FrameLoop::Listen as
+  //   [&](auto connection) { return TaskStreamServer::Serve(connection, token, start); }
+  static rpc::FrameConnection::Handlers Serve(std::shared_ptr<rpc::FrameConnection> connection,
+                                              const std::string &token, Start start);
 
-  // A task's answer (sent now, or with the next message). Answers after the
-  // owner went away are dropped. `after_written` (may be empty) runs once
-  // the message carrying the answer is written, or dropped.
+  // A task's answer, sent now on this thread. Answers after the owner went
+  // away are dropped. `after_written` (may be empty) runs once the answer
+  // is written, or dropped.
   void Answer(std::string return_id, proto::PushTaskReply reply,
               std::function<void()> after_written = nullptr);
 
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone() override { delete this; }
-
  private:
-  // Writes what is queued. True when nothing is left to write or answer and
-  // the owner is done: the caller then releases mu_ and calls Finish, and
-  // touches nothing of the stream after that (OnDone may delete it at once
-  // on another thread).
-  bool WriteOrFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TaskStreamServer(std::shared_ptr<rpc::FrameConnection> connection, std::string token,
+                   Start start);
 
-  Start start_;
-  proto::TaskBatch incoming_;
+  void OnFrame(uint8_t type, std::string &payload);
+  void OnReadEnd();
+  void OnClosed();
+  // Ends the stream with `status` (kEnd, then the end of writing).
+  void End(const grpc::Status &status);
+  // Once the connection is gone and nothing is unanswered: the last use.
+  bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ && unanswered_ == 0; }
+
+  const std::shared_ptr<rpc::FrameConnection> connection_;
+  const std::string token_;
+  const Start start_;
+  bool authenticated_ = false;  // loop thread only
 
   absl::Mutex mu_;
-  struct QueuedAnswer {
-    proto::TaskResult result;
-    std::function<void()> after_written;  // may be empty
-  };
-  proto::TaskResults writing_ ABSL_GUARDED_BY(mu_);
-  std::deque<QueuedAnswer> queued_ ABSL_GUARDED_BY(mu_);
-  // after_written actions of the answers in writing_.
-  std::vector<std::function<void()>> writing_actions_ ABSL_GUARDED_BY(mu_);
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;  // the owner is gone
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;   // kEnd sent
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;  // the connection is gone
   int unanswered_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

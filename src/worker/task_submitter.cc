@@ -315,10 +315,11 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
           worker = std::make_shared<LeasedWorker>();
           worker->lease_id = reply.lease_id();
           worker->address = reply.worker_address();
+          worker->task_address = reply.worker_task_address();
           worker->pid = reply.worker_pid();
           worker->idle_since = absl::Now();
           worker->stream = OpenStream(
-              WorkerStub(worker->address).get(),
+              worker->task_address,
               [this, class_key, worker](proto::TaskResults &results) {
                 OnTaskResults(class_key, worker, results);
               },
@@ -358,24 +359,28 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
 }
 
 std::shared_ptr<TaskStreamClient> ClusterRuntime::OpenStream(
-    proto::WorkerService::Stub *stub, std::function<void(proto::TaskResults &)> on_results,
+    const std::string &address, std::function<void(proto::TaskResults &)> on_results,
     std::function<void(const grpc::Status &)> on_end) {
-  auto context = std::make_unique<grpc::ClientContext>();  // no deadline: open while used
-  context->AddMetadata(rpc::kTokenHeader, options_.token);
-  grpc::ClientContext *registered = context.get();
-  {
-    absl::MutexLock lock(&calls_mu_);
-    if (calls_closed_) return nullptr;
-    calls_.insert(registered);  // cancelled by Shutdown like any call
-  }
-  return TaskStreamClient::Open(
-      stub, std::move(context), std::move(on_results),
+  // Registered before it opens (Shutdown cancels it), under its own lock
+  // so that Shutdown cannot cancel it half-made.
+  absl::MutexLock lock(&calls_mu_);
+  if (calls_closed_) return nullptr;
+  auto registered = std::make_shared<TaskStreamClient *>(nullptr);
+  auto stream = TaskStreamClient::Open(
+      &frames_, address, options_.token, std::move(on_results),
       [this, registered, on_end = std::move(on_end)](const grpc::Status &status) {
         on_end(status);
         absl::MutexLock lock(&calls_mu_);
-        calls_.erase(registered);
-        if (calls_.empty()) calls_idle_.SignalAll();
+        streams_.erase(*registered);
+        if (calls_.empty() && streams_.empty()) calls_idle_.SignalAll();
       });
+  if (stream == nullptr) {
+    RAYLOG(WARNING) << "Sunray could not open a task stream to " << address;
+    return nullptr;
+  }
+  *registered = stream.get();
+  streams_.insert(stream.get());
+  return stream;
 }
 
 void ClusterRuntime::PushNormalTasks(const std::shared_ptr<LeasedWorker> &worker,

@@ -181,8 +181,7 @@ void FrameConnection::FailLocked(const absl::Status &status) {
   failed_ = true;
   error_ = status;
   // Only the loop closes the socket (its number must not be reused while
-  // another thread may still write to it); this wakes the loop's epoll.
-  (void)shutdown(fd_, SHUT_RDWR);
+  // another thread may still write to it).
   loop_->Recheck(id_);
 }
 
@@ -371,6 +370,8 @@ void FrameLoop::Run() {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_ && connections_.empty()) break;
+      // Work queued from this thread (an expired handshake): no waiting.
+      if (!recheck_.empty() || !deferred_.empty()) timeout_ms = 0;
     }
     const int n = epoll_wait(epoll_fd_, events, 64, timeout_ms);
     for (int i = 0; i < n; ++i) {
@@ -576,8 +577,14 @@ void FrameLoop::CloseNow(const std::shared_ptr<FrameConnection> &connection, abs
   std::vector<std::function<void()>> dropped;
   {
     absl::MutexLock lock(&connection->mu_);
-    connection->failed_ = true;  // no Send touches the socket from here on
     (void)epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, connection->fd_, nullptr);
+    if (!status.ok()) {
+      // A broken connection ends with a reset: the peer sees it broke,
+      // not a clean end.
+      linger reset{1, 0};
+      (void)setsockopt(connection->fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    }
+    connection->failed_ = true;  // no Send touches the socket from here on
     close(connection->fd_);
     for (auto &pending : connection->actions_) dropped.push_back(std::move(pending.action));
     connection->actions_.clear();

@@ -78,7 +78,7 @@ FrameConnection::FrameConnection(FrameLoop *loop, uint64_t id, int fd, std::stri
 
 FrameConnection::~FrameConnection() = default;
 
-bool FrameConnection::Send(uint8_t type, std::string_view payload,
+bool FrameConnection::Send(uint8_t type, std::string_view payload, Delivery delivery,
                            std::function<void()> &&after_written) {
   char header[kHeaderBytes];
   PutHeader(header, payload.size(), type);
@@ -87,7 +87,7 @@ bool FrameConnection::Send(uint8_t type, std::string_view payload,
     absl::MutexLock lock(&mu_);
     if (failed_ || close_write_) return false;
     size_t sent = 0;
-    if (!connecting_ && out_offset_ == out_.size()) {
+    if (delivery == Delivery::kNow && !connecting_ && out_offset_ == out_.size()) {
       // Nothing waits before this frame: straight to the socket.
       iovec parts[2] = {{header, kHeaderBytes},
                         {const_cast<char *>(payload.data()), payload.size()}};
@@ -116,7 +116,14 @@ bool FrameConnection::Send(uint8_t type, std::string_view payload,
       const size_t from = sent > kHeaderBytes ? sent - kHeaderBytes : 0;
       out_.append(payload.data() + from, payload.size() - from);
       if (after_written) actions_.push_back({out_.size(), std::move(after_written)});
-      WatchLocked();
+      if (delivery == Delivery::kSoon && !watching_out_) {
+        if (!flush_scheduled_) {
+          flush_scheduled_ = true;
+          loop_->ScheduleFlush(id_);
+        }
+      } else {
+        WatchLocked();
+      }
     }
   }
   if (done) loop_->Defer(std::move(done));
@@ -127,7 +134,7 @@ void FrameConnection::CloseWrite() {
   absl::MutexLock lock(&mu_);
   if (close_write_ || failed_) return;
   close_write_ = true;
-  if (!connecting_ && out_offset_ == out_.size()) {
+  if (!connecting_ && !flush_scheduled_ && out_offset_ == out_.size()) {
     (void)shutdown(fd_, SHUT_WR);
     write_shut_ = true;
     loop_->Recheck(id_);  // the read side may have ended already
@@ -189,6 +196,22 @@ void FrameConnection::WatchLocked() {
   if (watching_out_) return;
   watching_out_ = true;
   UpdateEventsLocked();
+}
+
+void FrameConnection::AfterFlushLocked() {
+  if (failed_ || connecting_) return;
+  if (out_offset_ < out_.size()) {
+    WatchLocked();
+    return;
+  }
+  if (close_write_ && !write_shut_) {
+    (void)shutdown(fd_, SHUT_WR);
+    write_shut_ = true;
+  }
+  if (watching_out_) {
+    watching_out_ = false;
+    UpdateEventsLocked();
+  }
 }
 
 void FrameConnection::UpdateEventsLocked() {
@@ -339,6 +362,29 @@ void FrameLoop::Defer(std::function<void()> action) {
   if (std::this_thread::get_id() != thread_.get_id()) Wake();
 }
 
+void FrameLoop::ScheduleFlush(uint64_t id) {
+  {
+    absl::MutexLock lock(&mu_);
+    flush_.push_back(id);
+  }
+  if (std::this_thread::get_id() != thread_.get_id()) Wake();
+}
+
+void FrameLoop::FlushScheduled(uint64_t id) {
+  std::shared_ptr<FrameConnection> connection = Find(id);
+  if (connection == nullptr) return;
+  std::vector<std::function<void()>> due;
+  {
+    absl::MutexLock lock(&connection->mu_);
+    connection->flush_scheduled_ = false;
+    if (!connection->failed_ && !connection->connecting_ && connection->FlushLocked(&due)) {
+      connection->AfterFlushLocked();
+    }
+  }
+  for (auto &action : due) action();
+  CloseIfDone(connection);
+}
+
 void FrameLoop::Wake() {
   const uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -371,7 +417,7 @@ void FrameLoop::Run() {
       absl::MutexLock lock(&mu_);
       if (stopping_ && connections_.empty()) break;
       // Work queued from this thread (an expired handshake): no waiting.
-      if (!recheck_.empty() || !deferred_.empty()) timeout_ms = 0;
+      if (!recheck_.empty() || !deferred_.empty() || !flush_.empty()) timeout_ms = 0;
     }
     const int n = epoll_wait(epoll_fd_, events, 64, timeout_ms);
     for (int i = 0; i < n; ++i) {
@@ -386,12 +432,15 @@ void FrameLoop::Run() {
       }
     }
     std::vector<uint64_t> recheck;
+    std::vector<uint64_t> flush;
     std::vector<std::function<void()>> deferred;
     {
       absl::MutexLock lock(&mu_);
       recheck.swap(recheck_);
+      flush.swap(flush_);
       deferred.swap(deferred_);
     }
+    for (uint64_t id : flush) FlushScheduled(id);
     for (auto &action : deferred) action();
     for (uint64_t id : recheck) {
       if (auto connection = Find(id)) CloseIfDone(connection);
@@ -455,16 +504,8 @@ void FrameLoop::HandleEvent(uint64_t id, uint32_t events) {
           connection->connecting_ = false;
         }
       }
-      if (!connection->failed_ && !connection->connecting_ && connection->FlushLocked(&due) &&
-          connection->out_offset_ == connection->out_.size()) {
-        if (connection->close_write_ && !connection->write_shut_) {
-          (void)shutdown(connection->fd_, SHUT_WR);
-          connection->write_shut_ = true;
-        }
-        if (connection->watching_out_) {
-          connection->watching_out_ = false;
-          connection->UpdateEventsLocked();
-        }
+      if (!connection->failed_ && !connection->connecting_ && connection->FlushLocked(&due)) {
+        connection->AfterFlushLocked();
       }
     }
     for (auto &action : due) action();

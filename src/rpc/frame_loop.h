@@ -58,13 +58,21 @@ class FrameConnection {
     std::function<void(const absl::Status &status)> on_closed;
   };
 
-  // Sends one frame: on this thread when the socket takes it at once, else
-  // queued and written by the loop. `after_written` (may be empty) runs on
+  // kNow: written on the sending thread when nothing waits before it (one
+  // syscall, one TCP segment: what a caller waiting for the answer wants).
+  // kSoon: queued, and the loop writes everything queued at its next turn
+  // (for frames the peer is not waiting on yet: under load, many frames
+  // share a syscall and a segment).
+  enum class Delivery { kNow, kSoon };
+
+  // Sends one frame (see Delivery; a frame the socket does not take at
+  // once is written by the loop). `after_written` (may be empty) runs on
   // the loop thread once the frame is with the kernel, or is dropped
   // because the connection broke. False once writing has ended (CloseWrite,
   // Abort, a broken connection): nothing is queued and `after_written` is
   // left to the caller, untouched.
-  bool Send(uint8_t type, std::string_view payload, std::function<void()> &&after_written = {});
+  bool Send(uint8_t type, std::string_view payload, Delivery delivery = Delivery::kNow,
+            std::function<void()> &&after_written = {});
   // No more frames from this side: the peer reads its end once what is
   // queued has been written.
   void CloseWrite();
@@ -95,6 +103,9 @@ class FrameConnection {
   void FailLocked(const absl::Status &status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for write readiness while output waits.
   void WatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a flush: ends writing if asked and all is out, or waits for the
+  // socket to take the rest.
+  void AfterFlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells epoll what the connection waits for now.
   void UpdateEventsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -119,6 +130,7 @@ class FrameConnection {
   bool close_write_ ABSL_GUARDED_BY(mu_) = false;            // CloseWrite asked
   bool write_shut_ ABSL_GUARDED_BY(mu_) = false;             // shutdown(SHUT_WR) done
   bool watching_out_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;  // kSoon frames wait for the loop
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
@@ -178,6 +190,9 @@ class FrameLoop {
   void Recheck(uint64_t id);
   // Runs `action` on the loop thread soon.
   void Defer(std::function<void()> action);
+  // Writes connection `id`'s queued frames at the loop's next turn.
+  void ScheduleFlush(uint64_t id);
+  void FlushScheduled(uint64_t id);
   // Registers `fd` for the events its connection waits for.
   bool Modify(int fd, uint64_t id, bool in, bool out, bool add);
   std::shared_ptr<FrameConnection> Find(uint64_t id);
@@ -193,6 +208,7 @@ class FrameLoop {
   std::map<uint64_t, std::shared_ptr<FrameConnection>> connections_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> recheck_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> flush_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 0: wake, 1: listener
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

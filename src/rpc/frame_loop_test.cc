@@ -122,7 +122,8 @@ TEST_F(FrameLoopTest, AFrameLargerThanTheSocketBufferIsWrittenWholeThenItsAction
   ASSERT_TRUE(server_seen_.WaitForFrames(1));
   const std::string big(24 << 20, 'b');  // far beyond what the kernel takes at once
   std::promise<void> written;
-  ASSERT_TRUE((*client)->Send(2, big, [&] { written.set_value(); }));
+  ASSERT_TRUE(
+      (*client)->Send(2, big, FrameConnection::Delivery::kNow, [&] { written.set_value(); }));
   ASSERT_TRUE((*client)->Send(3, "after"));
   ASSERT_EQ(written.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
   ASSERT_TRUE(server_seen_.WaitForFrames(3));
@@ -131,6 +132,28 @@ TEST_F(FrameLoopTest, AFrameLargerThanTheSocketBufferIsWrittenWholeThenItsAction
   EXPECT_EQ(server_seen_.frames[2], "3:after");
   (*client)->Abort(absl::CancelledError("done"));
   EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
+}
+
+TEST_F(FrameLoopTest, FramesSentSoonGoOutInOrderBeforeTheEndOfWriting) {
+  Seen client_seen;
+  auto client = client_loop_.Connect(address_, client_seen.Handlers());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Send(1, "now"));
+  std::vector<std::string> expected{"1:now"};
+  for (int i = 0; i < 100; ++i) {
+    const auto delivery =
+        i % 10 == 0 ? FrameConnection::Delivery::kNow : FrameConnection::Delivery::kSoon;
+    ASSERT_TRUE((*client)->Send(2, std::to_string(i), delivery));
+    expected.push_back("2:" + std::to_string(i));
+  }
+  (*client)->CloseWrite();  // the queued frames still go first
+  ASSERT_TRUE(server_seen_.WaitForFrames(expected.size()));
+  auto server_end = Accepted();
+  ASSERT_NE(server_end, nullptr);
+  server_end->CloseWrite();
+  EXPECT_TRUE(client_seen.WaitForClose().ok());
+  absl::MutexLock lock(&server_seen_.mu);
+  EXPECT_EQ(server_seen_.frames, expected);
 }
 
 TEST_F(FrameLoopTest, NothingListeningBreaksTheConnectionNamingTheAddress) {

@@ -12,8 +12,8 @@ enum FrameType : uint8_t { kHello = 1, kTasks = 2, kResults = 3, kEnd = 4 };
 // kMaxTaskMessageBytes (a lone larger item travels alone). `add` moves one
 // item into the message. False when the connection took no more frames.
 template <typename Message, typename Item, typename Add>
-bool SendInFrames(rpc::FrameConnection &connection, uint8_t type, std::vector<Item> &items,
-                  Add add) {
+bool SendInFrames(rpc::FrameConnection &connection, uint8_t type,
+                  rpc::FrameConnection::Delivery delivery, std::vector<Item> &items, Add add) {
   Message message;
   size_t bytes = 0;
   std::string payload;
@@ -22,7 +22,7 @@ bool SendInFrames(rpc::FrameConnection &connection, uint8_t type, std::vector<It
     (void)message.SerializeToString(&payload);
     message.Clear();
     bytes = 0;
-    return connection.Send(type, payload);
+    return connection.Send(type, payload, delivery);
   };
   for (auto &item : items) {
     const size_t size = item.ByteSizeLong();
@@ -78,8 +78,13 @@ std::shared_ptr<TaskStreamClient> TaskStreamClient::Open(rpc::FrameLoop *loop,
 bool TaskStreamClient::Send(std::vector<proto::TaskSpec> tasks) {
   absl::MutexLock lock(&mu_);
   if (closing_) return false;
+  // A caller waits for its first task at once; tasks sent while others are
+  // unanswered can share a write.
+  const auto delivery = unanswered_.fetch_add(static_cast<int64_t>(tasks.size())) == 0
+                            ? rpc::FrameConnection::Delivery::kNow
+                            : rpc::FrameConnection::Delivery::kSoon;
   return SendInFrames<proto::TaskBatch>(
-      *connection_, kTasks, tasks,
+      *connection_, kTasks, delivery, tasks,
       [](proto::TaskBatch &batch, proto::TaskSpec &task) { *batch.add_tasks() = std::move(task); });
 }
 
@@ -100,6 +105,7 @@ void TaskStreamClient::OnFrame(uint8_t type, std::string &payload) {
       connection_->Abort(absl::InternalError("unparseable answers"));
       return;
     }
+    unanswered_.fetch_sub(results.results_size());
     on_results_(results);
   } else if (type == kEnd) {
     proto::StreamEnd end;
@@ -199,7 +205,12 @@ void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
       proto::TaskResult *result = results.add_results();
       result->set_return_id(std::move(return_id));
       *result->mutable_reply() = std::move(reply);
-      sent = connection_->Send(kResults, results.SerializeAsString(), std::move(after_written));
+      // The owner waits for this answer now unless more of its tasks are
+      // still to run here: then it can share a write with theirs.
+      const auto delivery = unanswered_ == 0 ? rpc::FrameConnection::Delivery::kNow
+                                             : rpc::FrameConnection::Delivery::kSoon;
+      sent = connection_->Send(kResults, results.SerializeAsString(), delivery,
+                               std::move(after_written));
       // (Send leaves `after_written` alone when it returns false.)
     }
     end = reads_done_ && unanswered_ == 0 && !ended_ && !closed_;

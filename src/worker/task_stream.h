@@ -26,6 +26,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -77,6 +78,8 @@ class TaskStreamClient {
   ResultsHandler on_results_;
   EndHandler on_end_;
   std::shared_ptr<rpc::FrameConnection> connection_;  // set once, in Open
+
+  std::atomic<int64_t> unanswered_{0};  // tasks sent, not answered yet
 
   // Loop thread only.
   bool got_end_ = false;

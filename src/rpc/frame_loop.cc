@@ -24,6 +24,9 @@ constexpr size_t kReadChunk = 64 << 10;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
+// The loop whose thread this is (null elsewhere).
+thread_local const FrameLoop *current_loop = nullptr;
+
 void PutHeader(char *header, size_t payload, uint8_t type) {
   const auto length = static_cast<uint32_t>(payload);
   for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((length >> (8 * i)) & 0xff);
@@ -221,7 +224,8 @@ void FrameConnection::UpdateEventsLocked() {
 
 // --- FrameLoop --------------------------------------------------------------
 
-FrameLoop::FrameLoop(Options options) : options_(options) {}
+FrameLoop::FrameLoop(Options options)
+    : options_(options), read_buffer_(std::make_unique<char[]>(kReadChunk)) {}
 
 FrameLoop::~FrameLoop() { Stop(); }
 
@@ -351,7 +355,7 @@ void FrameLoop::Recheck(uint64_t id) {
     absl::MutexLock lock(&mu_);
     recheck_.push_back(id);
   }
-  if (std::this_thread::get_id() != thread_.get_id()) Wake();
+  if (!OnLoopThread()) Wake();
 }
 
 void FrameLoop::Defer(std::function<void()> action) {
@@ -359,7 +363,7 @@ void FrameLoop::Defer(std::function<void()> action) {
     absl::MutexLock lock(&mu_);
     deferred_.push_back(std::move(action));
   }
-  if (std::this_thread::get_id() != thread_.get_id()) Wake();
+  if (!OnLoopThread()) Wake();
 }
 
 void FrameLoop::ScheduleFlush(uint64_t id) {
@@ -367,7 +371,7 @@ void FrameLoop::ScheduleFlush(uint64_t id) {
     absl::MutexLock lock(&mu_);
     flush_.push_back(id);
   }
-  if (std::this_thread::get_id() != thread_.get_id()) Wake();
+  if (!OnLoopThread()) Wake();
 }
 
 void FrameLoop::FlushScheduled(uint64_t id) {
@@ -384,6 +388,8 @@ void FrameLoop::FlushScheduled(uint64_t id) {
   for (auto &action : due) action();
   CloseIfDone(connection);
 }
+
+bool FrameLoop::OnLoopThread() const { return current_loop == this; }
 
 void FrameLoop::Wake() {
   const uint64_t one = 1;
@@ -405,6 +411,7 @@ std::shared_ptr<FrameConnection> FrameLoop::Find(uint64_t id) {
 
 void FrameLoop::Run() {
   pthread_setname_np(pthread_self(), "sunray-frames");
+  current_loop = this;
   epoll_event events[64];
   while (true) {
     int timeout_ms = -1;
@@ -539,10 +546,8 @@ void FrameLoop::ReadFrames(const std::shared_ptr<FrameConnection> &connection) {
       absl::MutexLock lock(&c.mu_);
       if (c.failed_) return;
     }
-    const size_t had = c.in_.size();
-    c.in_.resize(had + kReadChunk);
-    const ssize_t n = read(c.fd_, c.in_.data() + had, kReadChunk);
-    c.in_.resize(had + (n > 0 ? static_cast<size_t>(n) : 0));
+    const ssize_t n = read(c.fd_, read_buffer_.get(), kReadChunk);
+    if (n > 0) c.in_.append(read_buffer_.get(), static_cast<size_t>(n));
     if (n == 0) {
       ended = true;
       break;

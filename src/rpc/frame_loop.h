@@ -185,6 +185,7 @@ class FrameLoop {
   absl::Time ExpireHandshakes();
   // Wakes the loop (a connection broke on another thread, or Stop).
   void Wake();
+  bool OnLoopThread() const;
   // Asks the loop to look at connection `id` again (it broke, or its
   // writing ended): from any thread.
   void Recheck(uint64_t id);
@@ -203,6 +204,7 @@ class FrameLoop {
   int listen_fd_ = -1;
   Accept accept_;
   std::thread thread_;
+  const std::unique_ptr<char[]> read_buffer_;  // the loop thread's
 
   absl::Mutex mu_;
   std::map<uint64_t, std::shared_ptr<FrameConnection>> connections_ ABSL_GUARDED_BY(mu_);

@@ -99,6 +99,12 @@ grpc::ServerUnaryReactor *NodeService::RegisterWorker(grpc::CallbackServerContex
                                                       const proto::RegisterWorkerRequest *request,
                                                       proto::RegisterWorkerReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    // Owners reach a worker at both: without them its leases would be
+    // handed out and fail.
+    if (request->address().empty() || request->task_address().empty()) {
+      return absl::InvalidArgumentError(
+          "RegisterWorker needs the worker's RPC address and its task address");
+    }
     return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address(),
                                    request->task_address());
   });

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -82,6 +83,23 @@ TEST_F(CliTest, ALeaseRequestWhoseCallerGaveUpStopsWaiting) {
   // The node's CPU is free for the next caller.
   auto next = RequestLease(node, token, "CPU", 1).get();
   EXPECT_TRUE(next.first.ok()) << next.first.error_message();
+}
+
+// A worker that does not say where it takes task streams would be leased
+// out and fail every task sent to it: the node refuses it at registration.
+TEST_F(CliTest, AWorkerRegistrationWithoutATaskAddressIsRefusedNamingIt) {
+  Cluster cluster;
+  StartCluster(1, &cluster);
+  proto::RegisterWorkerRequest request;
+  request.set_startup_token(12345);
+  request.set_pid(getpid());
+  request.set_address("127.0.0.1:1");
+  proto::RegisterWorkerReply reply;
+  const grpc::Status status =
+      cluster.node_stub->RegisterWorker(cluster.Context().get(), request, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("task address"), std::string::npos)
+      << status.error_message();
 }
 
 // Regression: `sunray start --head --include-dashboard false` (as Ray users

@@ -65,6 +65,8 @@ int main() {
   request.set_startup_token(std::atoll(startup));
   request.set_pid(getpid());
   request.set_address("127.0.0.1:" + std::to_string(*port));
+  // It runs no tasks: a stream opened there breaks (gRPC refuses frames).
+  request.set_task_address("127.0.0.1:" + std::to_string(*port));
   sunray::proto::RegisterWorkerReply reply;
   grpc::Status status = stub->RegisterWorker(
       sunray::rpc::MakeClientContext(token, std::chrono::seconds(10)).get(), request, &reply);

@@ -388,22 +388,38 @@ void ClusterRuntime::RunDeferred(std::function<void()> work) {
 }
 
 void ClusterRuntime::HousekeepingLoop() {
+  absl::Time leases_due = absl::InfiniteFuture();
   for (;;) {
     std::deque<std::function<void()>> work;
     {
       absl::MutexLock lock(&deferred_mu_);
-      deferred_mu_.AwaitWithTimeout(
+      // Sleeps until there is work, a lease is due, or one went idle
+      // earlier than what is planned: no polling.
+      deferred_mu_.AwaitWithDeadline(
           absl::Condition(
               +[](ClusterRuntime *self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->deferred_mu_) {
-                return self->stop_housekeeping_ || !self->deferred_.empty();
+                return self->stop_housekeeping_ || !self->deferred_.empty() || self->replan_;
               },
               this),
-          absl::Milliseconds(20));
+          std::min(leases_due, housekeeping_next_));
+      replan_ = false;
+      // What the scan below finds replaces this; leases going idle from
+      // now on lower it again.
+      housekeeping_next_ = absl::InfiniteFuture();
       work.swap(deferred_);
       if (stop_housekeeping_ && work.empty()) return;
     }
     for (auto &item : work) item();
-    ReturnIdleLeases(/*all=*/false);
+    leases_due = ReturnIdleLeases(/*all=*/false);
+  }
+}
+
+void ClusterRuntime::LeaseWentIdle(absl::Time idle_since) {
+  const absl::Time due = idle_since + kLeaseLinger;
+  absl::MutexLock lock(&deferred_mu_);
+  if (due < housekeeping_next_) {
+    housekeeping_next_ = due;
+    replan_ = true;
   }
 }
 

@@ -243,7 +243,12 @@ class ClusterRuntime : public ray::internal::RayRuntime {
                          const std::shared_ptr<ActorChannel> &channel, const grpc::Status &status);
   void ReturnLease(const LeasedWorker &worker, bool dead);
   void ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid, int attempt);
-  void ReturnIdleLeases(bool all);
+  // Returns the leases idle for kLeaseLinger (all of them with `all`);
+  // returns when the next idle one will be due (InfiniteFuture if none).
+  absl::Time ReturnIdleLeases(bool all);
+  // A lease has nothing to do since `idle_since`: housekeeping returns it
+  // kLeaseLinger later unless it gets work.
+  void LeaseWentIdle(absl::Time idle_since);
 
   // --- actors (actor_submitter.cc) ---
   std::shared_ptr<ActorState> GetOrWatchActor(const std::string &actor_id);
@@ -354,6 +359,10 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   absl::Mutex deferred_mu_;
   std::deque<std::function<void()>> deferred_ ABSL_GUARDED_BY(deferred_mu_);
   bool stop_housekeeping_ ABSL_GUARDED_BY(deferred_mu_) = false;
+  // The earliest time housekeeping knows it must look at the leases again;
+  // `replan_` wakes it when that moves earlier.
+  absl::Time housekeeping_next_ ABSL_GUARDED_BY(deferred_mu_) = absl::InfiniteFuture();
+  bool replan_ ABSL_GUARDED_BY(deferred_mu_) = false;
   std::thread housekeeping_;
 
   // Worker processes: the execution queue, its threads, and the actor.

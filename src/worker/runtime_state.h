@@ -69,6 +69,10 @@ struct ClusterRuntime::PendingTask {
   std::atomic<int> unresolved{0};
 };
 
+// Leases live on this long without work before they go back to the node:
+// long enough for a driver's next synchronous call to reuse them.
+inline constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
+
 // Leased workers and queued tasks of one scheduling class (resources).
 struct ClusterRuntime::LeasedWorker {
   int64_t lease_id = 0;

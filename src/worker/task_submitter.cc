@@ -13,9 +13,6 @@ using ray::internal::RayException;
 
 namespace {
 
-// Leases live on this long without work before they go back to the node:
-// long enough for a driver's next synchronous call to reuse them.
-constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
 // Lease requests in flight per scheduling class (Ray's default is 10).
 constexpr int kMaxPendingLeases = 10;
 // Tasks pushed to one leased worker at once, when the backlog is deep.
@@ -329,6 +326,7 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
         }
         std::vector<std::function<void()>> work;
         std::vector<std::shared_ptr<PendingTask>> failed;
+        absl::Time granted_idle = absl::InfiniteFuture();
         {
           absl::MutexLock lock(&mu_);
           SchedulingClass *cls = classes_[class_key].get();
@@ -339,6 +337,7 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
               work.push_back([this, worker] { ReturnLease(*worker, false); });
             } else {
               cls->workers.push_back(worker);
+              granted_idle = worker->idle_since;  // if no task is left for it
             }
           } else if (cls->workers.empty() && cls->pending_leases == 0) {
             // No worker will come for these tasks.
@@ -347,6 +346,7 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
           }
           DispatchLocked(cls, &work);
         }
+        if (granted_idle != absl::InfiniteFuture()) LeaseWentIdle(granted_idle);
         for (auto &item : work) item();
         for (auto &task : failed) {
           FailTask(task.get(),
@@ -401,6 +401,7 @@ void ClusterRuntime::OnTaskResults(const std::string &class_key,
                                    const std::shared_ptr<LeasedWorker> &worker,
                                    proto::TaskResults &results) {
   std::vector<std::pair<std::shared_ptr<PendingTask>, const proto::PushTaskReply *>> answered;
+  absl::Time idle_since;
   {
     absl::MutexLock lock(&mu_);
     for (const auto &result : results.results()) {
@@ -410,9 +411,11 @@ void ClusterRuntime::OnTaskResults(const std::string &class_key,
       worker->tasks.erase(it);
     }
     worker->idle_since = absl::Now();
+    idle_since = worker->tasks.empty() ? worker->idle_since : absl::InfiniteFuture();
     // The worker's last word says whether it is blocked.
     if (!answered.empty()) worker->bounced = answered.back().second->bounced();
   }
+  if (idle_since != absl::InfiniteFuture()) LeaseWentIdle(idle_since);
   std::vector<std::shared_ptr<PendingTask>> again;
   for (const auto &[task, reply] : answered) {
     if (SettleNormalTask(task, *worker, grpc::Status::OK, reply)) again.push_back(task);
@@ -544,16 +547,21 @@ void ClusterRuntime::ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int 
       });
 }
 
-void ClusterRuntime::ReturnIdleLeases(bool all) {
+absl::Time ClusterRuntime::ReturnIdleLeases(bool all) {
   std::vector<std::shared_ptr<LeasedWorker>> idle;
   std::vector<std::shared_ptr<TaskStreamClient>> streams;
+  absl::Time next = absl::InfiniteFuture();
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     for (auto &[key, cls] : classes_) {
+      // Workers of a class with tasks waiting get them; they say when they
+      // go idle (LeaseWentIdle).
       if (!all && !cls->queue.empty()) continue;
       std::erase_if(cls->workers, [&](const std::shared_ptr<LeasedWorker> &worker) {
-        if (!all && (!worker->tasks.empty() || now - worker->idle_since < kLeaseLinger)) {
+        if (!all && !worker->tasks.empty()) return false;
+        if (!all && now - worker->idle_since < kLeaseLinger) {
+          next = std::min(next, worker->idle_since + kLeaseLinger);
           return false;
         }
         worker->returned = true;
@@ -565,6 +573,7 @@ void ClusterRuntime::ReturnIdleLeases(bool all) {
   }
   for (const auto &stream : streams) stream->Close();
   for (const auto &worker : idle) ReturnLease(*worker, false);
+  return next;
 }
 
 void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*recursive*/) {

@@ -217,6 +217,15 @@ TEST_F(ClusterRuntimeTest, TasksRunInWorkerProcesses) {
   EXPECT_NE(*ray::Task(Pid).Remote().Get(), getpid());
 }
 
+// Housekeeping sleeps until a lease is due (no polling): an idle lease must
+// still go back after its linger, or a task needing the whole node would
+// wait for it forever.
+TEST_F(ClusterRuntimeTest, AnIdleLeaseGoesBackToTheNodeAfterItsLinger) {
+  EXPECT_EQ(*ray::Task(Square).Remote(2).Get(), 4);  // holds one of the 2 CPUs
+  EXPECT_EQ(*ray::Task(Square).SetResource("CPU", 2).Remote(3).Get(10000), 9);
+  EXPECT_EQ(*ray::Task(Square).Remote(4).Get(10000), 16);
+}
+
 TEST_F(ClusterRuntimeTest, NestedTasksAndObjectRefArguments) {
   auto nine = ray::Task(Square).Remote(3);
   EXPECT_EQ(*ray::Task(Square).Remote(nine).Get(), 81);

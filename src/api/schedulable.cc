@@ -30,4 +30,13 @@ std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strateg
   return std::nullopt;
 }
 
+std::optional<std::string> CheckActorOptions(const ray::internal::ActorCreationOptions &options) {
+  if (options.max_concurrency > kMaxActorConcurrency) {
+    return "max_concurrency " + std::to_string(options.max_concurrency) +
+           " is over Sunray's limit of " + std::to_string(kMaxActorConcurrency) +
+           " threads per actor";
+  }
+  return std::nullopt;
+}
+
 }  // namespace sunray

@@ -21,4 +21,11 @@ std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strateg
                                           const std::string &runtime_env_info, const NodeID &node,
                                           PlacementGroupBook &groups, const std::string &node_note);
 
+// An actor runs its calls on max_concurrency threads of its own: this many
+// at most (a worker also refuses a larger number from the wire).
+inline constexpr int kMaxActorConcurrency = 1000;
+
+// What is wrong with an actor's own options (nullopt: nothing).
+std::optional<std::string> CheckActorOptions(const ray::internal::ActorCreationOptions &options);
+
 }  // namespace sunray

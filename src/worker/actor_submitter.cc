@@ -39,6 +39,10 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }
+  if (auto error = CheckActorOptions(options)) {
+    throw ray::internal::RayActorException("The actor " + factory.class_name +
+                                           " cannot be created: " + *error);
+  }
   const ActorID actor_id = ActorID::FromRandom();
   auto task = std::make_shared<PendingTask>();
   proto::TaskSpec &spec = task->spec;

@@ -9,6 +9,7 @@
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/api/local/local_context.h"
+#include "src/api/schedulable.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 
@@ -294,6 +295,14 @@ void ClusterRuntime::ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskRep
       case proto::TaskSpec::ACTOR_CREATION: {
         void *created = nullptr;
         ray::internal::ActorDeleter deleter = nullptr;
+        if (spec.max_concurrency() > kMaxActorConcurrency) {  // a bad peer's number
+          result.error = ErrorInfo{ErrorType::kActorDied,
+                                   "max_concurrency " + std::to_string(spec.max_concurrency()) +
+                                       " is over the limit of " +
+                                       std::to_string(kMaxActorConcurrency) + " threads per actor",
+                                   spec.function_name(), "", ""};
+          break;
+        }
         result = executor_.CreateActor(spec.function_name(), views, &created, &deleter);
         if (!result.error) {
           auto hosted = std::make_unique<HostedActor>();

@@ -187,6 +187,20 @@ TEST_P(ActorTest, MaxConcurrencyBelowOneIsRejected) {
       [] { ray::Actor(Accumulator::Create).SetMaxConcurrency(-1).Remote(0); }));
 }
 
+// Each of an actor's max_concurrency is a thread of its own: a number from
+// a typo (or a peer) must not start a million of them.
+TEST_P(ActorTest, MaxConcurrencyOverTheLimitIsRejectedNamingIt) {
+  try {
+    ray::Actor(Accumulator::Create).SetMaxConcurrency(1000000).Remote(0);
+    ADD_FAILURE() << "no exception";
+  } catch (const RayException &e) {
+    EXPECT_NE(std::string(e.what()).find("over Sunray's limit of 1000"), std::string::npos)
+        << e.what();
+  }
+  auto most = ray::Actor(Accumulator::Create).SetMaxConcurrency(1000).Remote(0);
+  EXPECT_EQ(*most.Task(&Accumulator::Add).Remote(1).Get(kTimeoutMs), 1);
+}
+
 // --- Inheritance -----------------------------------------------------------
 
 TEST_P(ActorTest, BaseClassMethodsWorkOnADerivedActor) {

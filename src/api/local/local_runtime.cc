@@ -208,6 +208,10 @@ std::string LocalModeRuntime::CreateActor(const ray::internal::RemoteFunctionHol
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }
+  if (auto error = CheckActorOptions(options)) {
+    throw ray::internal::RayActorException("The actor " + factory.class_name +
+                                           " cannot be created: " + *error);
+  }
   const ActorID id = ActorID::FromRandom();
   const std::string binary_id = id.Binary();
   const std::string ray_namespace =

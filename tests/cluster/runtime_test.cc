@@ -164,8 +164,13 @@ std::vector<int> ProcessesMentioning(const std::string &needle) {
   for (const auto &entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream cmdline(entry.path() / "cmdline");
-    std::string content((std::istreambuf_iterator<char>(cmdline)), {});
+    std::string content;
+    try {
+      std::ifstream cmdline(entry.path() / "cmdline");
+      content.assign(std::istreambuf_iterator<char>(cmdline), {});
+    } catch (const std::exception &) {
+      continue;  // it exited while we read (ESRCH)
+    }
     if (content.find(needle) != std::string::npos && std::stoi(name) != getpid()) {
       found.push_back(std::stoi(name));
     }

@@ -115,17 +115,15 @@ void ClusterRuntime::HandleStreamedTask(TaskStreamServer *stream, proto::TaskSpe
     stream->Answer(item->spec.return_id(), std::move(item->reply), std::move(after_reply));
   };
   const proto::TaskSpec::Type type = item->spec.type();
-  if (!options_.worker_mode ||
-      (type != proto::TaskSpec::NORMAL && type != proto::TaskSpec::ACTOR_TASK)) {
+  // (Only workers take task streams: a driver does not listen for them.)
+  if (type != proto::TaskSpec::NORMAL && type != proto::TaskSpec::ACTOR_TASK) {
     item->reply.mutable_result()->set_is_error(true);
-    ErrorToProto(
-        ErrorInfo{ErrorType::kWorkerDied,
-                  options_.worker_mode ? "a task stream carries normal tasks and actor calls only "
-                                         "(this task has type " +
-                                             std::to_string(type) + ")"
-                                       : "this process is a driver; it runs no tasks",
-                  item->spec.function_name(), "", ""},
-        item->reply.mutable_result()->mutable_error());
+    ErrorToProto(ErrorInfo{ErrorType::kWorkerDied,
+                           "a task stream carries normal tasks and actor calls only (this task "
+                           "has type " +
+                               std::to_string(type) + ")",
+                           item->spec.function_name(), "", ""},
+                 item->reply.mutable_result()->mutable_error());
     answer(nullptr);
     return;
   }

@@ -19,19 +19,12 @@ namespace {
 
 constexpr uint64_t kWakeId = 0;
 constexpr uint64_t kListenerId = 1;
-constexpr size_t kHeaderBytes = 5;  // length (4, little-endian), type (1)
 constexpr size_t kReadChunk = 64 << 10;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
 // The loop whose thread this is (null elsewhere).
 thread_local const FrameLoop *current_loop = nullptr;
-
-void PutHeader(char *header, size_t payload, uint8_t type) {
-  const auto length = static_cast<uint32_t>(payload);
-  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((length >> (8 * i)) & 0xff);
-  header[4] = static_cast<char>(type);
-}
 
 uint32_t GetLength(const char *header) {
   uint32_t length = 0;
@@ -67,162 +60,6 @@ absl::StatusOr<addrinfo *> Resolve(const std::string &address, bool passive) {
 }
 
 }  // namespace
-
-// --- FrameConnection --------------------------------------------------------
-
-FrameConnection::FrameConnection(FrameLoop *loop, uint64_t id, int fd, std::string peer,
-                                 bool connecting, bool authenticated)
-    : loop_(loop),
-      id_(id),
-      fd_(fd),
-      peer_(std::move(peer)),
-      connecting_(connecting),
-      authenticated_(authenticated) {}
-
-FrameConnection::~FrameConnection() = default;
-
-bool FrameConnection::Send(uint8_t type, std::string_view payload, Delivery delivery,
-                           std::function<void()> &&after_written) {
-  char header[kHeaderBytes];
-  PutHeader(header, payload.size(), type);
-  std::function<void()> done;
-  {
-    absl::MutexLock lock(&mu_);
-    if (failed_ || close_write_) return false;
-    size_t sent = 0;
-    if (delivery == Delivery::kNow && !connecting_ && out_offset_ == out_.size()) {
-      // Nothing waits before this frame: straight to the socket.
-      iovec parts[2] = {{header, kHeaderBytes},
-                        {const_cast<char *>(payload.data()), payload.size()}};
-      msghdr message{};
-      message.msg_iov = parts;
-      message.msg_iovlen = payload.empty() ? 1 : 2;
-      ssize_t n;
-      do {
-        n = sendmsg(fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
-      } while (n < 0 && errno == EINTR);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        FailLocked(absl::UnavailableError("writing to " + peer_ + " failed: " + ErrnoText(errno)));
-        if (after_written) actions_.push_back({0, std::move(after_written)});  // run as dropped
-        return true;
-      }
-      sent = n < 0 ? 0 : static_cast<size_t>(n);
-      if (sent == kHeaderBytes + payload.size()) {
-        done = std::move(after_written);
-      } else {
-        out_.clear();
-        out_offset_ = 0;
-      }
-    }
-    if (sent < kHeaderBytes + payload.size()) {
-      if (sent < kHeaderBytes) out_.append(header + sent, kHeaderBytes - sent);
-      const size_t from = sent > kHeaderBytes ? sent - kHeaderBytes : 0;
-      out_.append(payload.data() + from, payload.size() - from);
-      if (after_written) actions_.push_back({out_.size(), std::move(after_written)});
-      if (delivery == Delivery::kSoon && !watching_out_) {
-        if (!flush_scheduled_) {
-          flush_scheduled_ = true;
-          loop_->ScheduleFlush(id_);
-        }
-      } else {
-        WatchLocked();
-      }
-    }
-  }
-  if (done) loop_->Defer(std::move(done));
-  return true;
-}
-
-void FrameConnection::CloseWrite() {
-  absl::MutexLock lock(&mu_);
-  if (close_write_ || failed_) return;
-  close_write_ = true;
-  if (!connecting_ && !flush_scheduled_ && out_offset_ == out_.size()) {
-    (void)shutdown(fd_, SHUT_WR);
-    write_shut_ = true;
-    loop_->Recheck(id_);  // the read side may have ended already
-  }
-}
-
-void FrameConnection::Abort(const absl::Status &status) {
-  absl::MutexLock lock(&mu_);
-  FailLocked(status);
-}
-
-void FrameConnection::MarkAuthenticated() {
-  absl::MutexLock lock(&mu_);
-  authenticated_ = true;
-}
-
-bool FrameConnection::FlushLocked(std::vector<std::function<void()>> *due) {
-  while (out_offset_ < out_.size()) {
-    const ssize_t n = send(fd_, out_.data() + out_offset_, out_.size() - out_offset_,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      FailLocked(absl::UnavailableError("writing to " + peer_ + " failed: " + ErrnoText(errno)));
-      return false;
-    }
-    out_offset_ += static_cast<size_t>(n);
-  }
-  size_t kept = 0;
-  for (auto &pending : actions_) {
-    if (pending.end <= out_offset_) {
-      due->push_back(std::move(pending.action));
-    } else {
-      actions_[kept++] = std::move(pending);
-    }
-  }
-  actions_.resize(kept);
-  if (out_offset_ == out_.size()) {
-    out_.clear();
-    out_offset_ = 0;
-  } else if (out_offset_ > (1 << 20) && out_offset_ > out_.size() / 2) {
-    out_.erase(0, out_offset_);
-    for (auto &pending : actions_) pending.end -= out_offset_;
-    out_offset_ = 0;
-  }
-  return true;
-}
-
-void FrameConnection::FailLocked(const absl::Status &status) {
-  if (failed_) return;
-  failed_ = true;
-  error_ = status;
-  // Only the loop closes the socket (its number must not be reused while
-  // another thread may still write to it).
-  loop_->Recheck(id_);
-}
-
-void FrameConnection::WatchLocked() {
-  if (watching_out_) return;
-  watching_out_ = true;
-  UpdateEventsLocked();
-}
-
-void FrameConnection::AfterFlushLocked() {
-  if (failed_ || connecting_) return;
-  if (out_offset_ < out_.size()) {
-    WatchLocked();
-    return;
-  }
-  if (close_write_ && !write_shut_) {
-    (void)shutdown(fd_, SHUT_WR);
-    write_shut_ = true;
-  }
-  if (watching_out_) {
-    watching_out_ = false;
-    UpdateEventsLocked();
-  }
-}
-
-void FrameConnection::UpdateEventsLocked() {
-  if (failed_) return;
-  (void)loop_->Modify(fd_, id_, !read_ended_, watching_out_, /*add=*/false);
-}
-
-// --- FrameLoop --------------------------------------------------------------
 
 FrameLoop::FrameLoop(Options options)
     : options_(options), read_buffer_(std::make_unique<char[]>(kReadChunk)) {}
@@ -484,6 +321,7 @@ void FrameLoop::AcceptAll() {
       connection.reset(new FrameConnection(this, id, fd, std::string(host) + ":" + port,
                                            /*connecting=*/false, /*authenticated=*/false));
       connections_[id] = connection;
+      unauthenticated_.fetch_add(1, std::memory_order_relaxed);
     }
     connection->handlers_ = accept_(connection);
     if (!Modify(fd, connection->id_, /*in=*/true, /*out=*/false, /*add=*/true)) {
@@ -564,7 +402,7 @@ void FrameLoop::ReadFrames(const std::shared_ptr<FrameConnection> &connection) {
     if (static_cast<size_t>(n) < kReadChunk) break;  // drained (level-triggered: safe)
   }
   size_t position = 0;
-  while (c.in_.size() - position >= kHeaderBytes) {
+  while (c.in_.size() - position >= kFrameHeaderBytes) {
     const uint32_t length = GetLength(c.in_.data() + position);
     size_t limit;
     {
@@ -579,10 +417,10 @@ void FrameLoop::ReadFrames(const std::shared_ptr<FrameConnection> &connection) {
         return;
       }
     }
-    if (c.in_.size() - position < kHeaderBytes + length) break;
+    if (c.in_.size() - position < kFrameHeaderBytes + length) break;
     const auto type = static_cast<uint8_t>(c.in_[position + 4]);
-    std::string payload = c.in_.substr(position + kHeaderBytes, length);
-    position += kHeaderBytes + length;
+    std::string payload = c.in_.substr(position + kFrameHeaderBytes, length);
+    position += kFrameHeaderBytes + length;
     c.handlers_.on_frame(type, payload);
   }
   c.in_.erase(0, position);
@@ -630,6 +468,10 @@ void FrameLoop::CloseNow(const std::shared_ptr<FrameConnection> &connection, abs
       linger reset{1, 0};
       (void)setsockopt(connection->fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
     }
+    if (!connection->authenticated_) {  // it leaves the handshake count
+      connection->authenticated_ = true;
+      unauthenticated_.fetch_sub(1, std::memory_order_relaxed);
+    }
     connection->failed_ = true;  // no Send touches the socket from here on
     close(connection->fd_);
     for (auto &pending : connection->actions_) dropped.push_back(std::move(pending.action));
@@ -645,6 +487,8 @@ void FrameLoop::CloseNow(const std::shared_ptr<FrameConnection> &connection, abs
 }
 
 absl::Time FrameLoop::ExpireHandshakes() {
+  // The common case, on every turn of the loop: nothing to look at.
+  if (unauthenticated_.load(std::memory_order_relaxed) == 0) return absl::InfiniteFuture();
   std::vector<std::shared_ptr<FrameConnection>> all;
   {
     absl::MutexLock lock(&mu_);

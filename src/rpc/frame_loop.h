@@ -26,6 +26,7 @@
 // Options::handshake_timeout unless the user calls MarkAuthenticated.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,6 +42,9 @@
 #include "absl/time/time.h"
 
 namespace sunray::rpc {
+
+// A frame's header: the payload's length (4 bytes, little-endian), its type.
+inline constexpr size_t kFrameHeaderBytes = 5;
 
 class FrameLoop;
 
@@ -210,6 +214,9 @@ class FrameLoop {
   std::map<uint64_t, std::shared_ptr<FrameConnection>> connections_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> recheck_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mu_);
+  // Accepted connections not authenticated yet (their handshake deadlines
+  // are checked only while there are any).
+  std::atomic<int> unauthenticated_{0};
   std::vector<uint64_t> flush_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 0: wake, 1: listener
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,0 +1,179 @@
+// FrameConnection: one connection of a FrameLoop (frame_loop.h); the loop's
+// own side (reading, closing, the epoll set) is in frame_loop.cc.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/rpc/frame_loop.h"
+
+namespace sunray::rpc {
+
+namespace {
+
+void PutHeader(char *header, size_t payload, uint8_t type) {
+  const auto length = static_cast<uint32_t>(payload);
+  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  header[4] = static_cast<char>(type);
+}
+
+}  // namespace
+
+FrameConnection::FrameConnection(FrameLoop *loop, uint64_t id, int fd, std::string peer,
+                                 bool connecting, bool authenticated)
+    : loop_(loop),
+      id_(id),
+      fd_(fd),
+      peer_(std::move(peer)),
+      connecting_(connecting),
+      authenticated_(authenticated) {}
+
+FrameConnection::~FrameConnection() = default;
+
+bool FrameConnection::Send(uint8_t type, std::string_view payload, Delivery delivery,
+                           std::function<void()> &&after_written) {
+  char header[kFrameHeaderBytes];
+  PutHeader(header, payload.size(), type);
+  std::function<void()> done;
+  {
+    absl::MutexLock lock(&mu_);
+    if (failed_ || close_write_) return false;
+    size_t sent = 0;
+    if (delivery == Delivery::kNow && !connecting_ && out_offset_ == out_.size()) {
+      // Nothing waits before this frame: straight to the socket.
+      iovec parts[2] = {{header, kFrameHeaderBytes},
+                        {const_cast<char *>(payload.data()), payload.size()}};
+      msghdr message{};
+      message.msg_iov = parts;
+      message.msg_iovlen = payload.empty() ? 1 : 2;
+      ssize_t n;
+      do {
+        n = sendmsg(fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        FailLocked(
+            absl::UnavailableError("writing to " + peer_ + " failed: " + std::strerror(errno)));
+        if (after_written) actions_.push_back({0, std::move(after_written)});  // run as dropped
+        return true;
+      }
+      sent = n < 0 ? 0 : static_cast<size_t>(n);
+      if (sent == kFrameHeaderBytes + payload.size()) {
+        done = std::move(after_written);
+      } else {
+        out_.clear();
+        out_offset_ = 0;
+      }
+    }
+    if (sent < kFrameHeaderBytes + payload.size()) {
+      if (sent < kFrameHeaderBytes) out_.append(header + sent, kFrameHeaderBytes - sent);
+      const size_t from = sent > kFrameHeaderBytes ? sent - kFrameHeaderBytes : 0;
+      out_.append(payload.data() + from, payload.size() - from);
+      if (after_written) actions_.push_back({out_.size(), std::move(after_written)});
+      if (delivery == Delivery::kSoon && !watching_out_) {
+        if (!flush_scheduled_) {
+          flush_scheduled_ = true;
+          loop_->ScheduleFlush(id_);
+        }
+      } else {
+        WatchLocked();
+      }
+    }
+  }
+  if (done) loop_->Defer(std::move(done));
+  return true;
+}
+
+void FrameConnection::CloseWrite() {
+  absl::MutexLock lock(&mu_);
+  if (close_write_ || failed_) return;
+  close_write_ = true;
+  if (!connecting_ && !flush_scheduled_ && out_offset_ == out_.size()) {
+    (void)shutdown(fd_, SHUT_WR);
+    write_shut_ = true;
+    loop_->Recheck(id_);  // the read side may have ended already
+  }
+}
+
+void FrameConnection::Abort(const absl::Status &status) {
+  absl::MutexLock lock(&mu_);
+  FailLocked(status);
+}
+
+void FrameConnection::MarkAuthenticated() {
+  absl::MutexLock lock(&mu_);
+  if (authenticated_) return;
+  authenticated_ = true;
+  loop_->unauthenticated_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool FrameConnection::FlushLocked(std::vector<std::function<void()>> *due) {
+  while (out_offset_ < out_.size()) {
+    const ssize_t n = send(fd_, out_.data() + out_offset_, out_.size() - out_offset_,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      FailLocked(
+          absl::UnavailableError("writing to " + peer_ + " failed: " + std::strerror(errno)));
+      return false;
+    }
+    out_offset_ += static_cast<size_t>(n);
+  }
+  size_t kept = 0;
+  for (auto &pending : actions_) {
+    if (pending.end <= out_offset_) {
+      due->push_back(std::move(pending.action));
+    } else {
+      actions_[kept++] = std::move(pending);
+    }
+  }
+  actions_.resize(kept);
+  if (out_offset_ == out_.size()) {
+    out_.clear();
+    out_offset_ = 0;
+  } else if (out_offset_ > (1 << 20) && out_offset_ > out_.size() / 2) {
+    out_.erase(0, out_offset_);
+    for (auto &pending : actions_) pending.end -= out_offset_;
+    out_offset_ = 0;
+  }
+  return true;
+}
+
+void FrameConnection::FailLocked(const absl::Status &status) {
+  if (failed_) return;
+  failed_ = true;
+  error_ = status;
+  // Only the loop closes the socket (its number must not be reused while
+  // another thread may still write to it).
+  loop_->Recheck(id_);
+}
+
+void FrameConnection::WatchLocked() {
+  if (watching_out_) return;
+  watching_out_ = true;
+  UpdateEventsLocked();
+}
+
+void FrameConnection::AfterFlushLocked() {
+  if (failed_ || connecting_) return;
+  if (out_offset_ < out_.size()) {
+    WatchLocked();
+    return;
+  }
+  if (close_write_ && !write_shut_) {
+    (void)shutdown(fd_, SHUT_WR);
+    write_shut_ = true;
+  }
+  if (watching_out_) {
+    watching_out_ = false;
+    UpdateEventsLocked();
+  }
+}
+
+void FrameConnection::UpdateEventsLocked() {
+  if (failed_) return;
+  (void)loop_->Modify(fd_, id_, !read_ended_, watching_out_, /*add=*/false);
+}
+
+}  // namespace sunray::rpc

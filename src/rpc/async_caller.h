@@ -88,8 +88,10 @@ class AsyncCaller {
   // calls. Idempotent.
   void Stop();
 
- private:
+  // The shared channel to `address` (for blocking calls beside these).
   std::shared_ptr<grpc::Channel> Channel(const std::string &address);
+
+ private:
   std::unique_ptr<grpc::ClientContext> MakeContext(std::chrono::milliseconds timeout) const;
   bool Begin(grpc::ClientContext *context);
   void End(grpc::ClientContext *context);

@@ -125,11 +125,8 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
       if (request->borrower_address().empty()) {
         return absl::InvalidArgumentError("AddBorrower needs the borrower's address");
       }
-      if (runtime_->Owns(request->object_id())) {
-        runtime_->owned_.AddReference(request->object_id());
-        runtime_->CountBorrower(request->borrower_address(), request->object_id(), 1);
-        reply->set_found(true);
-      }
+      reply->set_found(
+          runtime_->refs_->RegisterBorrower(request->borrower_address(), request->object_id()));
       return absl::OkStatus();
     });
   }
@@ -143,11 +140,8 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
             "RemoveBorrower needs the borrower's address and a positive count");
       }
       // Only what this borrower was registered for, and at most that much.
-      const int64_t released = -runtime_->CountBorrower(request->borrower_address(),
-                                                        request->object_id(), -request->count());
-      for (int64_t i = 0; i < released; ++i) {
-        runtime_->owned_.RemoveReference(request->object_id());
-      }
+      const int64_t released = runtime_->refs_->ReleaseBorrower(
+          request->borrower_address(), request->object_id(), request->count());
       if (released == 0) {
         return absl::FailedPreconditionError("borrower " + request->borrower_address() +
                                              " holds no registration of object " +
@@ -254,6 +248,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
                        std::string(port.status().message()));
   }
   my_address_ = options_.host + ":" + std::to_string(*port);
+  refs_ = std::make_unique<ReferenceCounter>(my_address_, &owned_, &peers_);
   if (auto started = frames_.Start(); !started.ok()) {
     Shutdown();
     throw RayException("Sunray could not start its task streams: " +
@@ -339,6 +334,7 @@ void ClusterRuntime::Shutdown() {
     for (TaskStreamClient *stream : streams_) stream->Cancel();
     while (!calls_.empty() || !streams_.empty()) calls_idle_.Wait(&calls_mu_);
   }
+  peers_.Stop();
   owned_.Shutdown();
   {
     absl::MutexLock lock(&free_target_->mu);

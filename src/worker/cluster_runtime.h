@@ -13,7 +13,9 @@
 // with the owner (AddBorrower) before using it and tells the owner when its
 // last local ref is gone (RemoveBorrower, with how many registrations it
 // received). A worker that returns refs inside a task's result registers the
-// caller as a borrower first, so the refs are never unowned in flight.
+// caller as a borrower first, so the refs are never unowned in flight. The
+// counting on both sides is the ReferenceCounter's (reference_counter.h);
+// its calls to other processes go through a WorkerClient.
 //
 // Tasks. Normal tasks are queued per scheduling class (resources) and pushed
 // to workers leased from the node daemon; a lease is reused while tasks of
@@ -51,7 +53,9 @@
 #include "src/common/id.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
+#include "src/worker/reference_counter.h"
 #include "src/worker/task_stream.h"
+#include "src/worker/worker_client.h"
 #include "worker.grpc.pb.h"
 
 namespace sunray {
@@ -156,7 +160,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   struct LeasedWorker;
   struct ActorState;
   struct ActorChannel;
-  struct Borrowed;
   struct Waiter;
   class ExitWatch;
 
@@ -173,22 +176,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // What to do when an owned object is freed.
   std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
                                      std::vector<std::string> borrowed_contained);
-  void AddBorrowedCount(const std::string &id, const std::string &owner, int64_t registrations);
-  // Owner side: `borrower` registered (+) or released (-) `delta` times;
-  // returns the change applied (a release never goes below what the borrower
-  // holds, and is 0 for a borrower dropped already). The first registration
-  // of an address starts watching it.
-  int64_t CountBorrower(const std::string &borrower, const std::string &id, int64_t delta);
-  void WatchBorrower(const std::string &borrower);
-  // A borrowed ref without a registration at its owner: its Get fails with
-  // ObjectLost naming `reason` (unless another registration exists).
-  void MarkBorrowedLost(const std::string &id, const std::string &reason);
-  // The borrower is gone: every registration it held is released.
-  void DropBorrower(const std::string &borrower);
   // Blocks until `num` of `ids` are ready (or the deadline); fetches borrowed
   // values from their owners. Returns which are ready.
   std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);
-  void FetchBorrowed(const std::string &id, std::function<void()> done);
   std::shared_ptr<ray::internal::ObjectBuffer> ReadValue(const std::string &id);
   std::shared_ptr<ray::internal::ObjectBuffer> ReadNodeStore(const std::string &id);
   // Fills `out` with what the value of owned object `id` is on the wire.
@@ -316,6 +306,11 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   std::unique_ptr<StoreClient> store_;
   FunctionExecutor executor_;
   MemoryStore owned_;
+  // Calls to other processes' WorkerService (owners, borrowers).
+  WorkerClient peers_{options_.token};
+  // Owned and borrowed refs, and the borrowers of owned objects; made once
+  // this process's address is known.
+  std::unique_ptr<ReferenceCounter> refs_;
   PlacementGroupBook placement_groups_;
   std::shared_ptr<FreeTarget> free_target_;
   std::unique_ptr<Service> service_;
@@ -330,7 +325,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::unique_ptr<Borrowed>> borrowed_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<SchedulingClass>> classes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> submitted_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<ActorState>> actors_ ABSL_GUARDED_BY(mu_);
@@ -339,10 +333,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   absl::flat_hash_set<std::string> warned_infeasible_ ABSL_GUARDED_BY(mu_);
   // Owned objects with a copy in the node store (deleted at Shutdown).
   absl::flat_hash_set<std::string> in_store_owned_ ABSL_GUARDED_BY(mu_);
-  // Owner side: registrations per borrower address, per object; each
-  // borrower is watched (WatchExit) so a dead one's registrations go.
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int64_t>> borrowers_
-      ABSL_GUARDED_BY(mu_);
   // Borrower side: owners' WatchExit calls, answered at Shutdown.
   absl::Mutex watchers_mu_;
   std::vector<ExitWatch *> exit_watches_ ABSL_GUARDED_BY(watchers_mu_);

@@ -1,6 +1,6 @@
 // The cluster runtime's objects: puts (inline, or in the node store),
-// Get and Wait, local references, borrowing from other owners, and the
-// owner's count of its borrowers (each watched until it exits).
+// sealing results, and Get and Wait. Reference counting (local refs,
+// borrowing, the owner's borrowers) is the ReferenceCounter's.
 #include <algorithm>
 
 #include "absl/random/random.h"
@@ -192,11 +192,11 @@ void ClusterRuntime::SealFromProto(const std::string &id, const proto::ObjectVal
       if (inner.owner_address() == my_address_) {
         owned_contained.push_back(inner.object_id());
       } else if (inner.lost_reason().empty()) {
-        AddBorrowedCount(inner.object_id(), inner.owner_address(), 1);
+        refs_->AddBorrowed(inner.object_id(), inner.owner_address(), 1);
         borrowed_contained.push_back(inner.object_id());
       } else {
-        AddBorrowedCount(inner.object_id(), inner.owner_address(), 0);
-        MarkBorrowedLost(inner.object_id(), inner.lost_reason());
+        refs_->AddBorrowed(inner.object_id(), inner.owner_address(), 0);
+        refs_->MarkBorrowedLost(inner.object_id(), inner.lost_reason());
         borrowed_contained.push_back(inner.object_id());
       }
     }
@@ -235,213 +235,16 @@ void ClusterRuntime::OwnedValueToProto(const std::string &id, proto::ObjectValue
   }
 }
 
-void ClusterRuntime::AddBorrowedCount(const std::string &id, const std::string &owner,
-                                      int64_t registrations) {
-  absl::MutexLock lock(&mu_);
-  auto &entry = borrowed_[id];
-  if (entry == nullptr) {
-    entry = std::make_unique<Borrowed>();
-    entry->owner = owner;
-  }
-  entry->local += 1;
-  entry->registrations += registrations;
-}
-
-void ClusterRuntime::AddLocalReference(const std::string &id) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowed_.find(id);
-    if (it != borrowed_.end()) {
-      ++it->second->local;
-      return;
-    }
-  }
-  owned_.AddReference(id);
-}
+void ClusterRuntime::AddLocalReference(const std::string &id) { refs_->AddLocalReference(id); }
 
 void ClusterRuntime::RemoveLocalReference(const std::string &id) {
-  std::unique_ptr<Borrowed> released;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowed_.find(id);
-    if (it != borrowed_.end()) {
-      if (--it->second->local > 0) return;
-      released = std::move(it->second);
-      borrowed_.erase(it);
-    }
-  }
-  if (released == nullptr) {
-    owned_.RemoveReference(id);
-    return;
-  }
-  for (auto &waiter : released->waiters) waiter();
-  if (released->registrations > 0) {
-    proto::RemoveBorrowerRequest request;
-    request.set_object_id(id);
-    request.set_borrower_address(my_address_);
-    request.set_count(released->registrations);
-    auto stub = WorkerStub(released->owner);
-    CallAsync<proto::RemoveBorrowerReply>(
-        std::move(request), kShortCallTimeoutMs,
-        [stub](auto *context, auto *req, auto *reply, auto callback) {
-          stub->async()->RemoveBorrower(context, req, reply, std::move(callback));
-        },
-        [](const grpc::Status &, proto::RemoveBorrowerReply &) {});
-  }
+  refs_->RemoveLocalReference(id);
 }
 
-int64_t ClusterRuntime::CountBorrower(const std::string &borrower, const std::string &id,
-                                      int64_t delta) {
-  // This process's own holds are plain references, not registrations; a
-  // release for nobody in particular releases nothing.
-  if (borrower.empty()) return 0;
-  if (borrower == my_address_) return std::max<int64_t>(delta, 0);
-  bool first = false;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowers_.find(borrower);
-    if (it == borrowers_.end()) {
-      if (delta <= 0) return 0;  // dropped already (it was seen gone)
-      it = borrowers_.emplace(borrower, absl::flat_hash_map<std::string, int64_t>()).first;
-      first = true;
-    }
-    auto &count = it->second[id];
-    delta = std::max(delta, -count);
-    count += delta;
-    if (count == 0) it->second.erase(id);  // the address stays watched
-  }
-  if (first) WatchBorrower(borrower);
-  return delta;
-}
-
-void ClusterRuntime::WatchBorrower(const std::string &borrower) {
-  auto stub = WorkerStub(borrower);
-  CallAsync<proto::WatchExitReply>(
-      proto::WatchExitRequest(), -1,
-      [stub](auto *context, auto *req, auto *reply, auto callback) {
-        stub->async()->WatchExit(context, req, reply, std::move(callback));
-      },
-      [this, borrower](const grpc::Status &status, proto::WatchExitReply &) {
-        if (status.error_code() == grpc::StatusCode::CANCELLED) return;  // we are shutting down
-        DropBorrower(borrower);
-      });
-}
-
-void ClusterRuntime::DropBorrower(const std::string &borrower) {
-  absl::flat_hash_map<std::string, int64_t> held;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowers_.find(borrower);
-    if (it == borrowers_.end()) return;
-    held = std::move(it->second);
-    borrowers_.erase(it);
-  }
-  for (const auto &[id, count] : held) {
-    for (int64_t i = 0; i < count; ++i) owned_.RemoveReference(id);
-  }
-}
-
-std::string ClusterRuntime::GetOwnershipInfo(const std::string &id) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowed_.find(id);
-    if (it != borrowed_.end()) return it->second->owner;
-  }
-  return Owns(id) ? my_address_ : std::string();
-}
+std::string ClusterRuntime::GetOwnershipInfo(const std::string &id) { return refs_->OwnerOf(id); }
 
 void ClusterRuntime::AddBorrowedReference(const std::string &id, const std::string &owner_info) {
-  if (owner_info.empty() || owner_info == my_address_) {
-    AddLocalReference(id);
-    return;
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowed_.find(id);
-    if (it != borrowed_.end() && it->second->registrations > 0) {
-      ++it->second->local;
-      return;
-    }
-  }
-  // First use here: the owner must count us before the ref we came from can
-  // go away.
-  proto::AddBorrowerRequest request;
-  request.set_object_id(id);
-  request.set_borrower_address(my_address_);
-  proto::AddBorrowerReply reply;
-  grpc::Status status =
-      WorkerStub(owner_info)->AddBorrower(Context(kShortCallTimeoutMs).get(), request, &reply);
-  const bool registered = status.ok() && reply.found();
-  AddBorrowedCount(id, owner_info, registered ? 1 : 0);
-  if (!registered) {
-    MarkBorrowedLost(id, status.ok() ? "its owner at " + owner_info + " no longer has it"
-                                     : "its owner at " + owner_info + " cannot be reached (" +
-                                           status.error_message() + ")");
-  }
-}
-
-void ClusterRuntime::MarkBorrowedLost(const std::string &id, const std::string &reason) {
-  absl::MutexLock lock(&mu_);
-  auto it = borrowed_.find(id);
-  if (it == borrowed_.end() || it->second->registrations > 0) return;  // registered otherwise
-  Borrowed &entry = *it->second;
-  entry.fetched = true;
-  entry.value.set_is_error(true);
-  ErrorToProto(ErrorInfo{ErrorType::kObjectLost,
-                         "Object " + BinaryToHex(id) + " is lost: " + reason + ".", "", "", ""},
-               entry.value.mutable_error());
-}
-
-void ClusterRuntime::FetchBorrowed(const std::string &id, std::function<void()> done) {
-  std::string owner;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowed_.find(id);
-    if (it != borrowed_.end() && !it->second->fetched) {
-      it->second->waiters.push_back(std::move(done));
-      if (it->second->fetching) return;
-      it->second->fetching = true;
-      owner = it->second->owner;
-    }
-  }
-  if (owner.empty()) {  // fetched already, or not borrowed (Get reports it)
-    done();
-    return;
-  }
-  proto::GetOwnedObjectRequest request;
-  request.set_object_id(id);
-  auto stub = WorkerStub(owner);
-  CallAsync<proto::GetOwnedObjectReply>(
-      std::move(request), -1,
-      [stub](auto *context, auto *req, auto *reply, auto callback) {
-        stub->async()->GetOwnedObject(context, req, reply, std::move(callback));
-      },
-      [this, id, owner](const grpc::Status &status, proto::GetOwnedObjectReply &reply) {
-        std::vector<std::function<void()>> waiters;
-        {
-          absl::MutexLock lock(&mu_);
-          auto it = borrowed_.find(id);
-          if (it == borrowed_.end()) return;  // released meanwhile; its waiters ran
-          Borrowed &entry = *it->second;
-          entry.fetching = false;
-          entry.fetched = true;
-          if (status.ok()) {
-            entry.value = std::move(*reply.mutable_value());
-          } else {
-            entry.value.set_is_error(true);
-            ErrorToProto(
-                ErrorInfo{ErrorType::kObjectLost,
-                          "Object " + BinaryToHex(id) + " is lost: its owner at " + owner +
-                              (status.error_code() == grpc::StatusCode::NOT_FOUND
-                                   ? " no longer has it."
-                                   : " cannot be reached (" + status.error_message() + ")."),
-                          "", "", ""},
-                entry.value.mutable_error());
-          }
-          waiters.swap(entry.waiters);
-        }
-        for (auto &waiter : waiters) waiter();
-      });
+  refs_->AddBorrowedReference(id, owner_info);
 }
 
 // Counts ready objects for one Get or Wait.
@@ -467,13 +270,8 @@ std::vector<bool> ClusterRuntime::WaitReady(const std::vector<std::string> &ids,
       ++waiter->ready;
       waiter->changed.Signal();
     };
-    bool borrowed;
-    {
-      absl::MutexLock lock(&mu_);
-      borrowed = borrowed_.contains(ids[i]);
-    }
-    if (borrowed) {
-      FetchBorrowed(ids[i], std::move(mark));
+    if (refs_->IsBorrowed(ids[i])) {
+      refs_->FetchBorrowed(ids[i], std::move(mark));
     } else {
       owned_.OnSealed({ids[i]}, std::move(mark));  // unknown ids count as ready
     }
@@ -508,20 +306,10 @@ std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadNodeStore(const
 }
 
 std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadValue(const std::string &id) {
-  proto::ObjectValue borrowed_value;
-  bool borrowed = false;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = borrowed_.find(id);
-    if (it != borrowed_.end() && it->second->fetched) {
-      borrowed = true;
-      borrowed_value = it->second->value;
-    }
-  }
-  if (borrowed) {
-    if (borrowed_value.is_error()) ThrowObjectError(ErrorFromProto(borrowed_value.error()));
-    if (borrowed_value.in_store()) return ReadNodeStore(id);
-    return std::make_shared<StringBuffer>(std::move(*borrowed_value.mutable_data()));
+  if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(id)) {
+    if (borrowed->is_error()) ThrowObjectError(ErrorFromProto(borrowed->error()));
+    if (borrowed->in_store()) return ReadNodeStore(id);
+    return std::make_shared<StringBuffer>(std::move(*borrowed->mutable_data()));
   }
   MemoryStore::Value value = owned_.Get({id}, 0).at(0);  // throws for unknown ids
   if (value.error) ThrowObjectError(*value.error);

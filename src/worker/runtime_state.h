@@ -127,17 +127,6 @@ struct ClusterRuntime::ActorChannel {
   absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> calls;
 };
 
-// A reference this process borrows from another process (the owner).
-struct ClusterRuntime::Borrowed {
-  std::string owner;
-  int64_t local = 0;          // refs here: ObjectRefs, args in flight, values holding it
-  int64_t registrations = 0;  // how many times the owner counted us as a borrower
-  bool fetching = false;
-  bool fetched = false;
-  proto::ObjectValue value;  // once fetched
-  std::vector<std::function<void()>> waiters;
-};
-
 // The actor this worker process hosts.
 struct ClusterRuntime::HostedActor {
   void *instance = nullptr;

@@ -377,21 +377,13 @@ void ClusterRuntime::ResultToProto(const proto::TaskSpec &spec, ExecutionResult 
     info->set_object_id(id);
     info->set_owner_address(owner);
     if (owner == my_address_) {
-      owned_.AddReference(id);
-      CountBorrower(spec.owner_address(), id, 1);
-    } else if (!owner.empty()) {
-      proto::AddBorrowerRequest request;
-      request.set_object_id(id);
-      request.set_borrower_address(spec.owner_address());
-      proto::AddBorrowerReply reply;
-      const grpc::Status status =
-          WorkerStub(owner)->AddBorrower(Context(10000).get(), request, &reply);
-      if (!status.ok() || !reply.found()) {
-        // The caller must not count a registration the owner never made.
-        info->set_lost_reason(status.ok() ? "its owner at " + owner + " no longer has it"
-                                          : "its owner at " + owner + " cannot be reached (" +
-                                                status.error_message() + ")");
+      if (!refs_->RegisterBorrower(spec.owner_address(), id)) {
+        info->set_lost_reason("it was freed before the result was sent");
       }
+    } else if (!owner.empty()) {
+      const absl::Status registered = peers_.AddBorrower(owner, id, spec.owner_address());
+      // The caller must not count a registration the owner never made.
+      if (!registered.ok()) info->set_lost_reason(BorrowFailureReason(owner, registered));
     }
   }
   for (const auto &id : result.contained_ids) RemoveLocalReference(id);

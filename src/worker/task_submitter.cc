@@ -108,16 +108,11 @@ void ClusterRuntime::ResolveArgs(std::shared_ptr<PendingTask> task,
     const std::string id = task->spec.args(index).object_id();
     auto fill = [this, task, index, id, arrive] {
       proto::ObjectValue value;
-      bool borrowed = false;
-      {
-        absl::MutexLock lock(&mu_);
-        auto it = borrowed_.find(id);
-        if (it != borrowed_.end()) {
-          borrowed = true;
-          value = it->second->value;
-        }
+      if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(id)) {
+        value = std::move(*borrowed);
+      } else {
+        OwnedValueToProto(id, &value);
       }
-      if (!borrowed) OwnedValueToProto(id, &value);
       {
         absl::MutexLock lock(&task->mu);
         if (value.is_error()) {
@@ -128,13 +123,8 @@ void ClusterRuntime::ResolveArgs(std::shared_ptr<PendingTask> task,
       }
       arrive();
     };
-    bool borrowed;
-    {
-      absl::MutexLock lock(&mu_);
-      borrowed = borrowed_.contains(id);
-    }
-    if (borrowed) {
-      FetchBorrowed(id, std::move(fill));
+    if (refs_->IsBorrowed(id)) {
+      refs_->FetchBorrowed(id, std::move(fill));
     } else {
       owned_.OnSealed({id}, std::move(fill));
     }

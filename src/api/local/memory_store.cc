@@ -130,10 +130,12 @@ void MemoryStore::OnSealed(const std::vector<std::string> &ids, std::function<vo
   arrive();  // the extra count keeps the callback from running mid-registration
 }
 
-void MemoryStore::AddReference(const std::string &id) {
+bool MemoryStore::AddReference(const std::string &id) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
-  if (it != entries_.end()) ++it->second.references;
+  if (it == entries_.end()) return false;
+  ++it->second.references;
+  return true;
 }
 
 void MemoryStore::RemoveReference(const std::string &id) {

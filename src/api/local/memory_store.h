@@ -75,7 +75,8 @@ class MemoryStore {
   // are already). Runs it on the thread that seals the last one.
   void OnSealed(const std::vector<std::string> &ids, std::function<void()> callback);
 
-  void AddReference(const std::string &id);
+  // False (and nothing counted) for an id not in the store.
+  bool AddReference(const std::string &id);
   void RemoveReference(const std::string &id);
 
   bool Contains(const std::string &id) const;

@@ -2,6 +2,7 @@
 // thin forwards to the current runtime.
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "ray/api.h"
 #include "ray/api/internal_api.h"
@@ -14,17 +15,55 @@ namespace ray {
 namespace internal {
 namespace {
 
-// The process's runtime. Readers take a copy of the shared_ptr so a
-// concurrent Shutdown cannot destroy a runtime mid-call.
-std::mutex runtime_mu;
-std::shared_ptr<RayRuntime> current_runtime;  // guarded by runtime_mu
+// The process's runtime, read on every ObjectRef copy: readers take no lock.
+// A reader counts itself in `readers_` before it loads `raw_`; Take clears
+// `raw_` first and then waits until no reader is inside before it gives up
+// `owner_`, so a reader that saw a runtime uses one still owned here. Both
+// sides use sequentially consistent order: Take's clear and its count of
+// readers, and a reader's count and its load, cannot pass each other.
+class RuntimeSlot {
+ public:
+  // Runs fn(RayRuntime &) if a runtime is set (it must not call Take).
+  template <typename Fn>
+  void With(Fn &&fn) {
+    readers_.fetch_add(1);
+    if (RayRuntime *runtime = raw_.load()) fn(*runtime);
+    readers_.fetch_sub(1);
+  }
+  // A copy of the runtime's owning pointer; null if none is set.
+  std::shared_ptr<RayRuntime> Get() {
+    std::shared_ptr<RayRuntime> copy;
+    // owner_ changes only while raw_ is null and no reader is inside.
+    With([&](RayRuntime &) { copy = owner_; });
+    return copy;
+  }
+  // Sets `runtime` unless one is set already.
+  void SetIfEmpty(std::shared_ptr<RayRuntime> runtime) {
+    std::lock_guard lock(lifecycle_mu_);
+    if (owner_ != nullptr) return;
+    owner_ = std::move(runtime);
+    raw_.store(owner_.get());
+  }
+  // Removes the runtime; returns it (null if none was set).
+  std::shared_ptr<RayRuntime> Take() {
+    std::lock_guard lock(lifecycle_mu_);
+    raw_.store(nullptr);
+    while (readers_.load() != 0) std::this_thread::yield();  // a reader is mid-call
+    return std::move(owner_);
+  }
+
+ private:
+  std::mutex lifecycle_mu_;            // Init and Shutdown
+  std::shared_ptr<RayRuntime> owner_;  // see Get
+  std::atomic<RayRuntime *> raw_{nullptr};
+  std::atomic<int64_t> readers_{0};
+};
+
+RuntimeSlot current_runtime;
 
 }  // namespace
 
-std::shared_ptr<RayRuntime> TryGetRayRuntime() {
-  std::lock_guard lock(runtime_mu);
-  return current_runtime;
-}
+std::shared_ptr<RayRuntime> TryGetRayRuntime() { return current_runtime.Get(); }
 
 std::shared_ptr<RayRuntime> GetRayRuntime() {
   auto runtime = TryGetRayRuntime();
@@ -34,26 +73,26 @@ std::shared_ptr<RayRuntime> GetRayRuntime() {
   return runtime;
 }
 
+// Reference counting must not throw from ObjectRef's constructors and
+// destructor; the runtime reports its own failures.
 void AddLocalReference(const std::string &object_id) noexcept {
   if (object_id.empty()) return;
-  if (auto runtime = TryGetRayRuntime()) {
+  current_runtime.With([&](RayRuntime &runtime) {
     try {
-      runtime->AddLocalReference(object_id);
+      runtime.AddLocalReference(object_id);
     } catch (...) {
-      // Reference counting must not throw from constructors; the runtime
-      // reports its own failures.
     }
-  }
+  });
 }
 
 void RemoveLocalReference(const std::string &object_id) noexcept {
   if (object_id.empty()) return;
-  if (auto runtime = TryGetRayRuntime()) {
+  current_runtime.With([&](RayRuntime &runtime) {
     try {
-      runtime->RemoveLocalReference(object_id);
+      runtime.RemoveLocalReference(object_id);
     } catch (...) {
     }
-  }
+  });
 }
 
 std::string GetOwnershipInfo(const std::string &object_id) {
@@ -89,8 +128,8 @@ void Init(RayConfig &config, int argc, char **argv) {
     // A node daemon started this program as a worker: serve tasks, never
     // return to main.
     sunray::RunAsWorker(merged, [](std::shared_ptr<internal::RayRuntime> runtime) {
-      std::lock_guard lock(internal::runtime_mu);
-      internal::current_runtime = std::move(runtime);
+      internal::current_runtime.Take();
+      internal::current_runtime.SetIfEmpty(std::move(runtime));
     });
   }
   std::shared_ptr<internal::RayRuntime> runtime;
@@ -101,8 +140,7 @@ void Init(RayConfig &config, int argc, char **argv) {
   } else {
     runtime = sunray::ConnectDriver(merged);
   }
-  std::lock_guard lock(internal::runtime_mu);
-  if (internal::current_runtime == nullptr) internal::current_runtime = std::move(runtime);
+  internal::current_runtime.SetIfEmpty(std::move(runtime));
 }
 
 void Init(RayConfig &config) { Init(config, 0, nullptr); }
@@ -115,11 +153,7 @@ void Init() {
 bool IsInitialized() { return internal::TryGetRayRuntime() != nullptr; }
 
 void Shutdown() {
-  std::shared_ptr<internal::RayRuntime> runtime;
-  {
-    std::lock_guard lock(internal::runtime_mu);
-    runtime.swap(internal::current_runtime);
-  }
+  std::shared_ptr<internal::RayRuntime> runtime = internal::current_runtime.Take();
   if (runtime == nullptr) return;
   if (auto *local = dynamic_cast<sunray::LocalModeRuntime *>(runtime.get())) {
     local->Shutdown();

@@ -24,8 +24,9 @@ bool AsyncCaller::Begin(grpc::ClientContext *context) {
   return true;
 }
 
-void AsyncCaller::End(grpc::ClientContext *context) {
+void AsyncCaller::End(grpc::ClientContext *context, std::shared_ptr<void> state) {
   absl::MutexLock lock(&mu_);
+  state.reset();
   in_flight_.erase(context);
 }
 

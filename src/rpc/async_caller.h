@@ -70,17 +70,15 @@ class AsyncCaller {
       return;
     }
     state->stub = Service::NewStub(Channel(address));
-    (state->stub->async()->*method)(
-        state->context.get(), &state->request, &state->reply,
-        [this, state, done = std::move(done)](grpc::Status status) mutable {
+    // The callback holds the only reference, so the state goes in End even
+    // when the call completes before this returns.
+    State *call = state.get();
+    (call->stub->async()->*method)(
+        call->context.get(), &call->request, &call->reply,
+        [this, state = std::move(state), done = std::move(done)](grpc::Status status) mutable {
           done(status, state->reply);
-          // Drop the stub (a channel reference) before Stop may release
-          // channels_: the last reference to a channel must not go on a
-          // gRPC thread (gRPC 1.51 then tears down its callback completion
-          // queue from that queue's own thread: a double free under ASan).
           grpc::ClientContext *context = state->context.get();
-          state.reset();
-          End(context);
+          End(context, std::move(state));
         });
   }
 
@@ -94,7 +92,13 @@ class AsyncCaller {
  private:
   std::unique_ptr<grpc::ClientContext> MakeContext(std::chrono::milliseconds timeout) const;
   bool Begin(grpc::ClientContext *context);
-  void End(grpc::ClientContext *context);
+  // Drops a finished call's state (its stub and context) and forgets the
+  // call, both under mu_: Stop never cancels a destroyed context, and the
+  // channels in channels_ outlive every call's references to them (the last
+  // reference to a channel must not go on a gRPC thread: gRPC 1.51 then tears
+  // down its callback completion queue from that queue's own thread, a
+  // double free under ASan).
+  void End(grpc::ClientContext *context, std::shared_ptr<void> state);
 
   const std::string token_;
   absl::Mutex mu_;

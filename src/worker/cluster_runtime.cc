@@ -219,6 +219,8 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     }
   }
   node_ = proto::NodeService::NewStub(rpc::MakeChannel(node_address));
+  node_client_ = std::make_unique<GrpcNodeClient>(options_.token, node_address);
+  lease_returner_ = std::make_unique<LeaseReturner>(node_client_.get());
   proto::GetNodeStatsReply stats;
   Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
         "reach the node daemon at " + node_address);
@@ -334,6 +336,7 @@ void ClusterRuntime::Shutdown() {
     for (TaskStreamClient *stream : streams_) stream->Cancel();
     while (!calls_.empty() || !streams_.empty()) calls_idle_.Wait(&calls_mu_);
   }
+  if (node_client_ != nullptr) node_client_->Stop();
   peers_.Stop();
   owned_.Shutdown();
   {

@@ -53,6 +53,7 @@
 #include "src/common/id.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
+#include "src/worker/node_client.h"
 #include "src/worker/reference_counter.h"
 #include "src/worker/task_stream.h"
 #include "src/worker/worker_client.h"
@@ -231,8 +232,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
                        const proto::PushTaskReply *reply);
   void OnActorChannelEnd(const std::shared_ptr<ActorState> &actor,
                          const std::shared_ptr<ActorChannel> &channel, const grpc::Status &status);
+  // Gives the lease back without blocking, retried (node_client.h).
   void ReturnLease(const LeasedWorker &worker, bool dead);
-  void ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid, int attempt);
   // Returns the leases idle for kLeaseLinger (all of them with `all`);
   // returns when the next idle one will be due (InfiniteFuture if none).
   absl::Time ReturnIdleLeases(bool all);
@@ -311,6 +312,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Owned and borrowed refs, and the borrowers of owned objects; made once
   // this process's address is known.
   std::unique_ptr<ReferenceCounter> refs_;
+  // Leases from the node (made once the node's address is known).
+  std::unique_ptr<GrpcNodeClient> node_client_;
+  std::unique_ptr<LeaseReturner> lease_returner_;
   PlacementGroupBook placement_groups_;
   std::shared_ptr<FreeTarget> free_target_;
   std::unique_ptr<Service> service_;

@@ -291,14 +291,12 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
   for (const auto &arg : options_.worker_argv) request.add_argv(arg);
   for (const auto &entry : worker_env_) request.add_env(entry);
   for (const auto &entry : env) request.add_env(entry);
-  CallAsync<proto::RequestWorkerLeaseReply>(
-      std::move(request), -1,
-      [this](auto *context, auto *req, auto *reply, auto callback) {
-        node_->async()->RequestWorkerLease(context, req, reply, std::move(callback));
-      },
-      [this, class_key](const grpc::Status &status, proto::RequestWorkerLeaseReply &reply) {
+  node_client_->RequestWorkerLease(
+      request, [this, class_key](absl::StatusOr<proto::RequestWorkerLeaseReply> granted) {
+        const absl::Status status = granted.status();
         std::shared_ptr<LeasedWorker> worker;
         if (status.ok()) {
+          const proto::RequestWorkerLeaseReply &reply = *granted;
           worker = std::make_shared<LeasedWorker>();
           worker->lease_id = reply.lease_id();
           worker->address = reply.worker_address();
@@ -342,7 +340,7 @@ void ClusterRuntime::RequestLease(const std::string &class_key, const proto::Res
           FailTask(task.get(),
                    ErrorInfo{ErrorType::kWorkerDied,
                              "No worker could be leased for task " + task->spec.function_name() +
-                                 ": " + status.error_message(),
+                                 ": " + std::string(status.message()),
                              "", "", ""});
         }
       });
@@ -504,37 +502,7 @@ bool ClusterRuntime::SettleNormalTask(const std::shared_ptr<PendingTask> &task,
 }
 
 void ClusterRuntime::ReturnLease(const LeasedWorker &worker, bool dead) {
-  proto::ReturnWorkerRequest request;
-  request.set_lease_id(worker.lease_id);
-  request.set_worker_dead(dead);
-  ReturnLeaseAttempt(std::move(request), worker.pid, 1);
-}
-
-// Asynchronous (it runs on gRPC's threads, which must not block), and
-// retried: a lease the node never hears back about stays held there, with
-// its CPU, until this process exits.
-void ClusterRuntime::ReturnLeaseAttempt(proto::ReturnWorkerRequest request, int pid, int attempt) {
-  constexpr int kReturnAttempts = 4;
-  auto node = node_;
-  CallAsync<proto::ReturnWorkerReply>(
-      request, 5000 * attempt,
-      [node](auto *context, auto *req, auto *reply, auto callback) {
-        node->async()->ReturnWorker(context, req, reply, std::move(callback));
-      },
-      [this, request, pid, attempt](const grpc::Status &status, proto::ReturnWorkerReply &) {
-        // CANCELLED: shutting down (the node ends the job's leases itself);
-        // NOT_FOUND: the lease ended already (its worker exited).
-        if (status.ok() || status.error_code() == grpc::StatusCode::CANCELLED ||
-            status.error_code() == grpc::StatusCode::NOT_FOUND) {
-          return;
-        }
-        if (attempt >= kReturnAttempts) {
-          RAYLOG(WARNING) << "Could not return the lease of worker " << pid << " to the node after "
-                          << attempt << " attempts: " << status.error_message();
-          return;
-        }
-        ReturnLeaseAttempt(request, pid, attempt + 1);
-      });
+  lease_returner_->Return(worker.lease_id, dead, worker.pid);
 }
 
 absl::Time ClusterRuntime::ReturnIdleLeases(bool all) {

@@ -1,0 +1,81 @@
+// The calls the worker library makes to its node daemon for leases, behind
+// an interface so the components that lease workers are tested without one.
+//
+// NodeClient: asynchronous; `done` runs exactly once, on any thread (also
+// before the call returns, e.g. with Cancelled once the client is stopped).
+// GrpcNodeClient: over rpc::AsyncCaller; Stop cancels what is in flight and
+// waits for the callbacks. Thread-safe.
+//
+// LeaseReturner gives a lease back to the node without blocking, retrying a
+// return the node did not confirm: a lease the node never hears back about
+// stays held there, with its resources, until this process exits.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "node.pb.h"
+#include "src/rpc/async_caller.h"
+
+namespace sunray {
+
+class NodeClient {
+ public:
+  virtual ~NodeClient() = default;
+  // Waits (no deadline) until the node grants a worker or refuses.
+  virtual void RequestWorkerLease(
+      const proto::RequestWorkerLeaseRequest &request,
+      std::function<void(absl::StatusOr<proto::RequestWorkerLeaseReply>)> done) = 0;
+  virtual void ReturnWorker(const proto::ReturnWorkerRequest &request,
+                            std::chrono::milliseconds timeout,
+                            std::function<void(absl::Status)> done) = 0;
+};
+
+class GrpcNodeClient : public NodeClient {
+ public:
+  GrpcNodeClient(std::string token, std::string node_address)
+      : address_(std::move(node_address)), calls_(std::move(token)) {}
+
+  void RequestWorkerLease(
+      const proto::RequestWorkerLeaseRequest &request,
+      std::function<void(absl::StatusOr<proto::RequestWorkerLeaseReply>)> done) override;
+  void ReturnWorker(const proto::ReturnWorkerRequest &request, std::chrono::milliseconds timeout,
+                    std::function<void(absl::Status)> done) override;
+  // Cancels the calls in flight and waits for their callbacks; later calls
+  // end Cancelled at once. Idempotent.
+  void Stop() { calls_.Stop(); }
+
+ private:
+  const std::string address_;
+  rpc::AsyncCaller calls_;
+};
+
+class LeaseReturner {
+ public:
+  static constexpr int kAttempts = 4;
+  // The first attempt's timeout; attempt n waits n times as long.
+  static constexpr std::chrono::milliseconds kFirstTimeout{5000};
+
+  // `node` must outlive this object and every return in flight.
+  explicit LeaseReturner(NodeClient *node) : node_(node) {}
+
+  // Returns lease `lease_id` (of worker process `pid`, for the log) to the
+  // node; `worker_dead` tells the node the worker must not be reused.
+  // Retried up to kAttempts times unless the node answers OK, NotFound (the
+  // lease ended already: its worker exited) or the client is stopping
+  // (Cancelled: the node ends this process's leases itself). `done`, if
+  // set, runs once with the last answer.
+  void Return(int64_t lease_id, bool worker_dead, int pid,
+              std::function<void(absl::Status)> done = nullptr);
+
+ private:
+  void Attempt(proto::ReturnWorkerRequest request, int pid, int attempt,
+               std::function<void(absl::Status)> done);
+
+  NodeClient *const node_;
+};
+
+}  // namespace sunray

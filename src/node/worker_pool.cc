@@ -82,25 +82,56 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     worker.env = request->launch.env;
     worker.info.log_path = options_.logs_dir + "/worker-" + std::to_string(token) + ".out";
     worker.started = std::chrono::steady_clock::now();
-    SpawnOptions spawn;
-    spawn.log_path = worker.info.log_path;
-    spawn.die_with_parent = true;  // workers never outlive their node daemon
-    spawn.extra_env = request->launch.env;
-    spawn.extra_env.push_back(std::string(env::kStartupToken) + "=" + std::to_string(token));
-    auto pid = SpawnProcess(request->launch.argv, spawn);
-    if (!pid.ok()) {
-      ready->push_back([callback = std::move(request->callback), status = pid.status()] {
-        callback(
-            absl::Status(status.code(), "cannot start a worker: " + std::string(status.message())));
-      });
-      request = requests_.erase(request);
+    worker.argv = request->launch.argv;
+    workers_.emplace(token, std::move(worker));
+    to_spawn_.push_back(token);
+    request->starting_token = token;
+    changed_.SignalAll();  // the pool's thread starts it
+    ++request;
+  }
+}
+
+void WorkerPool::SpawnQueuedLocked(std::vector<std::function<void()>> *ready) {
+  while (!to_spawn_.empty()) {
+    const int64_t token = to_spawn_.front();
+    to_spawn_.pop_front();
+    auto it = workers_.find(token);
+    if (it == workers_.end()) continue;
+    if (stopping_) {  // its request failed with the others
+      workers_.erase(it);
       continue;
     }
-    worker.info.pid = *pid;
-    workers_.emplace(token, std::move(worker));
-    request->starting_token = token;
-    changed_.SignalAll();  // the reaper has a child to wait for
-    ++request;
+    SpawnOptions spawn;
+    spawn.log_path = it->second.info.log_path;
+    spawn.die_with_parent = true;  // workers never outlive their node daemon
+    spawn.extra_env = it->second.env;
+    spawn.extra_env.push_back(std::string(env::kStartupToken) + "=" + std::to_string(token));
+    const std::vector<std::string> argv = std::move(it->second.argv);
+    mu_.Unlock();
+    auto pid = SpawnProcess(argv, spawn);
+    mu_.Lock();
+    it = workers_.find(token);  // nothing erases an unspawned worker but this
+    if (!pid.ok()) {
+      for (auto request = requests_.begin(); request != requests_.end(); ++request) {
+        if (request->starting_token != token) continue;
+        ready->push_back([callback = std::move(request->callback), status = pid.status()] {
+          callback(absl::Status(status.code(),
+                                "cannot start a worker: " + std::string(status.message())));
+        });
+        requests_.erase(request);
+        break;
+      }
+      if (it != workers_.end()) workers_.erase(it);
+      continue;
+    }
+    if (it == workers_.end()) {  // cannot happen; never leave a process unwatched
+      kill(*pid, SIGKILL);
+      continue;
+    }
+    it->second.info.pid = *pid;
+    it->second.spawned = true;
+    if (it->second.killed || stopping_) kill(*pid, SIGKILL);
+    changed_.SignalAll();  // a registration may wait for the pid
   }
 }
 
@@ -156,8 +187,15 @@ absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
   std::vector<std::function<void()>> ready;
   {
     absl::MutexLock lock(&mu_);
+    // A process registers only after its exec; its pid is recorded right
+    // after the fork. Waiting covers the gap should it ever be crossed.
+    auto spawned = [this, startup_token]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      auto found = workers_.find(startup_token);
+      return found == workers_.end() || found->second.spawned;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&spawned), absl::Seconds(5));
     auto it = workers_.find(startup_token);
-    if (it == workers_.end() || it->second.state != State::kStarting) {
+    if (it == workers_.end() || it->second.state != State::kStarting || !it->second.spawned) {
       return absl::NotFoundError("no worker is starting with token " +
                                  std::to_string(startup_token));
     }
@@ -222,6 +260,7 @@ int WorkerPool::KillJobWorkers(const std::string &job_id) {
 
 void WorkerPool::KillLocked(Worker &worker, bool force) {
   worker.killed = true;
+  if (!worker.spawned) return;  // its process gets SIGKILL once started
   kill(worker.info.pid, force ? SIGKILL : SIGTERM);
   if (!force) {
     worker.sigkill_at =
@@ -264,8 +303,9 @@ void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<voi
 void WorkerPool::ReaperLoop() {
   absl::MutexLock lock(&mu_);
   while (!(stopping_ && workers_.empty())) {
-    changed_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
+    if (to_spawn_.empty()) changed_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
     std::vector<std::function<void()>> ready;
+    SpawnQueuedLocked(&ready);
     // Exited workers.
     while (true) {
       int status = 0;
@@ -275,6 +315,7 @@ void WorkerPool::ReaperLoop() {
     }
     const auto now = std::chrono::steady_clock::now();
     for (auto &[token, worker] : workers_) {
+      if (!worker.spawned) continue;
       // Killed workers that outlived their grace; workers that never
       // registered (reaped, and their request failed, on a later round).
       if (now >= worker.sigkill_at ||
@@ -301,7 +342,9 @@ void WorkerPool::Stop() {
     if (stopping_ && !reaper_.joinable()) return;
     stopping_ = true;
     failed.swap(requests_);
-    for (const auto &[token, worker] : workers_) pids.push_back(worker.info.pid);
+    for (const auto &[token, worker] : workers_) {
+      if (worker.spawned) pids.push_back(worker.info.pid);  // others: SIGKILL once started
+    }
     changed_.SignalAll();
   }
   for (auto &request : failed) request.callback(absl::UnavailableError("the node is stopping"));
@@ -314,7 +357,9 @@ void WorkerPool::Stop() {
   {
     // Only those still not reaped: a reaped pid may already be reused.
     absl::MutexLock lock(&mu_);
-    for (const auto &[token, worker] : workers_) kill(worker.info.pid, SIGKILL);
+    for (const auto &[token, worker] : workers_) {
+      if (worker.spawned) kill(worker.info.pid, SIGKILL);
+    }
   }
   if (reaper_.joinable()) reaper_.join();
 }

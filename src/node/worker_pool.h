@@ -19,8 +19,12 @@
 // workers except those hosting detached actors.
 //
 // Thread-safe. Callbacks run without the pool's lock held, on the calling
-// thread or on the pool's reaper thread (which also sends the delayed
-// SIGKILLs).
+// thread or on the pool's own thread. That thread starts every worker
+// process (fork and exec, outside the lock): the kernel ties a child's
+// parent-death signal to the thread that forked it, so forking on a caller's
+// thread (a gRPC handler, which gRPC may end) would signal the worker when
+// that thread ends. It also reaps exited workers and sends the delayed
+// SIGKILLs.
 #pragma once
 
 #include <sys/types.h>
@@ -114,6 +118,10 @@ class WorkerPool {
     std::vector<std::string> env;  // what it was started with (Launch::env)
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point sigkill_at = std::chrono::steady_clock::time_point::max();
+    // Until the pool's thread has started its process (info.pid is 0 until
+    // then): what to run.
+    bool spawned = false;
+    std::vector<std::string> argv;
   };
   struct Request {
     std::string job_id;
@@ -131,6 +139,11 @@ class WorkerPool {
   void KillLocked(Worker &worker, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReapLocked(pid_t pid, int status, std::vector<std::function<void()>> *ready)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the processes of workers queued in to_spawn_ (on the pool's
+  // thread; unlocks around each fork). A worker killed meanwhile, or a pool
+  // stopping, gets SIGKILL at once.
+  void SpawnQueuedLocked(std::vector<std::function<void()>> *ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReaperLoop();
 
   const Options options_;
@@ -138,10 +151,11 @@ class WorkerPool {
   absl::CondVar changed_;
   std::map<int64_t, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by startup token
   std::deque<Request> requests_ ABSL_GUARDED_BY(mu_);
+  std::deque<int64_t> to_spawn_ ABSL_GUARDED_BY(mu_);  // tokens, oldest first
   ExitCallback on_exit_ ABSL_GUARDED_BY(mu_);
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread reaper_;
+  std::thread reaper_;  // the pool's thread: spawns, reaps, kills late
 };
 
 }  // namespace sunray

@@ -101,6 +101,27 @@ TEST_F(WorkerPoolTest, StartsAWorkerHandsItOutOnceRegisteredAndCapturesItsOutput
   EXPECT_EQ(line, "hello from worker 1");
 }
 
+// Regression: the pool forked on the caller's thread, and the kernel sends a
+// child's parent-death signal when the thread that forked it ends (not the
+// process): a worker started from a gRPC handler thread that gRPC later ended
+// got SIGTERM. The pool's own thread forks now.
+TEST_F(WorkerPoolTest, AWorkerOutlivesTheThreadThatAskedForIt) {
+  MakePool(1);
+  RecordExits();
+  std::future<absl::StatusOr<WorkerInfo>> popped;
+  std::thread asker([&] { popped = Pop("job", FakeWorker(directory_)); });
+  asker.join();  // the thread is gone before its worker even registers
+  const pid_t pid = RegisterWhenStarted(1);
+  ASSERT_NE(pid, 0);
+  ASSERT_EQ(popped.wait_for(kDeadline), std::future_status::ready);
+  ASSERT_TRUE(popped.get().ok());
+  // A parent-death signal would have been sent when the thread ended; give
+  // its delivery a moment, then the worker must still run.
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(Exited(1)) << "worker 1 " << WaitForExit(1);
+  EXPECT_TRUE(ProcessAlive(pid));
+}
+
 TEST_F(WorkerPoolTest, AReturnedWorkerIsReusedForTheSameJobOnly) {
   MakePool(4);
   auto first = Pop("job1", FakeWorker(directory_));

@@ -1,7 +1,11 @@
 #include "src/node/worker_pool.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -30,10 +34,19 @@ std::string LogTail(const std::string &path) {
 }  // namespace
 
 WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   reaper_ = std::thread([this] { ReaperLoop(); });
 }
 
-WorkerPool::~WorkerPool() { Stop(); }
+WorkerPool::~WorkerPool() {
+  Stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void WorkerPool::WakeLocked() {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
+}
 
 int WorkerPool::BusyLocked() const {
   int busy = 0;
@@ -86,7 +99,7 @@ void WorkerPool::DispatchLocked(std::vector<std::function<void()>> *ready) {
     workers_.emplace(token, std::move(worker));
     to_spawn_.push_back(token);
     request->starting_token = token;
-    changed_.SignalAll();  // the pool's thread starts it
+    WakeLocked();  // the pool's thread starts it
     ++request;
   }
 }
@@ -130,8 +143,11 @@ void WorkerPool::SpawnQueuedLocked(std::vector<std::function<void()>> *ready) {
     }
     it->second.info.pid = *pid;
     it->second.spawned = true;
+    // Its exit wakes the pool's thread (-1 where pidfds are refused: then
+    // that thread looks every kPollFallback).
+    // (glibc 2.36's <sys/pidfd.h> lacks extern "C": the raw syscall.)
+    it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
     if (it->second.killed || stopping_) kill(*pid, SIGKILL);
-    changed_.SignalAll();  // a registration may wait for the pid
   }
 }
 
@@ -266,7 +282,7 @@ void WorkerPool::KillLocked(Worker &worker, bool force) {
     worker.sigkill_at =
         std::min(worker.sigkill_at, std::chrono::steady_clock::now() + options_.kill_grace);
   }
-  changed_.SignalAll();
+  WakeLocked();  // a new deadline
 }
 
 void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<void()>> *ready) {
@@ -295,15 +311,46 @@ void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<voi
         break;
       }
     }
+    if (it->second.pidfd >= 0) close(it->second.pidfd);
     workers_.erase(it);
     return;
   }
 }
 
+void WorkerPool::WaitForEventLocked(std::chrono::steady_clock::time_point deadline) {
+  if (!to_spawn_.empty()) return;
+  std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+  bool all_watched = wake_fd_ >= 0;
+  for (const auto &[token, worker] : workers_) {
+    if (!worker.spawned) continue;
+    if (worker.pidfd < 0)
+      all_watched = false;
+    else
+      fds.push_back({worker.pidfd, POLLIN, 0});
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (!all_watched) deadline = std::min(deadline, now + kPollFallback);
+  int timeout_ms = -1;
+  if (deadline != std::chrono::steady_clock::time_point::max()) {
+    timeout_ms = static_cast<int>(
+        std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
+  }
+  // Only this thread closes pidfds, so they stay valid while it polls.
+  mu_.Unlock();
+  (void)poll(fds.data(), fds.size(), timeout_ms);
+  uint64_t drained;
+  if (wake_fd_ >= 0) (void)!read(wake_fd_, &drained, sizeof(drained));
+  mu_.Lock();
+}
+
 void WorkerPool::ReaperLoop() {
   absl::MutexLock lock(&mu_);
+  auto next_deadline = std::chrono::steady_clock::time_point::max();
   while (!(stopping_ && workers_.empty())) {
-    if (to_spawn_.empty()) changed_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
+    // Sleeps until a worker exits, something changes (a worker to start, a
+    // kill, Stop) or a deadline comes: no polling while pidfds work.
+    WaitForEventLocked(next_deadline);
+    next_deadline = std::chrono::steady_clock::time_point::max();
     std::vector<std::function<void()>> ready;
     SpawnQueuedLocked(&ready);
     // Exited workers.
@@ -318,11 +365,16 @@ void WorkerPool::ReaperLoop() {
       if (!worker.spawned) continue;
       // Killed workers that outlived their grace; workers that never
       // registered (reaped, and their request failed, on a later round).
-      if (now >= worker.sigkill_at ||
-          (worker.state == State::kStarting && now - worker.started > options_.register_timeout)) {
+      const auto register_by = worker.state == State::kStarting && !worker.register_expired
+                                   ? worker.started + options_.register_timeout
+                                   : std::chrono::steady_clock::time_point::max();
+      if (now >= worker.sigkill_at || now >= register_by) {
         kill(worker.info.pid, SIGKILL);
         worker.sigkill_at = std::chrono::steady_clock::time_point::max();
+        if (now >= register_by) worker.register_expired = true;
+        continue;
       }
+      next_deadline = std::min({next_deadline, worker.sigkill_at, register_by});
     }
     if (!stopping_) DispatchLocked(&ready);
     if (!ready.empty()) {
@@ -345,18 +397,16 @@ void WorkerPool::Stop() {
     for (const auto &[token, worker] : workers_) {
       if (worker.spawned) pids.push_back(worker.info.pid);  // others: SIGKILL once started
     }
-    changed_.SignalAll();
+    WakeLocked();
   }
   for (auto &request : failed) request.callback(absl::UnavailableError("the node is stopping"));
   for (pid_t pid : pids) kill(pid, SIGTERM);
-  const auto kill_at = std::chrono::steady_clock::now() + options_.kill_grace;
-  while (NumProcesses() > 0 && std::chrono::steady_clock::now() < kill_at) {
-    absl::MutexLock lock(&mu_);
-    changed_.WaitWithTimeout(&mu_, absl::Milliseconds(10));
-  }
   {
-    // Only those still not reaped: a reaped pid may already be reused.
     absl::MutexLock lock(&mu_);
+    auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return workers_.empty(); };
+    mu_.AwaitWithDeadline(absl::Condition(&gone),
+                          absl::FromChrono(std::chrono::system_clock::now() + options_.kill_grace));
+    // Only those still not reaped: a reaped pid may already be reused.
     for (const auto &[token, worker] : workers_) {
       if (worker.spawned) kill(worker.info.pid, SIGKILL);
     }

@@ -122,6 +122,8 @@ class WorkerPool {
     // then): what to run.
     bool spawned = false;
     std::vector<std::string> argv;
+    int pidfd = -1;                 // readable once the process exits; closed when reaped
+    bool register_expired = false;  // killed for not registering in time
   };
   struct Request {
     std::string job_id;
@@ -144,17 +146,25 @@ class WorkerPool {
   // stopping, gets SIGKILL at once.
   void SpawnQueuedLocked(std::vector<std::function<void()>> *ready)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the pool's thread. (Other waiters wait on conditions of mu_.)
+  void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The pool's thread: waits (without the lock) for a worker's exit, a
+  // wake-up or `deadline`; returns at once while workers wait to start.
+  void WaitForEventLocked(std::chrono::steady_clock::time_point deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReaperLoop();
+  // How often the pool's thread looks for exits where a pidfd is missing.
+  static constexpr std::chrono::milliseconds kPollFallback{20};
 
   const Options options_;
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;
   std::map<int64_t, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by startup token
   std::deque<Request> requests_ ABSL_GUARDED_BY(mu_);
   std::deque<int64_t> to_spawn_ ABSL_GUARDED_BY(mu_);  // tokens, oldest first
   ExitCallback on_exit_ ABSL_GUARDED_BY(mu_);
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int wake_fd_ = -1;    // eventfd: the pool's thread has something to do
   std::thread reaper_;  // the pool's thread: spawns, reaps, kills late
 };
 

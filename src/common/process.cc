@@ -1,8 +1,10 @@
 #include "src/common/process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <set>
@@ -96,6 +98,17 @@ std::string DescribeExit(pid_t pid, std::chrono::milliseconds wait) {
 }
 
 void MoveStderrToStdout() { dup2(STDOUT_FILENO, STDERR_FILENO); }
+
+int OpenPidfd(pid_t pid) {
+  if (pid <= 0) return -1;
+  // The raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C".
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+bool PidfdExited(int pidfd) {
+  pollfd fd{pidfd, POLLIN, 0};
+  return poll(&fd, 1, 0) > 0;
+}
 
 bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;

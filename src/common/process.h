@@ -45,6 +45,12 @@ std::string DescribeExit(pid_t pid, std::chrono::milliseconds wait = {});
 // starter sees the pipe close.
 void MoveStderrToStdout();
 
+// A pidfd for `pid` (readable once the process exits; immune to pid reuse),
+// or -1 where the kernel refuses (then poll with ProcessAlive).
+int OpenPidfd(pid_t pid);
+// Whether the process behind `pidfd` has exited (never blocks).
+bool PidfdExited(int pidfd);
+
 // Whether `pid` names a live process (a zombie child counts as gone).
 bool ProcessAlive(pid_t pid);
 

@@ -5,9 +5,11 @@
 //   DriverWatcher drivers({}, [&](const std::string &job_id) { FinishJob(job_id); });
 //   drivers.Watch("01000000", driver_pid);
 //
-// A thread polls the watched pids (ProcessAlive) every `poll_interval` and
-// calls `on_exit(job_id)` once per watched driver that exited, without the
-// watcher's lock held. Thread-safe.
+// A thread sleeps until a watched driver exits (a pidfd per driver, opened
+// at Watch, so a reused pid is never mistaken for the driver) and calls
+// `on_exit(job_id)` once per watched driver that exited, without the
+// watcher's lock held. Where the kernel refuses pidfds it looks
+// (ProcessAlive) every `poll_interval` instead. Thread-safe.
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +19,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 
@@ -43,12 +46,22 @@ class DriverWatcher {
   void Stop();
 
  private:
+  struct Driver {
+    pid_t pid = 0;
+    int pidfd = -1;  // -1: look with ProcessAlive
+  };
+  bool ExitedLocked(const Driver &driver) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PollLoop();
 
   const Options options_;
   const ExitCallback on_exit_;
+  const int wake_fd_;  // eventfd: the set of drivers changed, or Stop
   absl::Mutex mu_;
-  std::map<std::string, pid_t> drivers_ ABSL_GUARDED_BY(mu_);  // by job id
+  std::map<std::string, Driver> drivers_ ABSL_GUARDED_BY(mu_);  // by job id
+  // pidfds of drivers no longer watched; only the thread closes them (it
+  // may be polling them).
+  std::vector<int> to_close_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread poller_;
 };

@@ -74,6 +74,31 @@ TEST_F(DriverWatcherTest, AForgottenDriverIsNotReported) {
   EXPECT_EQ(WaitForAReport(), std::vector<std::string>{"02000000"});
 }
 
+// The watcher sleeps until a driver exits: with an hour between looks, the
+// exit is still reported at once (it used to be noticed only at the next
+// 100 ms poll).
+TEST(DriverWatcherEventsTest, AnExitIsReportedWithoutWaitingForAPoll) {
+  absl::Mutex mu;
+  std::vector<std::string> exited;
+  DriverWatcher watcher({std::chrono::hours(1)}, [&](const std::string &job_id) {
+    absl::MutexLock lock(&mu);
+    exited.push_back(job_id);
+  });
+  auto driver = SpawnProcess({"/bin/sleep", "1000"}, {});
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  watcher.Watch("01000000", *driver);
+  kill(*driver, SIGKILL);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(
+        mu.AwaitWithTimeout(absl::Condition(
+                                +[](std::vector<std::string> *e) { return !e->empty(); }, &exited),
+                            absl::FromChrono(kDeadline)));
+  }
+  watcher.Stop();
+  TerminateProcess(*driver, milliseconds(0));  // reaps it
+}
+
 TEST_F(DriverWatcherTest, StopIsIdempotent) {
   watcher_.Stop();
   watcher_.Stop();

@@ -37,6 +37,10 @@ LeaseManager::RequestId LeaseManager::RequestLease(const std::string &job_id,
     id = next_request_++;
     if (stopping_) {
       work.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
+    } else if (!detached && finished_jobs_.contains(job_id)) {
+      work.push_back([callback, job_id] {
+        callback(absl::CancelledError("the job " + job_id + " finished"));
+      });
     } else {
       pending_.push_back(Request{id, job_id, resources, launch, detached, std::move(callback)});
       DispatchLocked(&work);
@@ -170,6 +174,7 @@ int LeaseManager::CancelJob(const std::string &job_id) {
   std::vector<Callback> cancelled;
   {
     absl::MutexLock lock(&mu_);
+    finished_jobs_.insert(job_id);
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (it->job_id != job_id || it->detached) {
         ++it;

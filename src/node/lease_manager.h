@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -61,7 +62,9 @@ class LeaseManager {
   // The worker with this startup token exited: frees its lease, if any.
   void OnWorkerExit(int64_t startup_token);
   // The job finished: fails its waiting requests (except detached actors')
-  // with Cancelled. Returns how many.
+  // with Cancelled, and those that arrive later (a request sent before its
+  // driver died can arrive after the node saw the death). Returns how many
+  // were waiting.
   int CancelJob(const std::string &job_id);
   // Fails every waiting request (and later ones) with Unavailable.
   void Stop();
@@ -93,6 +96,7 @@ class LeaseManager {
   ResourceSet available_ ABSL_GUARDED_BY(mu_);
   std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> finished_jobs_ ABSL_GUARDED_BY(mu_);  // job ids are never reused
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   RequestId next_request_ ABSL_GUARDED_BY(mu_) = 1;
 };

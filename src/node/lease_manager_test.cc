@@ -220,5 +220,21 @@ TEST_F(LeaseManagerTest, CancelJobFailsTheJobsWaitingRequestsOnly) {
   EXPECT_EQ(leases_->NumPending(), 1);
 }
 
+// A request sent before its driver died can reach the node after the node
+// saw the death (with pidfds, within microseconds of it): it is refused, not
+// left waiting forever. Detached actors' requests still go through.
+TEST_F(LeaseManagerTest, ARequestForAFinishedJobIsCancelledUnlessDetached) {
+  MakeManager({{"CPU", kResourceUnit}});
+  EXPECT_EQ(leases_->CancelJob("job"), 0);
+  auto late = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), "job");
+  ASSERT_EQ(late.wait_for(kDeadline), std::future_status::ready);
+  const auto refused = late.get();
+  EXPECT_TRUE(absl::IsCancelled(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("the job job finished"), std::string::npos);
+  leases_->RequestLease("job", {{"GPU", kResourceUnit}}, testing::FakeWorker(directory_),
+                        /*detached=*/true, [](absl::StatusOr<Lease>) {});
+  EXPECT_EQ(leases_->NumPending(), 1);  // waits (no GPU here), as any request
+}
+
 }  // namespace
 }  // namespace sunray

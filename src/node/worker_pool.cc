@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,8 +144,7 @@ void WorkerPool::SpawnQueuedLocked(std::vector<std::function<void()>> *ready) {
     it->second.spawned = true;
     // Its exit wakes the pool's thread (-1 where pidfds are refused: then
     // that thread looks every kPollFallback).
-    // (glibc 2.36's <sys/pidfd.h> lacks extern "C": the raw syscall.)
-    it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
+    it->second.pidfd = OpenPidfd(*pid);
     if (it->second.killed || stopping_) kill(*pid, SIGKILL);
   }
 }

@@ -65,7 +65,7 @@ std::shared_ptr<TaskStreamClient> TaskStreamClient::Open(rpc::FrameLoop *loop,
     stream->OnFrame(type, payload);
   };
   // The worker sends no more: this side is done too.
-  handlers.on_read_end = [stream] { stream->connection_->CloseWrite(); };
+  handlers.on_read_end = [stream] { stream->Connection()->CloseWrite(); };
   handlers.on_closed = [stream](const absl::Status &status) { stream->OnClosed(status); };
   absl::MutexLock lock(&stream->mu_);  // no Send before connection_ is set
   auto connection = loop->Connect(address, std::move(handlers));
@@ -102,7 +102,7 @@ void TaskStreamClient::OnFrame(uint8_t type, std::string &payload) {
   if (type == kResults) {
     proto::TaskResults results;
     if (!results.ParseFromString(payload)) {
-      connection_->Abort(absl::InternalError("unparseable answers"));
+      Connection()->Abort(absl::InternalError("unparseable answers"));
       return;
     }
     unanswered_.fetch_sub(results.results_size());
@@ -110,14 +110,14 @@ void TaskStreamClient::OnFrame(uint8_t type, std::string &payload) {
   } else if (type == kEnd) {
     proto::StreamEnd end;
     if (!end.ParseFromString(payload) || end.code() < 0 || end.code() > 16) {
-      connection_->Abort(absl::InternalError("an unparseable end of stream"));
+      Connection()->Abort(absl::InternalError("an unparseable end of stream"));
       return;
     }
     got_end_ = true;
     end_status_ = grpc::Status(static_cast<grpc::StatusCode>(end.code()), end.message());
   } else {
-    connection_->Abort(absl::InternalError("a frame of unknown type " + std::to_string(type) +
-                                           " from the worker"));
+    Connection()->Abort(absl::InternalError("a frame of unknown type " + std::to_string(type) +
+                                            " from the worker"));
   }
 }
 

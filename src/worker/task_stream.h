@@ -73,11 +73,19 @@ class TaskStreamClient {
 
   void OnFrame(uint8_t type, std::string &payload);
   void OnClosed(const absl::Status &status);
+  // The connection, for the loop thread's handlers: they can run before
+  // Open has stored it (a refused connect), so they wait for Open's lock.
+  std::shared_ptr<rpc::FrameConnection> Connection() {
+    absl::MutexLock lock(&mu_);
+    return connection_;
+  }
 
   const std::string address_;
   ResultsHandler on_results_;
   EndHandler on_end_;
-  std::shared_ptr<rpc::FrameConnection> connection_;  // set once, in Open
+  // Set once, in Open, under mu_; read without the lock only by threads
+  // that got the stream from Open.
+  std::shared_ptr<rpc::FrameConnection> connection_;
 
   std::atomic<int64_t> unanswered_{0};  // tasks sent, not answered yet
 

@@ -259,6 +259,21 @@ TEST_F(TaskStreamTest, TheOwnersEndLearnsWhenTheWorkerGoesAway) {
   stopper.join();
 }
 
+// Regression: a refused connection's handlers can run on the loop thread
+// before Open has stored the connection; they read it unset and crashed the
+// process (seen once in the cluster suite under load, in
+// FrameConnection::CloseWrite with this == null).
+TEST_F(TaskStreamTest, StreamsToNobodyEndUnavailableAndNeverCrash) {
+  worker_.Stop();  // nothing listens at address_ any more
+  for (int i = 0; i < 1000; ++i) {  // the window is narrow: about 1 run in 5 at 300
+    Outcome outcome;
+    auto stream = Open(&outcome);
+    if (stream == nullptr) continue;  // refused at once: nothing to end
+    const grpc::Status status = WaitForEnd(&outcome);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+}
+
 TEST_F(TaskStreamTest, TheWorkersEndFinishesAfterTheOwnerCancels) {
   Outcome outcome;
   auto stream = Open(&outcome);

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/debugging/failure_signal_handler.h"
+#include "absl/debugging/symbolize.h"
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "src/cli/session.h"
@@ -354,6 +357,20 @@ int Status(const std::string &address_flag) {
 
 }  // namespace sunray
 
+namespace {
+
+// A daemon that crashes writes its stack to stderr (its log) before it dies
+// as it would have (so a core is still written where enabled). The stop
+// signals keep their own handling: the daemons block them and wait for them.
+void InstallCrashReport(const char *argv0) {
+  absl::InitializeSymbolizer(argv0);  // our functions by name in the stack
+  absl::InstallFailureSignalHandler(absl::FailureSignalHandlerOptions());
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+}  // namespace
+
 int main(int argc, char **argv) {
   CLI::App app{"sunray: start, inspect and stop Sunray clusters"};
   app.require_subcommand(1);
@@ -417,6 +434,7 @@ int main(int argc, char **argv) {
   node_command->add_option("--object-store-memory", node.object_store_bytes)->required();
 
   CLI11_PARSE(app, argc, argv);
+  if (*node_command || *control_command) InstallCrashReport(argv[0]);
   if (*node_command) {
     auto resources = sunray::ParseResourcesJson(node_resources);
     if (!resources.ok()) {

@@ -296,6 +296,24 @@ TEST_F(CliTest, KillWorkerStopsALeasedWorkerAndADeadWorkerFreesItsLease) {
   EXPECT_TRUE(fs::is_empty(root_));
 }
 
+// A crash is diagnosable from the daemon's log alone: it names the signal and
+// the stack (the two crashes found this way before needed cores).
+TEST_F(CliTest, ACrashingDaemonWritesItsStackToItsLog) {
+  Cluster cluster;
+  ASSERT_NO_FATAL_FAILURE(StartCluster(1, &cluster));
+  const pid_t node = ReadPid(cluster.session + "/pids/node.pid");
+  ASSERT_TRUE(ProcessAlive(node));
+  ASSERT_EQ(kill(node, SIGSEGV), 0);
+  EXPECT_TRUE(Eventually([&] { return !ProcessAlive(node); }));
+  absl::StatusOr<std::string> log;
+  EXPECT_TRUE(Eventually([&] {
+    log = ReadFileToString(cluster.session + "/logs/node.out");
+    return log.ok() && log->find("SIGSEGV") != std::string::npos;
+  })) << (log.ok() ? *log : std::string(log.status().message()));
+  RunSunray("stop");  // the control daemon, and what the node left
+  EXPECT_TRUE(fs::is_empty(root_));
+}
+
 // Long polls the actor until `done(info)` holds; returns the last info seen.
 template <typename Done>
 proto::ActorInfo WaitForActor(const Cluster &cluster, const std::string &actor_id, Done &&done) {

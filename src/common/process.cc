@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <set>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -108,6 +110,37 @@ int OpenPidfd(pid_t pid) {
 bool PidfdExited(int pidfd) {
   pollfd fd{pidfd, POLLIN, 0};
   return poll(&fd, 1, 0) > 0;
+}
+
+ProcessWaiter::ProcessWaiter() : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+ProcessWaiter::~ProcessWaiter() {
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void ProcessWaiter::Wake() {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void ProcessWaiter::Wait(const std::vector<int> &pidfds, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds fallback) {
+  std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+  bool all_watched = wake_fd_ >= 0;
+  for (int pidfd : pidfds) {
+    if (pidfd < 0) {
+      all_watched = false;
+    } else {
+      fds.push_back({pidfd, POLLIN, 0});
+    }
+  }
+  if (!all_watched) timeout = std::min(timeout, fallback);
+  const int timeout_ms = timeout == std::chrono::milliseconds::max()
+                             ? -1
+                             : static_cast<int>(std::clamp<int64_t>(timeout.count(), 0, INT_MAX));
+  (void)poll(fds.data(), fds.size(), timeout_ms);
+  uint64_t drained;
+  if (wake_fd_ >= 0) (void)!read(wake_fd_, &drained, sizeof(drained));
 }
 
 bool ProcessAlive(pid_t pid) {

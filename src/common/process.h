@@ -51,6 +51,28 @@ int OpenPidfd(pid_t pid);
 // Whether the process behind `pidfd` has exited (never blocks).
 bool PidfdExited(int pidfd);
 
+// What a thread that watches processes sleeps on: the pidfds it watches and
+// an eventfd that other threads write to wake it (work for it, Stop).
+// Wake is thread-safe; Wait belongs to the watching thread.
+class ProcessWaiter {
+ public:
+  ProcessWaiter();
+  ~ProcessWaiter();
+  ProcessWaiter(const ProcessWaiter &) = delete;
+  ProcessWaiter &operator=(const ProcessWaiter &) = delete;
+
+  void Wake();
+  // Sleeps until one of `pidfds` is readable, Wake was called since the last
+  // Wait returned, or `timeout` passes (milliseconds::max(): none). Where a
+  // pidfd is -1 (refused) or the eventfd could not be made, sleeps at most
+  // `fallback`, so the caller can look for itself.
+  void Wait(const std::vector<int> &pidfds, std::chrono::milliseconds timeout,
+            std::chrono::milliseconds fallback);
+
+ private:
+  const int wake_fd_;
+};
+
 // Whether `pid` names a live process (a zombie child counts as gone).
 bool ProcessAlive(pid_t pid);
 

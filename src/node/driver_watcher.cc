@@ -1,7 +1,5 @@
 #include "src/node/driver_watcher.h"
 
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <vector>
@@ -11,9 +9,7 @@
 namespace sunray {
 
 DriverWatcher::DriverWatcher(Options options, ExitCallback on_exit)
-    : options_(options),
-      on_exit_(std::move(on_exit)),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    : options_(options), on_exit_(std::move(on_exit)) {
   poller_ = std::thread([this] { PollLoop(); });
 }
 
@@ -24,13 +20,9 @@ DriverWatcher::~DriverWatcher() {
   for (int fd : to_close_) {
     if (fd >= 0) close(fd);
   }
-  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-void DriverWatcher::WakeLocked() {
-  const uint64_t one = 1;
-  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
-}
+void DriverWatcher::WakeLocked() { waiter_.Wake(); }
 
 void DriverWatcher::Watch(const std::string &job_id, pid_t pid) {
   const int pidfd = OpenPidfd(pid);
@@ -88,20 +80,10 @@ void DriverWatcher::PollLoop() {
       continue;  // the set may have changed meanwhile
     }
     // Sleep until a driver exits, the set changes or Stop.
-    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
-    bool all_watched = wake_fd_ >= 0;
-    for (const auto &[job_id, driver] : drivers_) {
-      if (driver.pidfd < 0) {
-        all_watched = false;
-      } else {
-        fds.push_back({driver.pidfd, POLLIN, 0});
-      }
-    }
-    const int timeout_ms = all_watched ? -1 : static_cast<int>(options_.poll_interval.count());
+    std::vector<int> pidfds;
+    for (const auto &[job_id, driver] : drivers_) pidfds.push_back(driver.pidfd);
     mu_.Unlock();
-    (void)poll(fds.data(), fds.size(), timeout_ms);
-    uint64_t drained;
-    if (wake_fd_ >= 0) (void)!read(wake_fd_, &drained, sizeof(drained));
+    waiter_.Wait(pidfds, std::chrono::milliseconds::max(), options_.poll_interval);
     mu_.Lock();
   }
 }

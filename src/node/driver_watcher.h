@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "src/common/process.h"
 
 namespace sunray {
 
@@ -56,7 +57,7 @@ class DriverWatcher {
 
   const Options options_;
   const ExitCallback on_exit_;
-  const int wake_fd_;  // eventfd: the set of drivers changed, or Stop
+  ProcessWaiter waiter_;  // the thread sleeps here; woken when the set changes, or Stop
   absl::Mutex mu_;
   std::map<std::string, Driver> drivers_ ABSL_GUARDED_BY(mu_);  // by job id
   // pidfds of drivers no longer watched; only the thread closes them (it

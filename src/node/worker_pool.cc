@@ -1,8 +1,6 @@
 #include "src/node/worker_pool.h"
 
-#include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,19 +31,12 @@ std::string LogTail(const std::string &path) {
 }  // namespace
 
 WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   reaper_ = std::thread([this] { ReaperLoop(); });
 }
 
-WorkerPool::~WorkerPool() {
-  Stop();
-  if (wake_fd_ >= 0) close(wake_fd_);
-}
+WorkerPool::~WorkerPool() { Stop(); }
 
-void WorkerPool::WakeLocked() {
-  const uint64_t one = 1;
-  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
-}
+void WorkerPool::WakeLocked() { waiter_.Wake(); }
 
 int WorkerPool::BusyLocked() const {
   int busy = 0;
@@ -317,27 +308,18 @@ void WorkerPool::ReapLocked(pid_t pid, int status, std::vector<std::function<voi
 
 void WorkerPool::WaitForEventLocked(std::chrono::steady_clock::time_point deadline) {
   if (!to_spawn_.empty()) return;
-  std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
-  bool all_watched = wake_fd_ >= 0;
+  std::vector<int> pidfds;
   for (const auto &[token, worker] : workers_) {
-    if (!worker.spawned) continue;
-    if (worker.pidfd < 0)
-      all_watched = false;
-    else
-      fds.push_back({worker.pidfd, POLLIN, 0});
+    if (worker.spawned) pidfds.push_back(worker.pidfd);
   }
-  const auto now = std::chrono::steady_clock::now();
-  if (!all_watched) deadline = std::min(deadline, now + kPollFallback);
-  int timeout_ms = -1;
+  auto timeout = std::chrono::milliseconds::max();
   if (deadline != std::chrono::steady_clock::time_point::max()) {
-    timeout_ms = static_cast<int>(
-        std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
+    timeout =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   }
-  // Only this thread closes pidfds, so they stay valid while it polls.
+  // Only this thread closes pidfds, so they stay valid while it waits.
   mu_.Unlock();
-  (void)poll(fds.data(), fds.size(), timeout_ms);
-  uint64_t drained;
-  if (wake_fd_ >= 0) (void)!read(wake_fd_, &drained, sizeof(drained));
+  waiter_.Wait(pidfds, timeout, kPollFallback);
   mu_.Lock();
 }
 

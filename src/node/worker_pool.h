@@ -39,6 +39,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "src/common/process.h"
 
 namespace sunray {
 
@@ -164,8 +165,8 @@ class WorkerPool {
   ExitCallback on_exit_ ABSL_GUARDED_BY(mu_);
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int wake_fd_ = -1;    // eventfd: the pool's thread has something to do
-  std::thread reaper_;  // the pool's thread: spawns, reaps, kills late
+  ProcessWaiter waiter_;  // the pool's thread sleeps here
+  std::thread reaper_;    // the pool's thread: spawns, reaps, kills late
 };
 
 }  // namespace sunray

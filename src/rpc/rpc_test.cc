@@ -145,7 +145,10 @@ TEST_F(RpcServerTest, StopWhileCallsFinishRunsEveryDoneOnce) {
           [&](const grpc::Status &, const proto::CreateObjectReply &) { ++answered; });
     }
     // Let some of them finish, so Stop meets calls in their last steps.
-    while (answered.load() < round * 10 + 5) std::this_thread::yield();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (answered.load() < round * 10 + 5 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
     calls.Stop();
     EXPECT_EQ(answered.load(), (round + 1) * 10);  // every done ran, once
   }

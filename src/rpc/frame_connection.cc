@@ -1,10 +1,16 @@
 // FrameConnection: one connection of a FrameLoop (frame_loop.h); the loop's
 // own side (reading, closing, the epoll set) is in frame_loop.cc.
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "src/rpc/frame_loop.h"
 
@@ -18,7 +24,48 @@ void PutHeader(char *header, size_t payload, uint8_t type) {
   header[4] = static_cast<char>(type);
 }
 
+// poll()'s timeout for `deadline`: -1 for none, rounded up to a millisecond.
+int PollTimeout(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+                        std::numeric_limits<int>::max()));
+}
+
 }  // namespace
+
+// --- ReadWaker -------------------------------------------------------------
+
+ReadWaker::ReadWaker() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) {
+    // Out of file descriptors with a thread's first wait: nothing sensible
+    // is left to do.
+    std::perror("sunray: cannot create a thread's eventfd");
+    std::abort();
+  }
+}
+
+ReadWaker::~ReadWaker() { close(fd_); }
+
+ReadWaker &ReadWaker::ForThisThread() {
+  thread_local ReadWaker waker;
+  return waker;
+}
+
+void ReadWaker::Wake() {
+  if (std::this_thread::get_id() == owner_) return;
+  const uint64_t one = 1;
+  (void)!write(fd_, &one, sizeof(one));
+}
+
+void ReadWaker::Drain() {
+  uint64_t count;
+  (void)!read(fd_, &count, sizeof(count));
+}
+
+// --- FrameConnection -------------------------------------------------------
 
 FrameConnection::FrameConnection(FrameLoop *loop, uint64_t id, int fd, std::string peer,
                                  bool connecting, bool authenticated)
@@ -100,6 +147,54 @@ void FrameConnection::Abort(const absl::Status &status) {
   FailLocked(status);
 }
 
+FrameConnection::ReadHereResult FrameConnection::ReadHere(ReadWaker &waker, absl::Time deadline,
+                                                          absl::FunctionRef<bool()> satisfied) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (borrower_ != nullptr || loop_reading_ || failed_ || read_ended_ || !authenticated_) {
+      return ReadHereResult::kNotNow;
+    }
+    borrower_ = &waker;
+    UpdateEventsLocked();  // the loop stops watching for input
+  }
+  if (waker.buffer_ == nullptr) waker.buffer_ = std::make_unique<char[]>(kReadChunkBytes);
+  ReadHereResult result = ReadHereResult::kSatisfied;
+  while (!satisfied()) {
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {waker.fd_, POLLIN, 0}};
+    const int n = poll(fds, 2, PollTimeout(deadline));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      result = ReadHereResult::kNotNow;
+      break;
+    }
+    if (n == 0) {
+      result = ReadHereResult::kDeadline;
+      break;
+    }
+    if (fds[1].revents != 0) {
+      waker.Drain();
+      result = ReadHereResult::kWoken;
+      break;
+    }
+    loop_->ReadAndDeliver(*this, waker.buffer_.get());
+    bool over;
+    {
+      absl::MutexLock lock(&mu_);
+      over = failed_ || read_ended_;
+    }
+    if (over) {
+      result = satisfied() ? ReadHereResult::kSatisfied : ReadHereResult::kNotNow;
+      break;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  borrower_ = nullptr;
+  UpdateEventsLocked();
+  // The loop closes what ended or broke meanwhile (it left that to us).
+  if (failed_ || read_ended_) loop_->Recheck(id_);
+  return result;
+}
+
 void FrameConnection::MarkAuthenticated() {
   absl::MutexLock lock(&mu_);
   if (authenticated_) return;
@@ -145,7 +240,8 @@ void FrameConnection::FailLocked(const absl::Status &status) {
   failed_ = true;
   error_ = status;
   // Only the loop closes the socket (its number must not be reused while
-  // another thread may still write to it).
+  // another thread may still write to it or poll it).
+  if (borrower_ != nullptr) borrower_->Wake();
   loop_->Recheck(id_);
 }
 
@@ -173,7 +269,8 @@ void FrameConnection::AfterFlushLocked() {
 
 void FrameConnection::UpdateEventsLocked() {
   if (failed_) return;
-  (void)loop_->Modify(fd_, id_, !read_ended_, watching_out_, /*add=*/false);
+  (void)loop_->Modify(fd_, id_, !read_ended_ && borrower_ == nullptr, watching_out_,
+                      /*add=*/false);
 }
 
 }  // namespace sunray::rpc

@@ -19,7 +19,6 @@ namespace {
 
 constexpr uint64_t kWakeId = 0;
 constexpr uint64_t kListenerId = 1;
-constexpr size_t kReadChunk = 64 << 10;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
@@ -62,7 +61,7 @@ absl::StatusOr<addrinfo *> Resolve(const std::string &address, bool passive) {
 }  // namespace
 
 FrameLoop::FrameLoop(Options options)
-    : options_(options), read_buffer_(std::make_unique<char[]>(kReadChunk)) {}
+    : options_(options), read_buffer_(std::make_unique<char[]>(kReadChunkBytes)) {}
 
 FrameLoop::~FrameLoop() { Stop(); }
 
@@ -376,16 +375,25 @@ void FrameLoop::ReadFrames(const std::shared_ptr<FrameConnection> &connection) {
   FrameConnection &c = *connection;
   {
     absl::MutexLock lock(&c.mu_);
-    if (c.read_ended_ || c.failed_) return;
+    // (A thread in ReadHere reads it: epoll may have reported it just
+    // before that thread took the reading.)
+    if (c.read_ended_ || c.failed_ || c.borrower_ != nullptr) return;
+    c.loop_reading_ = true;
   }
+  ReadAndDeliver(c, read_buffer_.get());
+  absl::MutexLock lock(&c.mu_);
+  c.loop_reading_ = false;
+}
+
+void FrameLoop::ReadAndDeliver(FrameConnection &c, char *buffer) {
   bool ended = false;
   while (true) {
     {
       absl::MutexLock lock(&c.mu_);
       if (c.failed_) return;
     }
-    const ssize_t n = read(c.fd_, read_buffer_.get(), kReadChunk);
-    if (n > 0) c.in_.append(read_buffer_.get(), static_cast<size_t>(n));
+    const ssize_t n = read(c.fd_, buffer, kReadChunkBytes);
+    if (n > 0) c.in_.append(buffer, static_cast<size_t>(n));
     if (n == 0) {
       ended = true;
       break;
@@ -399,7 +407,7 @@ void FrameLoop::ReadFrames(const std::shared_ptr<FrameConnection> &connection) {
           absl::UnavailableError("reading from " + c.peer_ + " failed: " + ErrnoText(error)));
       return;
     }
-    if (static_cast<size_t>(n) < kReadChunk) break;  // drained (level-triggered: safe)
+    if (static_cast<size_t>(n) < kReadChunkBytes) break;  // drained (level-triggered: safe)
   }
   size_t position = 0;
   while (c.in_.size() - position >= kFrameHeaderBytes) {
@@ -443,6 +451,9 @@ void FrameLoop::CloseIfDone(const std::shared_ptr<FrameConnection> &connection) 
   absl::Status status;
   {
     absl::MutexLock lock(&connection->mu_);
+    // A thread in ReadHere may be polling the socket: it asks again when it
+    // leaves.
+    if (connection->borrower_ != nullptr) return;
     if (connection->failed_) {
       status = connection->error_;
     } else if (!(connection->read_ended_ && connection->write_shut_ &&

@@ -24,6 +24,12 @@
 // Accepted connections start unauthenticated: their frames may be at most
 // Options::max_unauthenticated_frame_bytes, and the loop closes them after
 // Options::handshake_timeout unless the user calls MarkAuthenticated.
+//
+// Reading where the answer is awaited: a thread that would sleep until the
+// loop has read a frame and woken it can read the connection itself
+// (FrameConnection::ReadHere). The kernel then wakes the waiting thread
+// directly when the bytes arrive: one wake-up per answer instead of two
+// (the loop's, then the waiter's).
 #pragma once
 
 #include <atomic>
@@ -36,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -45,12 +52,42 @@ namespace sunray::rpc {
 
 // A frame's header: the payload's length (4 bytes, little-endian), its type.
 inline constexpr size_t kFrameHeaderBytes = 5;
+// What one read() of a connection takes at most.
+inline constexpr size_t kReadChunkBytes = 64 << 10;
 
 class FrameLoop;
 
-// One connection. Thread-safe; its handlers run on the loop thread, in this
-// order: on_frame (any number of times), on_read_end (once, when the peer
-// will send no more), on_closed (once, last, when the socket is gone).
+// A thread's means of reading a connection itself (FrameConnection::ReadHere)
+// and of being woken from that read by another thread, when what it waits
+// for came another way. One per thread.
+class ReadWaker {
+ public:
+  static ReadWaker &ForThisThread();
+  // Ends this waker's thread's ReadHere (or its next one) early. From any
+  // thread; a no-op on the waker's own thread, which sees for itself what
+  // changed once the frame it is handling returns.
+  void Wake();
+
+  ~ReadWaker();
+  ReadWaker(const ReadWaker &) = delete;
+  ReadWaker &operator=(const ReadWaker &) = delete;
+
+ private:
+  friend class FrameConnection;
+  ReadWaker();
+  // Empties the eventfd (a Wake that arrived).
+  void Drain();
+
+  const int fd_;  // an eventfd
+  const std::thread::id owner_ = std::this_thread::get_id();
+  std::unique_ptr<char[]> buffer_;  // reads, made on first use
+};
+
+// One connection. Thread-safe; its handlers run in this order: on_frame
+// (any number of times), on_read_end (once, when the peer will send no
+// more), on_closed (once, last, when the socket is gone). on_closed runs on
+// the loop thread; the others on the loop thread or on a thread in ReadHere,
+// never two at once.
 class FrameConnection {
  public:
   struct Handlers {
@@ -84,6 +121,23 @@ class FrameConnection {
   void Abort(const absl::Status &status);
   // Lifts the unauthenticated limits (frame size, handshake deadline).
   void MarkAuthenticated();
+
+  enum class ReadHereResult {
+    kSatisfied,  // `satisfied` returned true
+    kWoken,      // the waker was woken: look again at what you wait for
+    kDeadline,
+    // Not read here: the loop or another thread reads it now, it is not
+    // authenticated, or it ended or broke (the loop settles it). Wait the
+    // usual way.
+    kNotNow,
+  };
+  // Reads the connection on this thread until `satisfied()` (asked after
+  // each batch of frames, which run their handlers here), `waker` is woken,
+  // or `deadline` passes; the loop leaves the socket's reading to this
+  // thread meanwhile. `waker` must be this thread's. The caller must hold
+  // no lock a handler takes.
+  ReadHereResult ReadHere(ReadWaker &waker, absl::Time deadline,
+                          absl::FunctionRef<bool()> satisfied);
 
   const std::string &peer() const { return peer_; }
 
@@ -119,7 +173,8 @@ class FrameConnection {
   const std::string peer_;
   Handlers handlers_;  // set before the loop first sees the socket
 
-  // Loop thread only.
+  // The reader's (the loop thread, or the thread in ReadHere; the switch
+  // between them goes through mu_).
   std::string in_;              // bytes read, not yet a whole frame
   bool read_end_told_ = false;  // on_read_end ran
   const absl::Time accepted_at_ = absl::Now();
@@ -137,6 +192,8 @@ class FrameConnection {
   bool flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;  // kSoon frames wait for the loop
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  bool loop_reading_ ABSL_GUARDED_BY(mu_) = false;      // the loop thread is in ReadFrames
+  ReadWaker *borrower_ ABSL_GUARDED_BY(mu_) = nullptr;  // the thread in ReadHere
 };
 
 class FrameLoop {
@@ -178,8 +235,13 @@ class FrameLoop {
   void Run();
   void HandleEvent(uint64_t id, uint32_t events);
   void AcceptAll();
-  // Reads what is there; runs the frame handlers.
+  // Reads what is there; runs the frame handlers (unless a thread in
+  // ReadHere reads the connection).
   void ReadFrames(const std::shared_ptr<FrameConnection> &connection);
+  // What ReadFrames and ReadHere do: reads what the socket has (through
+  // `buffer`, kReadChunk bytes) and runs the handlers of the whole frames,
+  // then on_read_end if the peer ended. On the connection's reader only.
+  void ReadAndDeliver(FrameConnection &c, char *buffer);
   // Closes the socket and runs on_closed, if the connection is done or
   // broken.
   void CloseIfDone(const std::shared_ptr<FrameConnection> &connection);

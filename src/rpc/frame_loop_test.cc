@@ -4,6 +4,7 @@
 
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -15,6 +16,7 @@ namespace {
 struct Seen {
   absl::Mutex mu;
   std::vector<std::string> frames ABSL_GUARDED_BY(mu);
+  std::vector<std::thread::id> frame_threads ABSL_GUARDED_BY(mu);  // who ran on_frame
   bool read_ended ABSL_GUARDED_BY(mu) = false;
   std::promise<absl::Status> closed;
 
@@ -23,6 +25,7 @@ struct Seen {
     handlers.on_frame = [this](uint8_t type, std::string &payload) {
       absl::MutexLock lock(&mu);
       frames.push_back(std::to_string(type) + ":" + payload);
+      frame_threads.push_back(std::this_thread::get_id());
     };
     handlers.on_read_end = [this] {
       absl::MutexLock lock(&mu);
@@ -30,6 +33,10 @@ struct Seen {
     };
     handlers.on_closed = [this](const absl::Status &status) { closed.set_value(status); };
     return handlers;
+  }
+  size_t Count() {
+    absl::MutexLock lock(&mu);
+    return frames.size();
   }
   bool WaitForFrames(size_t count) {
     absl::MutexLock lock(&mu);
@@ -202,6 +209,143 @@ TEST_F(FrameLoopTest, AFrameOverTheLimitBreaksTheConnection) {
   absl::MutexLock lock(&seen.mu);
   EXPECT_TRUE(seen.frames.empty());
   small.Stop();
+}
+
+// --- ReadHere: the waiting thread reads ------------------------------------
+
+TEST_F(FrameLoopTest, AThreadInReadHereRunsTheHandlersOfWhatArrivesThenTheLoopReadsAgain) {
+  Seen client_seen;
+  auto client = client_loop_.Connect(address_, client_seen.Handlers());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Send(1, "hello"));
+  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto server_end = Accepted();
+  ASSERT_NE(server_end, nullptr);
+
+  // The answer is sent once this thread is reading (or about to).
+  std::thread answerer([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    ASSERT_TRUE(server_end->Send(7, "answer"));
+  });
+  const auto result =
+      (*client)->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
+                          [&] { return client_seen.Count() >= 1; });
+  answerer.join();
+  EXPECT_EQ(result, FrameConnection::ReadHereResult::kSatisfied);
+  {
+    absl::MutexLock lock(&client_seen.mu);
+    ASSERT_EQ(client_seen.frames, std::vector<std::string>{"7:answer"});
+    EXPECT_EQ(client_seen.frame_threads[0], std::this_thread::get_id());
+  }
+  // Reading is the loop's again.
+  ASSERT_TRUE(server_end->Send(8, "later"));
+  ASSERT_TRUE(client_seen.WaitForFrames(2));
+  {
+    absl::MutexLock lock(&client_seen.mu);
+    EXPECT_NE(client_seen.frame_threads[1], std::this_thread::get_id());
+  }
+  server_end->CloseWrite();
+  (*client)->CloseWrite();
+  EXPECT_TRUE(client_seen.WaitForClose().ok());
+}
+
+TEST_F(FrameLoopTest, ReadHereEndsWhenWokenAndAtItsDeadline) {
+  Seen client_seen;
+  auto client = client_loop_.Connect(address_, client_seen.Handlers());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Send(1, "hello"));
+  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  ReadWaker &waker = ReadWaker::ForThisThread();
+
+  const absl::Time start = absl::Now();
+  EXPECT_EQ((*client)->ReadHere(waker, start + absl::Milliseconds(50), [] { return false; }),
+            FrameConnection::ReadHereResult::kDeadline);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+
+  std::thread waking([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    waker.Wake();
+  });
+  EXPECT_EQ((*client)->ReadHere(waker, absl::Now() + absl::Seconds(10), [] { return false; }),
+            FrameConnection::ReadHereResult::kWoken);
+  waking.join();
+  waker.Wake();  // on its own thread: nothing to wake
+  EXPECT_EQ((*client)->ReadHere(waker, absl::Now() + absl::Milliseconds(10), [] { return false; }),
+            FrameConnection::ReadHereResult::kDeadline);
+  (*client)->Abort(absl::CancelledError("done"));
+  EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
+}
+
+TEST_F(FrameLoopTest, AnAbortDuringReadHereEndsItAndTheLoopClosesTheConnectionAfter) {
+  Seen client_seen;
+  auto client = client_loop_.Connect(address_, client_seen.Handlers());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Send(1, "hello"));
+  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  std::thread aborter([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    (*client)->Abort(absl::CancelledError("given up"));
+  });
+  EXPECT_EQ((*client)->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
+                                [] { return false; }),
+            FrameConnection::ReadHereResult::kWoken);
+  aborter.join();
+  EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
+  // Broken: not read here any more.
+  EXPECT_EQ(
+      (*client)->ReadHere(ReadWaker::ForThisThread(), absl::InfiniteFuture(), [] { return false; }),
+      FrameConnection::ReadHereResult::kNotNow);
+}
+
+TEST_F(FrameLoopTest, ThePeersEndDuringReadHereIsToldHereAndTheConnectionClosesCleanly) {
+  Seen client_seen;
+  auto client = client_loop_.Connect(address_, client_seen.Handlers());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Send(1, "hello"));
+  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto server_end = Accepted();
+  ASSERT_NE(server_end, nullptr);
+  (*client)->CloseWrite();
+  ASSERT_TRUE(server_end->Send(2, "last"));
+  server_end->CloseWrite();
+  const auto result = (*client)->ReadHere(ReadWaker::ForThisThread(),
+                                          absl::Now() + absl::Seconds(10), [] { return false; });
+  // Either this thread saw the end, or the loop read it first.
+  EXPECT_EQ(result, FrameConnection::ReadHereResult::kNotNow);
+  EXPECT_TRUE(client_seen.WaitForClose().ok());
+  absl::MutexLock lock(&client_seen.mu);
+  EXPECT_EQ(client_seen.frames, std::vector<std::string>{"2:last"});
+  EXPECT_TRUE(client_seen.read_ended);
+}
+
+TEST_F(FrameLoopTest, TwoThreadsNeverReadOneConnectionAtOnce) {
+  Seen client_seen;
+  auto client = client_loop_.Connect(address_, client_seen.Handlers());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Send(1, "hello"));
+  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto server_end = Accepted();
+  ASSERT_NE(server_end, nullptr);
+  constexpr int kFrames = 2000;
+  std::atomic<bool> stop{false};
+  auto reader = [&] {
+    while (!stop.load()) {
+      (void)(*client)->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Milliseconds(5),
+                                [&] { return client_seen.Count() % 7 == 0; });
+    }
+  };
+  std::thread first(reader);
+  std::thread second(reader);
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(server_end->Send(2, std::to_string(i)));
+  const bool all = client_seen.WaitForFrames(kFrames);
+  stop = true;
+  first.join();
+  second.join();
+  (*client)->Abort(absl::CancelledError("done"));
+  EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
+  ASSERT_TRUE(all);
+  absl::MutexLock lock(&client_seen.mu);
+  for (int i = 0; i < kFrames; ++i) ASSERT_EQ(client_seen.frames[i], "2:" + std::to_string(i));
 }
 
 TEST(FrameLoopAddressTest, AnAddressWithoutAPortIsRefused) {

@@ -393,14 +393,16 @@ void ClusterRuntime::HousekeepingLoop() {
     {
       absl::MutexLock lock(&deferred_mu_);
       // Sleeps until there is work, a lease is due, or one went idle
-      // earlier than what is planned: no polling.
+      // earlier than what is planned: no polling. (housekeeping_next_ is
+      // when it looks next; a lease going idle before then lowers it.)
+      housekeeping_next_ = std::min(housekeeping_next_, leases_due);
       deferred_mu_.AwaitWithDeadline(
           absl::Condition(
               +[](ClusterRuntime *self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->deferred_mu_) {
                 return self->stop_housekeeping_ || !self->deferred_.empty() || self->replan_;
               },
               this),
-          std::min(leases_due, housekeeping_next_));
+          housekeeping_next_);
       replan_ = false;
       // What the scan below finds replaces this; leases going idle from
       // now on lower it again.

@@ -52,6 +52,7 @@
 #include "src/common/environment.h"
 #include "src/common/id.h"
 #include "src/objstore/store_client.h"
+#include "src/rpc/frame_loop.h"
 #include "src/rpc/rpc.h"
 #include "src/worker/node_client.h"
 #include "src/worker/reference_counter.h"
@@ -180,6 +181,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Blocks until `num` of `ids` are ready (or the deadline); fetches borrowed
   // values from their owners. Returns which are ready.
   std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);
+  // Reads the task stream this thread last sent on until `num` are ready,
+  // the deadline, or the answer comes another way (see ReadHere).
+  void ReadAnswersHere(Waiter &waiter, size_t num, absl::Time deadline);
   std::shared_ptr<ray::internal::ObjectBuffer> ReadValue(const std::string &id);
   std::shared_ptr<ray::internal::ObjectBuffer> ReadNodeStore(const std::string &id);
   // Fills `out` with what the value of owned object `id` is on the wire.
@@ -235,7 +239,8 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Gives the lease back without blocking, retried (node_client.h).
   void ReturnLease(const LeasedWorker &worker, bool dead);
   // Returns the leases idle for kLeaseLinger (all of them with `all`);
-  // returns when the next idle one will be due (InfiniteFuture if none).
+  // returns when to look again: when the next idle one will be due, a
+  // linger from now while some are busy, InfiniteFuture if none is held.
   absl::Time ReturnIdleLeases(bool all);
   // A lease has nothing to do since `idle_since`: housekeeping returns it
   // kLeaseLinger later unless it gets work.
@@ -272,7 +277,14 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   void ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply);
   void ResultToProto(const proto::TaskSpec &spec, ExecutionResult result, proto::ObjectValue *out);
   void PushExecution(std::function<void()> work);
+  // Queues work for the execution threads; wakes one that reads a stream.
+  void EnqueueLocked(std::function<void()> work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
   void ExecutionLoop();
+  // An idle execution thread reads the stream the last task came on until
+  // work is queued (the next task is then run without a wake-up of the
+  // frame loop and then of this thread). Returns at once if another thread
+  // reads it or there is none.
+  void ReadTasksHereLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
   void ReceiveActorTask(const proto::TaskSpec &spec, std::function<void()> run);
   [[noreturn]] void ExitProcess(int code);
   // A worker running a normal task tells its node when it blocks in Get.
@@ -363,6 +375,10 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   absl::Mutex exec_mu_;
   std::deque<std::function<void()>> exec_queue_ ABSL_GUARDED_BY(exec_mu_);
   std::vector<std::thread> exec_threads_;
+  // The task stream the last task came on, and the idle execution thread
+  // reading it (ReadTasksHereLocked), if any.
+  std::weak_ptr<rpc::FrameConnection> exec_feed_ ABSL_GUARDED_BY(exec_mu_);
+  rpc::ReadWaker *exec_reading_ ABSL_GUARDED_BY(exec_mu_) = nullptr;
   struct HostedActor;
   std::unique_ptr<HostedActor> hosted_ ABSL_GUARDED_BY(exec_mu_);
   // Normal tasks waiting to run or running here, by return id (for Cancel).

@@ -7,7 +7,9 @@
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/api/local/local_context.h"
+#include "src/rpc/frame_loop.h"
 #include "src/worker/runtime_state.h"
+#include "src/worker/task_stream.h"
 
 namespace sunray {
 
@@ -253,6 +255,13 @@ struct ClusterRuntime::Waiter {
   absl::CondVar changed;
   size_t ready ABSL_GUARDED_BY(mu) = 0;
   std::vector<bool> done ABSL_GUARDED_BY(mu);
+  // Set while the waiting thread reads a task stream itself.
+  rpc::ReadWaker *reading ABSL_GUARDED_BY(mu) = nullptr;
+
+  bool Enough(size_t num) {
+    absl::MutexLock lock(&mu);
+    return ready >= num;
+  }
 };
 
 std::vector<bool> ClusterRuntime::WaitReady(const std::vector<std::string> &ids, size_t num,
@@ -269,6 +278,7 @@ std::vector<bool> ClusterRuntime::WaitReady(const std::vector<std::string> &ids,
       waiter->done[i] = true;
       ++waiter->ready;
       waiter->changed.Signal();
+      if (waiter->reading != nullptr) waiter->reading->Wake();
     };
     if (refs_->IsBorrowed(ids[i])) {
       refs_->FetchBorrowed(ids[i], std::move(mark));
@@ -278,19 +288,36 @@ std::vector<bool> ClusterRuntime::WaitReady(const std::vector<std::string> &ids,
   }
   const absl::Time deadline =
       timeout_ms < 0 ? absl::InfiniteFuture() : absl::Now() + absl::Milliseconds(timeout_ms);
-  absl::MutexLock lock(&waiter->mu);
-  if (waiter->ready < num) {
-    waiter->mu.Unlock();
-    {
-      BlockedScope blocked(this);
-      absl::MutexLock relock(&waiter->mu);
-      while (waiter->ready < num) {
-        if (waiter->changed.WaitWithDeadline(&waiter->mu, deadline)) break;
-      }
+  if (!waiter->Enough(num)) {
+    BlockedScope blocked(this);
+    if (timeout_ms != 0) ReadAnswersHere(*waiter, num, deadline);
+    absl::MutexLock lock(&waiter->mu);
+    while (waiter->ready < num) {
+      if (waiter->changed.WaitWithDeadline(&waiter->mu, deadline)) break;
     }
-    waiter->mu.Lock();
   }
+  absl::MutexLock lock(&waiter->mu);
   return waiter->done;
+}
+
+void ClusterRuntime::ReadAnswersHere(Waiter &waiter, size_t num, absl::Time deadline) {
+  // The stream this thread sent its last tasks on most likely brings what
+  // it waits for (a synchronous call: the one task it just sent). Reading
+  // it here saves waking the loop thread and then this one; should the
+  // answer come another way, the mark above wakes this thread.
+  std::shared_ptr<rpc::FrameConnection> stream = TaskStreamClient::LastSentFromThisThread();
+  if (stream == nullptr) return;
+  rpc::ReadWaker &waker = rpc::ReadWaker::ForThisThread();
+  {
+    absl::MutexLock lock(&waiter.mu);
+    waiter.reading = &waker;
+  }
+  while (!waiter.Enough(num)) {
+    const auto read = stream->ReadHere(waker, deadline, [&] { return waiter.Enough(num); });
+    if (read != rpc::FrameConnection::ReadHereResult::kWoken) break;
+  }
+  absl::MutexLock lock(&waiter.mu);
+  waiter.reading = nullptr;
 }
 
 std::shared_ptr<ray::internal::ObjectBuffer> ClusterRuntime::ReadNodeStore(const std::string &id) {

@@ -56,7 +56,12 @@ void ClusterRuntime::BounceWaitingTasks(bool blocked) {
 
 void ClusterRuntime::PushExecution(std::function<void()> work) {
   absl::MutexLock lock(&exec_mu_);
+  EnqueueLocked(std::move(work));
+}
+
+void ClusterRuntime::EnqueueLocked(std::function<void()> work) {
   exec_queue_.push_back(std::move(work));
+  if (exec_reading_ != nullptr) exec_reading_->Wake();  // (a no-op from the reader itself)
 }
 
 void ClusterRuntime::ExecutionLoop() {
@@ -64,12 +69,38 @@ void ClusterRuntime::ExecutionLoop() {
     std::function<void()> work;
     {
       absl::MutexLock lock(&exec_mu_);
+      if (exec_queue_.empty()) ReadTasksHereLocked();
       exec_mu_.Await(absl::Condition(
           +[](std::deque<std::function<void()>> *queue) { return !queue->empty(); }, &exec_queue_));
       work = std::move(exec_queue_.front());
       exec_queue_.pop_front();
     }
     work();
+  }
+}
+
+void ClusterRuntime::ReadTasksHereLocked() {
+  if (exec_reading_ != nullptr) return;
+  std::shared_ptr<rpc::FrameConnection> feed = exec_feed_.lock();
+  if (feed == nullptr) return;
+  rpc::ReadWaker &waker = rpc::ReadWaker::ForThisThread();
+  exec_reading_ = &waker;
+  exec_mu_.Unlock();
+  const auto queued = [this] {
+    absl::MutexLock lock(&exec_mu_);
+    return !exec_queue_.empty();
+  };
+  auto read = rpc::FrameConnection::ReadHereResult::kWoken;
+  // (A wake-up left from work that was queued as this thread took it.)
+  for (int tries = 0;
+       tries < 2 && read == rpc::FrameConnection::ReadHereResult::kWoken && !queued(); ++tries) {
+    read = feed->ReadHere(waker, absl::InfiniteFuture(), queued);
+  }
+  exec_mu_.Lock();
+  exec_reading_ = nullptr;
+  // Ended, broken, or read by the loop now: the loop brings its tasks.
+  if (read == rpc::FrameConnection::ReadHereResult::kNotNow && exec_feed_.lock() == feed) {
+    exec_feed_.reset();
   }
 }
 
@@ -115,6 +146,10 @@ void ClusterRuntime::HandleStreamedTask(TaskStreamServer *stream, proto::TaskSpe
     stream->Answer(item->spec.return_id(), std::move(item->reply), std::move(after_reply));
   };
   const proto::TaskSpec::Type type = item->spec.type();
+  {
+    absl::MutexLock lock(&exec_mu_);
+    exec_feed_ = stream->connection();
+  }
   // (Only workers take task streams: a driver does not listen for them.)
   if (type != proto::TaskSpec::NORMAL && type != proto::TaskSpec::ACTOR_TASK) {
     item->reply.mutable_result()->set_is_error(true);
@@ -185,7 +220,7 @@ void ClusterRuntime::ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskRep
         reply->set_bounced(true);
         finish(nullptr);
       };
-      exec_queue_.push_back(std::move(run));
+      EnqueueLocked(std::move(run));
       return;
     }
     case proto::TaskSpec::ACTOR_CREATION:
@@ -241,17 +276,17 @@ void ClusterRuntime::ReceiveActorTask(const proto::TaskSpec &spec, std::function
   absl::MutexLock lock(&exec_mu_);
   if (hosted_ == nullptr) {
     // Calls only come once the control service saw the actor created.
-    exec_queue_.push_back(std::move(run));
+    EnqueueLocked(std::move(run));
     return;
   }
   HostedActor::Caller &caller = hosted_->callers[spec.caller_id()];
   if (spec.sequence_number() < caller.next) {
-    exec_queue_.push_back(std::move(run));
+    EnqueueLocked(std::move(run));
     return;
   }
   caller.parked.emplace(spec.sequence_number(), std::move(run));
   while (!caller.parked.empty() && caller.parked.begin()->first == caller.next) {
-    exec_queue_.push_back(std::move(caller.parked.begin()->second));
+    EnqueueLocked(std::move(caller.parked.begin()->second));
     caller.parked.erase(caller.parked.begin());
     ++caller.next;
   }

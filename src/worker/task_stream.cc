@@ -75,9 +75,18 @@ std::shared_ptr<TaskStreamClient> TaskStreamClient::Open(rpc::FrameLoop *loop,
   return stream;
 }
 
+namespace {
+thread_local std::weak_ptr<rpc::FrameConnection> last_sent_here;
+}  // namespace
+
+std::shared_ptr<rpc::FrameConnection> TaskStreamClient::LastSentFromThisThread() {
+  return last_sent_here.lock();
+}
+
 bool TaskStreamClient::Send(std::vector<proto::TaskSpec> tasks) {
   absl::MutexLock lock(&mu_);
   if (closing_) return false;
+  last_sent_here = connection_;
   // A caller waits for its first task at once; tasks sent while others are
   // unanswered can share a write.
   const auto delivery = unanswered_.fetch_add(static_cast<int64_t>(tasks.size())) == 0

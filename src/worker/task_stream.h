@@ -20,8 +20,10 @@
 // closes one that says nothing for 5 s.
 //
 // Writes happen on the thread that has the data (the submitting caller,
-// the thread that ran the task). Every handler (ResultsHandler, EndHandler,
-// Start) runs on the loop thread and must not block.
+// the thread that ran the task). Handlers (ResultsHandler, Start) run on the
+// loop thread or on a thread that reads the connection while it waits (the
+// caller in Get, an idle execution thread: FrameConnection::ReadHere);
+// EndHandler on the loop thread. None may block.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -46,7 +48,7 @@ inline constexpr size_t kMaxTaskFrameBytes = 64 << 20;
 // The owner's end. Thread-safe.
 class TaskStreamClient {
  public:
-  // Runs on the loop thread for every message of answers.
+  // Runs for every message of answers (on the connection's reader).
   using ResultsHandler = std::function<void(proto::TaskResults &results)>;
   // Runs once, on the loop thread, after the last ResultsHandler call: OK
   // when the stream ended after Close, an error when the worker (or the
@@ -67,6 +69,11 @@ class TaskStreamClient {
   void Close();
   // Breaks the stream now (Shutdown); the end handler gets CANCELLED.
   void Cancel();
+
+  // The connection of the stream this thread last sent tasks on (null if
+  // none, or if it is gone): where a caller waiting for an answer reads it
+  // itself (rpc::FrameConnection::ReadHere).
+  static std::shared_ptr<rpc::FrameConnection> LastSentFromThisThread();
 
  private:
   TaskStreamClient(std::string address, ResultsHandler on_results, EndHandler on_end);
@@ -89,7 +96,7 @@ class TaskStreamClient {
 
   std::atomic<int64_t> unanswered_{0};  // tasks sent, not answered yet
 
-  // Loop thread only.
+  // The connection's reader's (on_frame), then on_closed's.
   bool got_end_ = false;
   grpc::Status end_status_;
 
@@ -117,6 +124,9 @@ class TaskStreamServer {
   void Answer(std::string return_id, proto::PushTaskReply reply,
               std::function<void()> after_written = nullptr);
 
+  // Where the worker's execution thread, idle, reads the next task itself.
+  const std::shared_ptr<rpc::FrameConnection> &connection() const { return connection_; }
+
  private:
   TaskStreamServer(std::shared_ptr<rpc::FrameConnection> connection, std::string token,
                    Start start);
@@ -132,7 +142,7 @@ class TaskStreamServer {
   const std::shared_ptr<rpc::FrameConnection> connection_;
   const std::string token_;
   const Start start_;
-  bool authenticated_ = false;  // loop thread only
+  bool authenticated_ = false;  // the reader's (before kHello, the loop thread)
 
   absl::Mutex mu_;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;

@@ -264,7 +264,7 @@ TEST_F(TaskStreamTest, TheOwnersEndLearnsWhenTheWorkerGoesAway) {
 // process (seen once in the cluster suite under load, in
 // FrameConnection::CloseWrite with this == null).
 TEST_F(TaskStreamTest, StreamsToNobodyEndUnavailableAndNeverCrash) {
-  worker_.Stop();  // nothing listens at address_ any more
+  worker_.Stop();                   // nothing listens at address_ any more
   for (int i = 0; i < 1000; ++i) {  // the window is narrow: about 1 run in 5 at 300
     Outcome outcome;
     auto stream = Open(&outcome);

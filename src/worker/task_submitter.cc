@@ -513,11 +513,19 @@ absl::Time ClusterRuntime::ReturnIdleLeases(bool all) {
     absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     for (auto &[key, cls] : classes_) {
-      // Workers of a class with tasks waiting get them; they say when they
-      // go idle (LeaseWentIdle).
-      if (!all && !cls->queue.empty()) continue;
+      // Busy workers (and those of a class with tasks waiting, which get
+      // them) are looked at again a linger from now: going idle before
+      // then (LeaseWentIdle) wakes nobody, which a synchronous caller would
+      // otherwise pay for on every task.
+      if (!all && !cls->queue.empty()) {
+        if (!cls->workers.empty()) next = std::min(next, now + kLeaseLinger);
+        continue;
+      }
       std::erase_if(cls->workers, [&](const std::shared_ptr<LeasedWorker> &worker) {
-        if (!all && !worker->tasks.empty()) return false;
+        if (!all && !worker->tasks.empty()) {
+          next = std::min(next, now + kLeaseLinger);
+          return false;
+        }
         if (!all && now - worker->idle_since < kLeaseLinger) {
           next = std::min(next, worker->idle_since + kLeaseLinger);
           return false;

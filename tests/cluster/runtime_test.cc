@@ -131,6 +131,13 @@ bool OpenGate(ray::ActorHandle<Gate> gate) { return *gate.Task(&Gate::Open).Remo
 
 RAY_REMOTE(PassGate, OpenGate);
 
+// An actor call from a task (another caller than the driver).
+int AppendFromATask(ray::ActorHandle<Recorder> recorder, int value) {
+  return *recorder.Task(&Recorder::Append).Remote(value).Get(10000);
+}
+
+RAY_REMOTE(AppendFromATask);
+
 std::string ReadEnvVar(std::string name) {
   const char *value = std::getenv(name.c_str());
   return value != nullptr ? value : "<unset>";
@@ -449,6 +456,40 @@ TEST_F(ClusterRuntimeTest, NamedActorsAreFoundByName) {
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(*found->Task(&Recorder::Append).Remote(1).Get(), 1);
   EXPECT_FALSE(ray::GetActor<Recorder>("recorder", "another-namespace").has_value());
+}
+
+// A caller waiting in Get reads the task stream it last sent on (the
+// answer wakes it directly). When what it waits for comes on another
+// stream, it must be woken all the same, not when the stream it reads
+// brings something.
+TEST_F(ClusterRuntimeTest, AGetIsAnsweredAtOnceWhenItsAnswerComesOnAnotherStreamThanTheLastSent) {
+  auto recorder = ray::Actor(Recorder::Create).Remote();
+  auto gate = ray::Actor(Gate::Create).SetMaxConcurrency(2).Remote();
+  // Both actors' streams are open: from now on this thread sends its
+  // calls itself.
+  ASSERT_EQ(*recorder.Task(&Recorder::Append).Remote(0).Get(20000), 1);
+  ASSERT_FALSE(*gate.Task(&Gate::WaitOpen).Remote(0).Get(20000));
+  // Sent last from this thread, and unanswered until the gate opens (or
+  // 15 s pass).
+  auto stalled = gate.Task(&Gate::WaitOpen).Remote(15000);
+  // Sent from another thread: its answer comes on the recorder's stream.
+  ray::ObjectRef<int> appended;
+  std::thread([&] { appended = recorder.Task(&Recorder::Append).Remote(1); }).join();
+  EXPECT_EQ(*appended.Get(30000), 2);
+  // Answered while the gate's call still waits.
+  EXPECT_TRUE(ray::Wait(std::vector<ray::ObjectRef<bool>>{stalled}, 1, 0).ready.empty());
+  EXPECT_TRUE(*gate.Task(&Gate::Open).Remote().Get(20000));
+  EXPECT_TRUE(*stalled.Get(20000));
+}
+
+// An idle actor's execution thread reads the stream its last call came on;
+// a call from another caller (another stream) must still run at once.
+TEST_F(ClusterRuntimeTest, AnIdleActorRunsACallFromASecondCallerWhileReadingTheFirstsStream) {
+  auto recorder = ray::Actor(Recorder::Create).Remote();
+  ASSERT_EQ(*recorder.Task(&Recorder::Append).Remote(1).Get(), 1);
+  // The driver sends nothing more to the actor until this returns.
+  EXPECT_EQ(*ray::Task(AppendFromATask).Remote(recorder, 2).Get(20000), 2);
+  EXPECT_EQ(*recorder.Task(&Recorder::Values).Remote().Get(20000), (std::vector<int>{1, 2}));
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include "ray/api/internal_api.h"
 #include "src/api/config.h"
 #include "src/api/local/local_runtime.h"
-#include "src/api/runtime_env_check.h"
+#include "src/core/runtime_env_check.h"
 #include "src/worker/cluster_connect.h"
 
 namespace ray {

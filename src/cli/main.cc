@@ -24,7 +24,7 @@
 #include "absl/debugging/symbolize.h"
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/common/environment.h"
 #include "src/common/process.h"
 #include "src/control/control_daemon.h"

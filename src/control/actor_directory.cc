@@ -1,7 +1,6 @@
 #include "src/control/actor_directory.h"
 
 #include "node.grpc.pb.h"
-#include "src/api/object_error.h"
 #include "src/common/id.h"
 #include "worker.grpc.pb.h"
 
@@ -357,7 +356,7 @@ void ActorDirectory::KillLeasedWorker(const std::string &node_id, const std::str
 
 proto::ErrorInfo ActorDirectory::DiedError(const std::string &message) {
   proto::ErrorInfo error;
-  error.set_type(static_cast<int>(ErrorType::kActorDied));
+  error.set_type(proto::ACTOR_DIED);
   error.set_message(message);
   return error;
 }

@@ -217,7 +217,7 @@ class FakeWorker final : public proto::WorkerService::CallbackService {
           break;
         case Creation::kThrow:
           reply->mutable_result()->set_is_error(true);
-          reply->mutable_result()->mutable_error()->set_type(0);
+          reply->mutable_result()->mutable_error()->set_type(proto::TASK_EXECUTION_EXCEPTION);
           reply->mutable_result()->mutable_error()->set_message("Counter: std::runtime_error: no");
           break;
         case Creation::kFailTheCall:

@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/common/process.h"
 #include "src/control/control_service.h"
 #include "src/rpc/rpc.h"

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "control.grpc.pb.h"
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
 #include "src/common/unix_socket.h"

@@ -6,8 +6,8 @@
 
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
-#include "src/api/runtime_env_check.h"
-#include "src/api/schedulable.h"
+#include "src/core/runtime_env_check.h"
+#include "src/core/schedulable.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 
@@ -21,7 +21,7 @@ ErrorInfo ClusterRuntime::ActorDeathError(const ActorState &actor,
   error.type = ErrorType::kActorDied;
   error.function_name = function;
   std::string cause = actor.info.death_cause().message();
-  if (actor.info.death_cause().type() == static_cast<int>(ErrorType::kTaskExecution)) {
+  if (actor.info.death_cause().type() == proto::TASK_EXECUTION_EXCEPTION) {
     cause = "its constructor failed: " + cause;
   }
   if (cause.empty()) cause = "it is dead.";
@@ -140,7 +140,7 @@ void ClusterRuntime::RegisterActor(std::shared_ptr<PendingTask> task,
     dead.set_actor_id(actor->id);
     dead.set_state(proto::ActorInfo::DEAD);
     dead.set_version(std::numeric_limits<int64_t>::max());
-    dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+    dead.mutable_death_cause()->set_type(proto::ACTOR_DIED);
     dead.mutable_death_cause()->set_message(message);
     OnActorInfo(actor, dead);
   };
@@ -214,7 +214,7 @@ void ClusterRuntime::WatchActor(std::shared_ptr<ActorState> actor, int64_t after
         dead.set_actor_id(actor->id);
         dead.set_state(proto::ActorInfo::DEAD);
         dead.set_version(std::numeric_limits<int64_t>::max());
-        dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+        dead.mutable_death_cause()->set_type(proto::ACTOR_DIED);
         dead.mutable_death_cause()->set_message(
             status.error_code() == grpc::StatusCode::NOT_FOUND
                 ? "no such actor in this cluster."
@@ -360,7 +360,7 @@ void ClusterRuntime::SettleActorCall(const std::shared_ptr<ActorState> &actor,
     dead.set_state(proto::ActorInfo::DEAD);
     dead.clear_address();
     dead.set_version(std::numeric_limits<int64_t>::max());
-    dead.mutable_death_cause()->set_type(static_cast<int>(ErrorType::kActorDied));
+    dead.mutable_death_cause()->set_type(proto::ACTOR_DIED);
     dead.mutable_death_cause()->set_message("it exited through ray::ExitActor in " +
                                             task->spec.function_name() + ".");
     OnActorInfo(actor, dead);

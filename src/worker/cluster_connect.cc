@@ -19,9 +19,9 @@
 #include <thread>
 
 #include "ray/api/ray_exception.h"
-#include "src/api/runtime_env_check.h"
 #include "src/common/environment.h"
 #include "src/common/process.h"
+#include "src/core/runtime_env_check.h"
 #include "src/worker/cluster_runtime.h"
 
 namespace sunray {

@@ -11,7 +11,7 @@
 
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
-#include "src/api/local/local_context.h"
+#include "src/core/execution_context.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 
@@ -33,8 +33,13 @@ void Check(const grpc::Status &status, const std::string &what) {
 
 ErrorInfo ErrorFromProto(const proto::ErrorInfo &error) {
   ErrorInfo info;
-  info.type = static_cast<ErrorType>(error.type());
+  bool known = false;
+  info.type = ErrorTypeFromProto(error.type(), &known);
   info.message = error.message();
+  if (!known) {
+    info.message += " (with an error type this process does not know: " +
+                    std::to_string(static_cast<int>(error.type())) + ")";
+  }
   info.function_name = error.function_name();
   info.exception_type = error.exception_type();
   info.exception_message = error.exception_message();
@@ -42,7 +47,7 @@ ErrorInfo ErrorFromProto(const proto::ErrorInfo &error) {
 }
 
 void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out) {
-  out->set_type(static_cast<int32_t>(error.type));
+  out->set_type(static_cast<proto::ErrorType>(error.type));
   out->set_message(error.message);
   out->set_function_name(error.function_name);
   out->set_exception_type(error.exception_type);

@@ -6,7 +6,7 @@
 #include "absl/random/random.h"
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
-#include "src/api/local/local_context.h"
+#include "src/core/execution_context.h"
 #include "src/rpc/frame_loop.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"

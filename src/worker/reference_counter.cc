@@ -4,8 +4,8 @@
 #include <utility>
 #include <vector>
 
-#include "src/api/object_error.h"
 #include "src/common/id.h"
+#include "src/core/object_error.h"
 
 namespace sunray {
 std::string BorrowFailureReason(const std::string &owner, const absl::Status &status) {
@@ -17,7 +17,7 @@ proto::ObjectValue LostValue(const std::string &id, const std::string &reason) {
   proto::ObjectValue value;
   value.set_is_error(true);
   proto::ErrorInfo *error = value.mutable_error();
-  error->set_type(static_cast<int32_t>(ErrorType::kObjectLost));
+  error->set_type(proto::OBJECT_LOST);
   error->set_message("Object " + BinaryToHex(id) + " is lost: " + reason + ".");
   return value;
 }

@@ -36,7 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "src/api/local/memory_store.h"
+#include "src/core/memory_store.h"
 #include "worker.pb.h"
 
 namespace sunray {

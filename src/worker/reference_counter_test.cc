@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "src/api/object_error.h"
+#include "src/core/object_error.h"
 
 namespace sunray {
 namespace {
@@ -162,7 +162,7 @@ TEST_F(ReferenceCounterTest, AFailedRegistrationCountsNothingAndTheRefReadsAsLos
   auto value = refs_.BorrowedValue("c");
   ASSERT_TRUE(value.has_value());
   ASSERT_TRUE(value->is_error());
-  EXPECT_EQ(value->error().type(), static_cast<int32_t>(ErrorType::kObjectLost));
+  EXPECT_EQ(value->error().type(), proto::OBJECT_LOST);
   EXPECT_NE(value->error().message().find(std::string("its owner at ") + kOwner +
                                           " cannot be reached (connection refused)"),
             std::string::npos)

@@ -8,8 +8,8 @@
 
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
-#include "src/api/local/local_context.h"
-#include "src/api/schedulable.h"
+#include "src/core/execution_context.h"
+#include "src/core/schedulable.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 

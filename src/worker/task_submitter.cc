@@ -2,8 +2,8 @@
 // classes, worker leases, pushes, retries, cancel. (Actors: actor_submitter.cc.)
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
-#include "src/api/runtime_env_check.h"
-#include "src/api/schedulable.h"
+#include "src/core/runtime_env_check.h"
+#include "src/core/schedulable.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 
@@ -466,9 +466,9 @@ bool ClusterRuntime::SettleNormalTask(const std::shared_ptr<PendingTask> &task,
       task->pushed_to.clear();
     }
     // A dead worker is retried; a task's own exception only when asked.
-    const bool failed = reply == nullptr || (task->retry_exceptions && reply->result().is_error() &&
-                                             reply->result().error().type() ==
-                                                 static_cast<int>(ErrorType::kTaskExecution));
+    const bool failed =
+        reply == nullptr || (task->retry_exceptions && reply->result().is_error() &&
+                             reply->result().error().type() == proto::TASK_EXECUTION_EXCEPTION);
     if (!bounced && failed && !cancelled && !shut_down_ && task->retries_left != 0) {
       retry = true;
       if (task->retries_left > 0) --task->retries_left;

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "node.grpc.pb.h"
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/common/process.h"
 #include "src/rpc/rpc.h"
 #include "tests/cluster/cli_test_support.h"

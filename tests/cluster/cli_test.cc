@@ -17,7 +17,7 @@
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "objstore.grpc.pb.h"
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
 #include "src/objstore/store_client.h"

@@ -19,7 +19,7 @@
 
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {

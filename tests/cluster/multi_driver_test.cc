@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "node.grpc.pb.h"
-#include "src/cli/session.h"
+#include "src/common/session.h"
 #include "src/common/process.h"
 #include "src/rpc/rpc.h"
 #include "worker.grpc.pb.h"

@@ -5,8 +5,6 @@
 namespace sunray {
 namespace {
 
-thread_local ExecutionContext *current_context = nullptr;
-
 // Keeps the serialized result of a call alive as the object's value.
 class SbufferObject : public ray::internal::ObjectBuffer {
  public:
@@ -19,15 +17,6 @@ class SbufferObject : public ray::internal::ObjectBuffer {
 };
 
 }  // namespace
-
-ExecutionContext *CurrentExecutionContext() { return current_context; }
-
-ExecutionContextScope::ExecutionContextScope(ExecutionContext context)
-    : context_(std::move(context)), previous_(current_context) {
-  current_context = &context_;
-}
-
-ExecutionContextScope::~ExecutionContextScope() { current_context = previous_; }
 
 std::optional<ErrorInfo> LocalServices::ResolveArgs(const std::vector<ray::internal::TaskArg> &args,
                                                     ResolvedArgs *resolved) const {

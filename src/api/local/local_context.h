@@ -1,5 +1,5 @@
 // What local mode shares between the runtime, its tasks and its actors: the
-// services a task needs to run, and the per-thread "what am I running" record.
+// services a task needs to run.
 #pragma once
 
 #include <memory>
@@ -8,38 +8,15 @@
 #include <vector>
 
 #include "ray/api/ray_runtime.h"
-#include "src/api/function_executor.h"
-#include "src/api/local/memory_store.h"
 #include "src/api/local/task_pool.h"
 #include "src/common/id.h"
+#include "src/core/execution_context.h"
+#include "src/core/function_executor.h"
+#include "src/core/memory_store.h"
 
 namespace sunray {
 
 class LocalActor;
-
-// Set on a thread while it runs a task, actor constructor or actor method.
-struct ExecutionContext {
-  TaskID task_id;
-  ActorID actor_id;  // nil outside actors
-  int actor_restarts = 0;
-  bool in_actor = false;
-};
-
-// The calling thread's context; null on threads that run no task (drivers).
-ExecutionContext *CurrentExecutionContext();
-
-// Installs `context` on this thread for the scope's lifetime.
-class ExecutionContextScope {
- public:
-  explicit ExecutionContextScope(ExecutionContext context);
-  ~ExecutionContextScope();
-  ExecutionContextScope(const ExecutionContextScope &) = delete;
-  ExecutionContextScope &operator=(const ExecutionContextScope &) = delete;
-
- private:
-  ExecutionContext context_;
-  ExecutionContext *previous_;
-};
 
 // Arguments resolved for a call: views into buffers kept alive here.
 struct ResolvedArgs {

@@ -4,8 +4,8 @@
 #include <thread>
 
 #include "ray/api/ray_exception.h"
-#include "src/api/runtime_env_check.h"
-#include "src/api/schedulable.h"
+#include "src/core/runtime_env_check.h"
+#include "src/core/schedulable.h"
 
 namespace sunray {
 namespace {

@@ -19,12 +19,12 @@
 #include "absl/synchronization/mutex.h"
 #include "ray/api/ray_config.h"
 #include "ray/api/ray_runtime.h"
-#include "src/api/function_executor.h"
+#include "src/core/function_executor.h"
 #include "src/api/local/local_actor.h"
 #include "src/api/local/local_context.h"
-#include "src/api/local/memory_store.h"
+#include "src/core/memory_store.h"
 #include "src/api/local/task_pool.h"
-#include "src/api/placement_groups.h"
+#include "src/core/placement_groups.h"
 #include "src/common/id.h"
 
 namespace sunray {

@@ -1,4 +1,4 @@
-#include "src/api/placement_groups.h"
+#include "src/core/placement_groups.h"
 
 #include "ray/api/ray_exception.h"
 #include "src/common/id.h"

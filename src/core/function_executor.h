@@ -11,7 +11,7 @@
 
 #include "ray/api/common_types.h"
 #include "ray/api/function_manager.h"
-#include "src/api/object_error.h"
+#include "src/core/object_error.h"
 
 namespace sunray {
 

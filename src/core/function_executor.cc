@@ -1,4 +1,4 @@
-#include "src/api/function_executor.h"
+#include "src/core/function_executor.h"
 
 #include <cxxabi.h>
 

@@ -18,7 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "ray/api/serializer.h"
-#include "src/api/object_error.h"
+#include "src/core/object_error.h"
 
 namespace sunray {
 

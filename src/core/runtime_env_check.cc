@@ -1,4 +1,4 @@
-#include "src/api/runtime_env_check.h"
+#include "src/core/runtime_env_check.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "src/api/local/memory_store.h"
+#include "src/core/memory_store.h"
 
 #include <atomic>
 

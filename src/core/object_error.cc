@@ -1,4 +1,4 @@
-#include "src/api/object_error.h"
+#include "src/core/object_error.h"
 
 #include "ray/api/ray_exception.h"
 
@@ -29,25 +29,16 @@ void ThrowObjectError(const ErrorInfo &error) {
 }
 
 const char *ErrorTypeName(ErrorType type) {
-  switch (type) {
-    case ErrorType::kTaskExecution:
-      return "TASK_EXECUTION_EXCEPTION";
-    case ErrorType::kActorDied:
-      return "ACTOR_DIED";
-    case ErrorType::kWorkerDied:
-      return "WORKER_DIED";
-    case ErrorType::kObjectLost:
-      return "OBJECT_LOST";
-    case ErrorType::kFunctionNotFound:
-      return "FUNCTION_NOT_FOUND";
-    case ErrorType::kTaskCancelled:
-      return "TASK_CANCELLED";
-    case ErrorType::kTaskUnschedulable:
-      return "TASK_UNSCHEDULABLE";
-    case ErrorType::kRuntimeEnv:
-      return "RUNTIME_ENV_SETUP_FAILED";
-  }
-  return "UNKNOWN";
+  const int value = static_cast<int>(type);
+  return proto::ErrorType_IsValid(value)
+             ? proto::ErrorType_Name(static_cast<proto::ErrorType>(value)).c_str()
+             : "UNKNOWN";
+}
+
+ErrorType ErrorTypeFromProto(int type, bool *known) {
+  const bool valid = proto::ErrorType_IsValid(type);
+  if (known != nullptr) *known = valid;
+  return valid ? static_cast<ErrorType>(type) : ErrorType::kWorkerDied;
 }
 
 }  // namespace sunray

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "ray/api/task_options.h"
-#include "src/api/object_error.h"
-#include "src/api/placement_groups.h"
 #include "src/common/id.h"
+#include "src/core/object_error.h"
+#include "src/core/placement_groups.h"
 
 namespace sunray {
 

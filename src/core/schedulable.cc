@@ -1,8 +1,8 @@
-#include "src/api/schedulable.h"
+#include "src/core/schedulable.h"
 
 #include <variant>
 
-#include "src/api/runtime_env_check.h"
+#include "src/core/runtime_env_check.h"
 
 namespace sunray {
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -20,6 +21,19 @@ inline WorkerPool::Launch FakeWorker(const std::string &directory) {
           {}};
 }
 
+// Registers as a worker's RPC would, and waits (10 s at most) for the answer.
+inline absl::Status Register(WorkerPool &pool, int64_t token, pid_t pid, const std::string &address,
+                             const std::string &task_address) {
+  std::promise<absl::Status> answered;
+  pool.RegisterWorker(token, pid, address, task_address,
+                      [&](absl::Status status) { answered.set_value(std::move(status)); });
+  auto future = answered.get_future();
+  if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return absl::DeadlineExceededError("the registration was not answered in 10 s");
+  }
+  return future.get();
+}
+
 // Waits (up to 10 s) for the fake worker with `token` to start, then
 // registers it with `pool`. Returns its pid, or 0 on timeout.
 inline pid_t RegisterWhenStarted(WorkerPool &pool, const std::string &directory, int64_t token) {
@@ -31,10 +45,10 @@ inline pid_t RegisterWhenStarted(WorkerPool &pool, const std::string &directory,
   }
   pid_t pid = 0;
   std::ifstream(marker) >> pid;
-  if (!pool.RegisterWorker(token, pid, "addr-" + std::to_string(token),
-                           "tasks-" + std::to_string(token))
-           .ok())
+  if (!Register(pool, token, pid, "addr-" + std::to_string(token), "tasks-" + std::to_string(token))
+           .ok()) {
     return 0;
+  }
   return pid;
 }
 

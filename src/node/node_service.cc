@@ -98,16 +98,20 @@ grpc::ServerUnaryReactor *NodeService::GetNodeStats(grpc::CallbackServerContext 
 grpc::ServerUnaryReactor *NodeService::RegisterWorker(grpc::CallbackServerContext *context,
                                                       const proto::RegisterWorkerRequest *request,
                                                       proto::RegisterWorkerReply *) {
-  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
-    // Owners reach a worker at both: without them its leases would be
-    // handed out and fail.
-    if (request->address().empty() || request->task_address().empty()) {
-      return absl::InvalidArgumentError(
-          "RegisterWorker needs the worker's RPC address and its task address");
-    }
-    return workers_.RegisterWorker(request->startup_token(), request->pid(), request->address(),
-                                   request->task_address());
-  });
+  grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
+  if (!rpc::Authenticate(*context, reactor, options_.token)) return reactor;
+  // Owners reach a worker at both: without them its leases would be
+  // handed out and fail.
+  if (request->address().empty() || request->task_address().empty()) {
+    reactor->Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError(
+        "RegisterWorker needs the worker's RPC address and its task address")));
+    return reactor;
+  }
+  // Answered now, or by the pool's thread (never waited for here).
+  workers_.RegisterWorker(
+      request->startup_token(), request->pid(), request->address(), request->task_address(),
+      [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
+  return reactor;
 }
 
 // A lease request's call: finished once the lease manager answers it. If the

@@ -101,6 +101,7 @@ void WorkerPool::SpawnQueuedLocked(std::vector<std::function<void()>> *ready) {
     auto it = workers_.find(token);
     if (it == workers_.end()) continue;
     if (stopping_) {  // its request failed with the others
+      RefuseEarly(it->second, "the node is stopping", ready);
       workers_.erase(it);
       continue;
     }
@@ -124,7 +125,10 @@ void WorkerPool::SpawnQueuedLocked(std::vector<std::function<void()>> *ready) {
         requests_.erase(request);
         break;
       }
-      if (it != workers_.end()) workers_.erase(it);
+      if (it != workers_.end()) {
+        RefuseEarly(it->second, "its process did not start", ready);
+        workers_.erase(it);
+      }
       continue;
     }
     if (it == workers_.end()) {  // cannot happen; never leave a process unwatched
@@ -133,6 +137,16 @@ void WorkerPool::SpawnQueuedLocked(std::vector<std::function<void()>> *ready) {
     }
     it->second.info.pid = *pid;
     it->second.spawned = true;
+    if (it->second.early.has_value()) {
+      Worker::EarlyRegistration early = std::move(*it->second.early);
+      it->second.early.reset();
+      const absl::Status status =
+          it->second.state == State::kStarting
+              ? RegisterLocked(token, it->second, early.pid, early.address, early.task_address,
+                               ready)
+              : absl::NotFoundError("no worker is starting with token " + std::to_string(token));
+      ready->push_back([done = std::move(early.done), status] { done(status); });
+    }
     // Its exit wakes the pool's thread (-1 where pidfds are refused: then
     // that thread looks every kPollFallback).
     it->second.pidfd = OpenPidfd(*pid);
@@ -186,45 +200,61 @@ void WorkerPool::SetBlocked(int64_t startup_token, bool blocked) {
   for (auto &run : ready) run();
 }
 
-absl::Status WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid,
-                                        const std::string &address,
-                                        const std::string &task_address) {
+void WorkerPool::RegisterWorker(int64_t startup_token, pid_t pid, const std::string &address,
+                                const std::string &task_address, Registered done) {
   std::vector<std::function<void()>> ready;
+  absl::Status status;
   {
     absl::MutexLock lock(&mu_);
-    // A process registers only after its exec; its pid is recorded right
-    // after the fork. Waiting covers the gap should it ever be crossed.
-    auto spawned = [this, startup_token]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      auto found = workers_.find(startup_token);
-      return found == workers_.end() || found->second.spawned;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&spawned), absl::Seconds(5));
     auto it = workers_.find(startup_token);
-    if (it == workers_.end() || it->second.state != State::kStarting || !it->second.spawned) {
-      return absl::NotFoundError("no worker is starting with token " +
-                                 std::to_string(startup_token));
+    if (it == workers_.end() || it->second.state != State::kStarting ||
+        (!it->second.spawned && it->second.early.has_value())) {
+      status =
+          absl::NotFoundError("no worker is starting with token " + std::to_string(startup_token));
+    } else if (!it->second.spawned) {
+      // Its process registered before the pool's thread recorded its pid
+      // (the fork has returned there, the lock not yet retaken): answered
+      // from that thread (SpawnQueuedLocked).
+      it->second.early = Worker::EarlyRegistration{pid, address, task_address, std::move(done)};
+      return;
+    } else {
+      status = RegisterLocked(startup_token, it->second, pid, address, task_address, &ready);
     }
-    if (it->second.info.pid != pid) {
-      return absl::PermissionDeniedError("worker token " + std::to_string(startup_token) +
-                                         " belongs to pid " + std::to_string(it->second.info.pid) +
-                                         ", not " + std::to_string(pid));
-    }
-    it->second.info.address = address;
-    it->second.info.task_address = task_address;
-    it->second.state = State::kIdle;
-    for (auto request = requests_.begin(); request != requests_.end(); ++request) {
-      if (request->starting_token == startup_token) {
-        it->second.state = State::kBusy;
-        ready.push_back(
-            [callback = std::move(request->callback), info = it->second.info] { callback(info); });
-        requests_.erase(request);
-        break;
-      }
-    }
-    DispatchLocked(&ready);
   }
   for (auto &run : ready) run();
+  done(std::move(status));
+}
+
+absl::Status WorkerPool::RegisterLocked(int64_t startup_token, Worker &worker, pid_t pid,
+                                        const std::string &address, const std::string &task_address,
+                                        std::vector<std::function<void()>> *ready) {
+  if (worker.info.pid != pid) {
+    return absl::PermissionDeniedError("worker token " + std::to_string(startup_token) +
+                                       " belongs to pid " + std::to_string(worker.info.pid) +
+                                       ", not " + std::to_string(pid));
+  }
+  worker.info.address = address;
+  worker.info.task_address = task_address;
+  worker.state = State::kIdle;
+  for (auto request = requests_.begin(); request != requests_.end(); ++request) {
+    if (request->starting_token == startup_token) {
+      worker.state = State::kBusy;
+      ready->push_back(
+          [callback = std::move(request->callback), info = worker.info] { callback(info); });
+      requests_.erase(request);
+      break;
+    }
+  }
+  DispatchLocked(ready);
   return absl::OkStatus();
+}
+
+void WorkerPool::RefuseEarly(Worker &worker, const std::string &why,
+                             std::vector<std::function<void()>> *ready) {
+  if (!worker.early.has_value()) return;
+  ready->push_back(
+      [done = std::move(worker.early->done), why] { done(absl::UnavailableError(why)); });
+  worker.early.reset();
 }
 
 absl::Status WorkerPool::KillWorker(int64_t startup_token, bool force) {

@@ -33,6 +33,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,9 +91,14 @@ class WorkerPool {
   void PushWorker(int64_t startup_token);
   // A worker blocked in Get/Wait frees its slot; unblocking takes it back.
   void SetBlocked(int64_t startup_token, bool blocked);
-  // Called by the RegisterWorker handler. NotFound for an unknown token.
-  absl::Status RegisterWorker(int64_t startup_token, pid_t pid, const std::string &address,
-                              const std::string &task_address);
+  // Called by the RegisterWorker handler; `done` gets the outcome: NotFound
+  // for an unknown token, PermissionDenied for another process's token.
+  // Never blocks: a registration that overtakes the recording of its
+  // process's pid (the pool's thread forks) is answered by that thread
+  // once it has the pid.
+  using Registered = std::function<void(absl::Status)>;
+  void RegisterWorker(int64_t startup_token, pid_t pid, const std::string &address,
+                      const std::string &task_address, Registered done);
 
   // Sends the worker SIGTERM (SIGKILL with `force`), and SIGKILL after
   // kill_grace if it still runs; it is never handed out again. NotFound for
@@ -123,6 +129,14 @@ class WorkerPool {
     // then): what to run.
     bool spawned = false;
     std::vector<std::string> argv;
+    // A registration that came before the pid was recorded.
+    struct EarlyRegistration {
+      pid_t pid;
+      std::string address;
+      std::string task_address;
+      Registered done;
+    };
+    std::optional<EarlyRegistration> early;
     int pidfd = -1;                 // readable once the process exits; closed when reaped
     bool register_expired = false;  // killed for not registering in time
   };
@@ -147,6 +161,16 @@ class WorkerPool {
   // stopping, gets SIGKILL at once.
   void SpawnQueuedLocked(std::vector<std::function<void()>> *ready)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes a registration for `worker` (spawned): the worker becomes idle or
+  // goes to the request that started it.
+  absl::Status RegisterLocked(int64_t startup_token, Worker &worker, pid_t pid,
+                              const std::string &address, const std::string &task_address,
+                              std::vector<std::function<void()>> *ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers a registration that came early for a worker that will never
+  // have a process.
+  static void RefuseEarly(Worker &worker, const std::string &why,
+                          std::vector<std::function<void()>> *ready);
   // Wakes the pool's thread. (Other waiters wait on conditions of mu_.)
   void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The pool's thread: waits (without the lock) for a worker's exit, a

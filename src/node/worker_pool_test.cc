@@ -21,6 +21,7 @@ namespace fs = std::filesystem;
 constexpr auto kDeadline = std::chrono::seconds(10);
 
 using testing::FakeWorker;
+using testing::Register;
 
 class WorkerPoolTest : public ::testing::Test {
  protected:
@@ -231,14 +232,14 @@ TEST_F(WorkerPoolTest, AWorkerThatNeverRegistersIsKilledAfterTheTimeout) {
 
 TEST_F(WorkerPoolTest, RegistrationWithAnUnknownTokenOrWrongPidIsRefused) {
   MakePool(1);
-  EXPECT_TRUE(absl::IsNotFound(pool_->RegisterWorker(99, 1234, "x", "y")));
+  EXPECT_TRUE(absl::IsNotFound(Register(*pool_, 99, 1234, "x", "y")));
   auto popped = Pop("job", FakeWorker(directory_));
   const std::string marker = directory_ + "/started-1";
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
   while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(2));
   }
-  EXPECT_TRUE(absl::IsPermissionDenied(pool_->RegisterWorker(1, 1, "x", "y")));
+  EXPECT_TRUE(absl::IsPermissionDenied(Register(*pool_, 1, 1, "x", "y")));
 }
 
 TEST_F(WorkerPoolTest, StopKillsEveryWorkerAndFailsWaitingRequests) {

@@ -29,7 +29,7 @@
 #include "src/common/process.h"
 #include "src/control/control_daemon.h"
 #include "src/node/node_daemon.h"
-#include "src/node/resources.h"
+#include "src/common/resources.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {

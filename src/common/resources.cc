@@ -1,13 +1,34 @@
-#include "src/node/resources.h"
+#include "src/common/resources.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace sunray {
 
 int64_t ToFixedPoint(double amount) { return std::llround(amount * kResourceUnit); }
 
 double FromFixedPoint(int64_t amount) { return static_cast<double>(amount) / kResourceUnit; }
+
+namespace {
+
+template <typename Map>
+bool FitsIn(const Map &request, const Map &pool) {
+  for (const auto &[name, amount] : request) {
+    if (amount <= 0) continue;
+    auto it = pool.find(name);
+    if (it == pool.end() || it->second < amount) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool Fits(const ResourceSet &request, const ResourceSet &pool) { return FitsIn(request, pool); }
+
+bool Fits(const proto::ResourceMap &request, const proto::ResourceMap &pool) {
+  return FitsIn(request.amounts(), pool.amounts());
+}
 
 absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json) {
   nlohmann::json parsed;
@@ -33,6 +54,20 @@ absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json) {
 
 void FillResourceMap(const ResourceSet &resources, proto::ResourceMap *out) {
   for (const auto &[name, amount] : resources) (*out->mutable_amounts())[name] = amount;
+}
+
+ResourceSet ResourceSetOf(const proto::ResourceMap &resources) {
+  return ResourceSet(resources.amounts().begin(), resources.amounts().end());
+}
+
+std::string ResourcesText(const ResourceSet &resources) {
+  std::ostringstream text;
+  text << "{";
+  for (const auto &[name, amount] : resources) {
+    text << (text.tellp() > 1 ? ", " : "") << name << ": " << FromFixedPoint(amount);
+  }
+  text << "}";
+  return text.str();
 }
 
 }  // namespace sunray

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "node.grpc.pb.h"
+#include "src/common/resources.h"
 #include "src/control/actor_directory.h"
 #include "worker.grpc.pb.h"
 
@@ -17,27 +18,6 @@ using Clock = std::chrono::steady_clock;
 
 std::string AddressOf(const proto::NodeInfo &node) {
   return node.address().ip() + ":" + std::to_string(node.address().port());
-}
-
-bool Fits(const proto::ResourceMap &request, const proto::ResourceMap &total) {
-  for (const auto &[name, amount] : request.amounts()) {
-    if (amount <= 0) continue;
-    auto it = total.amounts().find(name);
-    if (it == total.amounts().end() || it->second < amount) return false;
-  }
-  return true;
-}
-
-std::string ResourcesText(const proto::ResourceMap &resources) {
-  const std::map<std::string, int64_t> sorted(resources.amounts().begin(),
-                                              resources.amounts().end());
-  std::ostringstream text;
-  text << "{";
-  for (const auto &[name, amount] : sorted) {
-    text << (text.tellp() > 1 ? ", " : "") << name << ": " << static_cast<double>(amount) / 10000;
-  }
-  text << "}";
-  return text.str();
 }
 
 }  // namespace
@@ -101,7 +81,7 @@ void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes
       if (!actor.infeasible_logged) {
         actor.infeasible_logged = true;
         std::cerr << "sunray control: " << Describe(actor) << " needs "
-                  << ResourcesText(actor.spec.resources())
+                  << ResourcesText(ResourceSetOf(actor.spec.resources()))
                   << "; no alive node has that. It waits for a node that does." << std::endl;
       }
       ++it;

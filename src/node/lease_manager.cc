@@ -17,15 +17,6 @@ int64_t CpuOf(const ResourceSet &resources) {
 LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool)
     : total_(std::move(total)), pool_(pool), available_(total_) {}
 
-bool LeaseManager::FitsLocked(const ResourceSet &request, const ResourceSet &pool) const {
-  for (const auto &[name, amount] : request) {
-    if (amount <= 0) continue;
-    auto it = pool.find(name);
-    if (it == pool.end() || it->second < amount) return false;
-  }
-  return true;
-}
-
 LeaseManager::RequestId LeaseManager::RequestLease(const std::string &job_id,
                                                    const ResourceSet &resources,
                                                    const WorkerPool::Launch &launch, bool detached,
@@ -76,7 +67,7 @@ void LeaseManager::Stop() {
 
 void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (!FitsLocked(it->resources, available_)) {
+    if (!Fits(it->resources, available_)) {
       ++it;  // waits: for freed resources, or (infeasible) for another node
       continue;
     }
@@ -203,7 +194,7 @@ int LeaseManager::NumPending() const {
 int LeaseManager::NumInfeasible() const {
   absl::MutexLock lock(&mu_);
   int infeasible = 0;
-  for (const auto &request : pending_) infeasible += !FitsLocked(request.resources, total_);
+  for (const auto &request : pending_) infeasible += !Fits(request.resources, total_);
   return infeasible;
 }
 

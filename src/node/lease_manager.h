@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "src/node/resources.h"
+#include "src/common/resources.h"
 #include "src/node/worker_pool.h"
 
 namespace sunray {
@@ -83,7 +83,6 @@ class LeaseManager {
     Callback callback;
   };
 
-  bool FitsLocked(const ResourceSet &request, const ResourceSet &pool) const;
   void DispatchLocked(std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the lease's resources and serves waiting requests.
   void ReleaseLocked(std::map<int64_t, Lease>::iterator lease,

@@ -6,9 +6,9 @@
 #include <iostream>
 
 #include "control.grpc.pb.h"
-#include "src/common/session.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
+#include "src/common/session.h"
 #include "src/common/unix_socket.h"
 #include "src/node/lease_manager.h"
 #include "src/node/node_service.h"

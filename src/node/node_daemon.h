@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "src/node/resources.h"
+#include "src/common/resources.h"
 
 namespace sunray {
 

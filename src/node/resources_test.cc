@@ -1,4 +1,4 @@
-#include "src/node/resources.h"
+#include "src/common/resources.h"
 
 #include <gtest/gtest.h>
 
@@ -21,6 +21,35 @@ TEST(ResourcesTest, RejectsMalformedInputNamingTheProblem) {
   EXPECT_NE(negative.status().message().find("custom"), std::string::npos);
   EXPECT_TRUE(absl::IsInvalidArgument(ParseResourcesJson(R"({"custom": "two"})").status()));
   EXPECT_TRUE(absl::IsInvalidArgument(ParseResourcesJson(R"({"": 1})").status()));
+}
+
+TEST(ResourcesTest, FractionsAddUpExactlyAndFitTheirSum) {
+  // 0.1 + 0.2 is not 0.3 in doubles; in fixed point it is.
+  const ResourceSet request = ResourceSetFromUnits(std::map<std::string, double>{{"GPU", 0.3}});
+  ResourceSet pool = ResourceSetFromUnits(std::map<std::string, double>{{"GPU", 0.1}});
+  pool["GPU"] += ToFixedPoint(0.2);
+  EXPECT_TRUE(Fits(request, pool));
+  pool["GPU"] -= 1;
+  EXPECT_FALSE(Fits(request, pool));
+}
+
+TEST(ResourcesTest, AResourceThePoolLacksFitsOnlyWhenNoneIsAskedFor) {
+  const ResourceSet pool{{"CPU", 2 * kResourceUnit}};
+  EXPECT_TRUE(Fits(ResourceSet{{"CPU", kResourceUnit}}, pool));
+  EXPECT_FALSE(Fits(ResourceSet{{"accel", 1}}, pool));
+  EXPECT_TRUE(Fits(ResourceSet{{"accel", 0}}, pool));
+  proto::ResourceMap wire_request;
+  proto::ResourceMap wire_pool;
+  FillResourceMap(ResourceSet{{"accel", 1}}, &wire_request);
+  FillResourceMap(pool, &wire_pool);
+  EXPECT_FALSE(Fits(wire_request, wire_pool));  // the same rule on the wire form
+  EXPECT_EQ(ResourceSetOf(wire_pool), pool);
+}
+
+TEST(ResourcesTest, TheTextFormSortsNamesAndShowsUnits) {
+  EXPECT_EQ(
+      ResourcesText(ResourceSetFromUnits(std::map<std::string, double>{{"GPU", 0.5}, {"CPU", 2}})),
+      "{CPU: 2, GPU: 0.5}");
 }
 
 }  // namespace

@@ -60,9 +60,7 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   PrepareArgs(args, task.get());
 
   auto request = std::make_shared<proto::CreateActorRequest>();
-  for (const auto &[name, amount] : options.resources) {
-    (*request->mutable_resources()->mutable_amounts())[name] = ToResourceUnits(amount);
-  }
+  FillResourceMap(ResourceSetFromUnits(options.resources), request->mutable_resources());
   for (const auto &arg : options_.worker_argv) request->add_argv(arg);
   for (const auto &entry : worker_env_) request->add_env(entry);
   for (const auto &entry : RuntimeEnvEntries(options.serialized_runtime_env_info)) {

@@ -230,9 +230,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
         "reach the node daemon at " + node_address);
   node_id_ = NodeID::FromBinary(HexToBinary(stats.node_id()));
-  std::map<std::string, double> totals;
-  for (const auto &[name, amount] : stats.total().amounts()) totals[name] = amount / 10000.0;
-  node_totals_.push_back(std::move(totals));
+  node_totals_.push_back(ResourceSetOf(stats.total()));
 
   auto store = StoreClient::Connect({stats.store_socket(), node_address, options_.token});
   if (!store.ok()) {

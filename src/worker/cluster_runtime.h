@@ -48,6 +48,7 @@
 #include "ray/api/ray_runtime.h"
 #include "src/common/environment.h"
 #include "src/common/id.h"
+#include "src/common/resources.h"
 #include "src/core/function_executor.h"
 #include "src/core/memory_store.h"
 #include "src/core/placement_groups.h"
@@ -312,7 +313,7 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   std::string my_address_;
   std::string task_address_;  // where a worker takes task streams (frames_)
   std::vector<std::string> worker_env_;
-  std::vector<std::map<std::string, double>> node_totals_;  // per node, at connect
+  std::vector<ResourceSet> node_totals_;  // per node, at connect
 
   std::shared_ptr<proto::ControlService::Stub> control_;
   std::shared_ptr<proto::NodeService::Stub> node_;

@@ -33,9 +33,6 @@ struct FreeTarget {
   ClusterRuntime *runtime ABSL_GUARDED_BY(mu) = nullptr;
 };
 
-// A resource amount as the node counts it (1/10000 units).
-inline int64_t ToResourceUnits(double value) { return std::llround(value * 10000); }
-
 // A runtime env's env_vars as environment entries, NAME=value.
 inline std::vector<std::string> EnvEntries(const std::map<std::string, std::string> &vars) {
   std::vector<std::string> entries;

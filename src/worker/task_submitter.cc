@@ -1,5 +1,7 @@
 // The cluster runtime as a caller of normal tasks: arguments, scheduling
 // classes, worker leases, pushes, retries, cancel. (Actors: actor_submitter.cc.)
+#include <algorithm>
+
 #include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/core/runtime_env_check.h"
@@ -18,21 +20,10 @@ constexpr int kMaxPendingLeases = 10;
 // Tasks pushed to one leased worker at once, when the backlog is deep.
 constexpr size_t kMaxTasksInFlightPerWorker = 8;
 
-std::string ClassKey(const std::map<std::string, double> &resources) {
+std::string ClassKey(const ResourceSet &resources) {
   std::string key;
-  for (const auto &[name, amount] : resources) {
-    key += name + "=" + std::to_string(ToResourceUnits(amount)) + ";";
-  }
+  for (const auto &[name, amount] : resources) key += name + "=" + std::to_string(amount) + ";";
   return key;
-}
-
-std::string DescribeResources(const std::map<std::string, double> &resources) {
-  std::string text = "{";
-  for (const auto &[name, amount] : resources) {
-    if (text.size() > 1) text += ", ";
-    text += name + ": " + std::to_string(amount);
-  }
-  return text + "}";
 }
 
 }  // namespace
@@ -176,8 +167,8 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
     FailTask(task.get(), std::move(*error));
     return return_id;
   }
-  std::map<std::string, double> resources(options.resources.begin(), options.resources.end());
-  if (resources.empty()) resources["CPU"] = 1;
+  ResourceSet resources = ResourceSetFromUnits(options.resources);
+  if (resources.empty()) resources["CPU"] = kResourceUnit;
   // Tasks with env_vars run in workers started with them (CheckSchedulable
   // has parsed the runtime env already).
   const std::vector<std::string> env = RuntimeEnvEntries(options.serialized_runtime_env_info);
@@ -186,15 +177,9 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   task->retries_left = options.max_retries;
   task->retry_exceptions = options.retry_exceptions;
   PrepareArgs(args, task.get());
-  bool infeasible = true;
-  for (const auto &totals : node_totals_) {
-    bool fits = true;
-    for (const auto &[name, amount] : resources) {
-      auto it = totals.find(name);
-      if (it == totals.end() || it->second + 1e-9 < amount) fits = false;
-    }
-    if (fits) infeasible = false;
-  }
+  const bool infeasible =
+      std::none_of(node_totals_.begin(), node_totals_.end(),
+                   [&](const ResourceSet &totals) { return Fits(resources, totals); });
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) throw RayException("Sunray is shutting down.");
@@ -204,13 +189,11 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
       cls = std::make_unique<SchedulingClass>();
       cls->key = task->class_key;
       cls->env = env;
-      for (const auto &[name, amount] : resources) {
-        (*cls->resources.mutable_amounts())[name] = ToResourceUnits(amount);
-      }
+      FillResourceMap(resources, &cls->resources);
     }
     if (infeasible && warned_infeasible_.insert(task->class_key).second) {
       RAYLOG(WARNING) << "The task " << function.function_name << " asks for "
-                      << DescribeResources(resources)
+                      << ResourcesText(resources)
                       << ", more than any node in the cluster has; it waits until such a node "
                          "joins (see `sunray status`).";
     }

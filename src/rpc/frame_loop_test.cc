@@ -89,6 +89,21 @@ class FrameLoopTest : public ::testing::Test {
     return accepted_;
   }
 
+  // A client whose first frame has reached the server (so it is connected
+  // and Accepted() knows the server's end); null if that did not happen.
+  std::shared_ptr<FrameConnection> Greeted(Seen &seen) {
+    const size_t before = server_seen_.Count();
+    auto client = client_loop_.Connect(address_, seen.Handlers());
+    if (!client.ok() || !(*client)->Send(1, "hello") || !server_seen_.WaitForFrames(before + 1)) {
+      return nullptr;
+    }
+    return *client;
+  }
+  static void AbortAndWait(FrameConnection &client, Seen &seen) {
+    client.Abort(absl::CancelledError("done"));
+    EXPECT_TRUE(absl::IsCancelled(seen.WaitForClose()));
+  }
+
   FrameLoop server_loop_{{}};
   FrameLoop client_loop_{{}};
   std::string address_;
@@ -215,10 +230,8 @@ TEST_F(FrameLoopTest, AFrameOverTheLimitBreaksTheConnection) {
 
 TEST_F(FrameLoopTest, AThreadInReadHereRunsTheHandlersOfWhatArrivesThenTheLoopReadsAgain) {
   Seen client_seen;
-  auto client = client_loop_.Connect(address_, client_seen.Handlers());
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE((*client)->Send(1, "hello"));
-  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto client = Greeted(client_seen);
+  ASSERT_NE(client, nullptr);
   auto server_end = Accepted();
   ASSERT_NE(server_end, nullptr);
 
@@ -227,9 +240,8 @@ TEST_F(FrameLoopTest, AThreadInReadHereRunsTheHandlersOfWhatArrivesThenTheLoopRe
     absl::SleepFor(absl::Milliseconds(20));
     ASSERT_TRUE(server_end->Send(7, "answer"));
   });
-  const auto result =
-      (*client)->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
-                          [&] { return client_seen.Count() >= 1; });
+  const auto result = client->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
+                                       [&] { return client_seen.Count() >= 1; });
   answerer.join();
   EXPECT_EQ(result, FrameConnection::ReadHereResult::kSatisfied);
   {
@@ -245,20 +257,18 @@ TEST_F(FrameLoopTest, AThreadInReadHereRunsTheHandlersOfWhatArrivesThenTheLoopRe
     EXPECT_NE(client_seen.frame_threads[1], std::this_thread::get_id());
   }
   server_end->CloseWrite();
-  (*client)->CloseWrite();
+  client->CloseWrite();
   EXPECT_TRUE(client_seen.WaitForClose().ok());
 }
 
 TEST_F(FrameLoopTest, ReadHereEndsWhenWokenAndAtItsDeadline) {
   Seen client_seen;
-  auto client = client_loop_.Connect(address_, client_seen.Handlers());
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE((*client)->Send(1, "hello"));
-  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto client = Greeted(client_seen);
+  ASSERT_NE(client, nullptr);
   ReadWaker &waker = ReadWaker::ForThisThread();
 
   const absl::Time start = absl::Now();
-  EXPECT_EQ((*client)->ReadHere(waker, start + absl::Milliseconds(50), [] { return false; }),
+  EXPECT_EQ(client->ReadHere(waker, start + absl::Milliseconds(50), [] { return false; }),
             FrameConnection::ReadHereResult::kDeadline);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
 
@@ -266,50 +276,45 @@ TEST_F(FrameLoopTest, ReadHereEndsWhenWokenAndAtItsDeadline) {
     absl::SleepFor(absl::Milliseconds(20));
     waker.Wake();
   });
-  EXPECT_EQ((*client)->ReadHere(waker, absl::Now() + absl::Seconds(10), [] { return false; }),
+  EXPECT_EQ(client->ReadHere(waker, absl::Now() + absl::Seconds(10), [] { return false; }),
             FrameConnection::ReadHereResult::kWoken);
   waking.join();
   waker.Wake();  // on its own thread: nothing to wake
-  EXPECT_EQ((*client)->ReadHere(waker, absl::Now() + absl::Milliseconds(10), [] { return false; }),
+  EXPECT_EQ(client->ReadHere(waker, absl::Now() + absl::Milliseconds(10), [] { return false; }),
             FrameConnection::ReadHereResult::kDeadline);
-  (*client)->Abort(absl::CancelledError("done"));
-  EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
+  AbortAndWait(*client, client_seen);
 }
 
 TEST_F(FrameLoopTest, AnAbortDuringReadHereEndsItAndTheLoopClosesTheConnectionAfter) {
   Seen client_seen;
-  auto client = client_loop_.Connect(address_, client_seen.Handlers());
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE((*client)->Send(1, "hello"));
-  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto client = Greeted(client_seen);
+  ASSERT_NE(client, nullptr);
   std::thread aborter([&] {
     absl::SleepFor(absl::Milliseconds(20));
-    (*client)->Abort(absl::CancelledError("given up"));
+    client->Abort(absl::CancelledError("given up"));
   });
-  EXPECT_EQ((*client)->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
-                                [] { return false; }),
+  EXPECT_EQ(client->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
+                             [] { return false; }),
             FrameConnection::ReadHereResult::kWoken);
   aborter.join();
   EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
   // Broken: not read here any more.
   EXPECT_EQ(
-      (*client)->ReadHere(ReadWaker::ForThisThread(), absl::InfiniteFuture(), [] { return false; }),
+      client->ReadHere(ReadWaker::ForThisThread(), absl::InfiniteFuture(), [] { return false; }),
       FrameConnection::ReadHereResult::kNotNow);
 }
 
 TEST_F(FrameLoopTest, ThePeersEndDuringReadHereIsToldHereAndTheConnectionClosesCleanly) {
   Seen client_seen;
-  auto client = client_loop_.Connect(address_, client_seen.Handlers());
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE((*client)->Send(1, "hello"));
-  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto client = Greeted(client_seen);
+  ASSERT_NE(client, nullptr);
   auto server_end = Accepted();
   ASSERT_NE(server_end, nullptr);
-  (*client)->CloseWrite();
+  client->CloseWrite();
   ASSERT_TRUE(server_end->Send(2, "last"));
   server_end->CloseWrite();
-  const auto result = (*client)->ReadHere(ReadWaker::ForThisThread(),
-                                          absl::Now() + absl::Seconds(10), [] { return false; });
+  const auto result = client->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Seconds(10),
+                                       [] { return false; });
   // Either this thread saw the end, or the loop read it first.
   EXPECT_EQ(result, FrameConnection::ReadHereResult::kNotNow);
   EXPECT_TRUE(client_seen.WaitForClose().ok());
@@ -320,18 +325,16 @@ TEST_F(FrameLoopTest, ThePeersEndDuringReadHereIsToldHereAndTheConnectionClosesC
 
 TEST_F(FrameLoopTest, TwoThreadsNeverReadOneConnectionAtOnce) {
   Seen client_seen;
-  auto client = client_loop_.Connect(address_, client_seen.Handlers());
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE((*client)->Send(1, "hello"));
-  ASSERT_TRUE(server_seen_.WaitForFrames(1));
+  auto client = Greeted(client_seen);
+  ASSERT_NE(client, nullptr);
   auto server_end = Accepted();
   ASSERT_NE(server_end, nullptr);
   constexpr int kFrames = 2000;
   std::atomic<bool> stop{false};
   auto reader = [&] {
     while (!stop.load()) {
-      (void)(*client)->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Milliseconds(5),
-                                [&] { return client_seen.Count() % 7 == 0; });
+      (void)client->ReadHere(ReadWaker::ForThisThread(), absl::Now() + absl::Milliseconds(5),
+                             [&] { return client_seen.Count() % 7 == 0; });
     }
   };
   std::thread first(reader);
@@ -341,8 +344,7 @@ TEST_F(FrameLoopTest, TwoThreadsNeverReadOneConnectionAtOnce) {
   stop = true;
   first.join();
   second.join();
-  (*client)->Abort(absl::CancelledError("done"));
-  EXPECT_TRUE(absl::IsCancelled(client_seen.WaitForClose()));
+  AbortAndWait(*client, client_seen);
   ASSERT_TRUE(all);
   absl::MutexLock lock(&client_seen.mu);
   for (int i = 0; i < kFrames; ++i) ASSERT_EQ(client_seen.frames[i], "2:" + std::to_string(i));

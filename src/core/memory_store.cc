@@ -1,11 +1,21 @@
 #include "src/core/memory_store.h"
 
 #include <atomic>
+#include <cstring>
 
 #include "ray/api/ray_exception.h"
 #include "src/common/id.h"
 
 namespace sunray {
+
+MemoryStore::Key::Key(std::string_view id) : size_(static_cast<uint32_t>(id.size())) {
+  if (id.size() <= kInlineBytes) {
+    std::memcpy(inline_, id.data(), id.size());
+  } else {
+    long_ = std::string(id);
+  }
+}
+
 namespace {
 
 [[noreturn]] void ThrowShutDown() {
@@ -20,7 +30,7 @@ absl::Time DeadlineAfter(int timeout_ms) {
 
 void MemoryStore::CreatePending(const std::string &id) {
   absl::MutexLock lock(&mu_);
-  entries_.try_emplace(id);
+  entries_.try_emplace(Key(id));
 }
 
 bool MemoryStore::Seal(const std::string &id, Value value,

@@ -13,9 +13,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
 #include "ray/api/serializer.h"
 #include "src/core/object_error.h"
@@ -103,9 +105,41 @@ class MemoryStore {
   void ReleaseLocked(const std::string &id, std::vector<std::function<void()>> *orphaned)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // An entry's id, kept in the table's slot when it is short (object ids
+  // are 28 bytes): a lookup then compares within the slot it probes
+  // instead of following each candidate's heap string (a cache miss per
+  // probe, which Get of a value holding 10,000 refs paid 20,000 times).
+  class Key {
+   public:
+    explicit Key(std::string_view id);
+    std::string_view view() const {
+      return size_ <= kInlineBytes ? std::string_view(inline_, size_) : std::string_view(long_);
+    }
+
+   private:
+    static constexpr size_t kInlineBytes = 32;
+    uint32_t size_;
+    char inline_[kInlineBytes];
+    std::string long_;  // longer ids (none of the runtimes makes one)
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return absl::Hash<std::string_view>()(id); }
+    size_t operator()(const Key &key) const { return (*this)(key.view()); }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    static std::string_view View(std::string_view id) { return id; }
+    static std::string_view View(const Key &key) { return key.view(); }
+    template <typename A, typename B>
+    bool operator()(const A &a, const B &b) const {
+      return View(a) == View(b);
+    }
+  };
+
   mutable absl::Mutex mu_;
   absl::CondVar sealed_cv_;
-  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, Entry, KeyHash, KeyEq> entries_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -11,4 +11,7 @@ if [ "$preset" = default ]; then
   # clang's -Wthread-safety over src/ (ABSL_GUARDED_BY and friends), as errors.
   bash scripts/check-thread-safety.sh build
 fi
+# Abseil's lock-order checks stay on for every process of the suite (off by
+# default: src/common/process.h, ConfigureMutexDeadlockDetection).
+export SUNRAY_MUTEX_DEADLOCK_DETECTION=1
 ctest --preset "$preset"

@@ -8,6 +8,7 @@
 #include "ray/api/internal_api.h"
 #include "src/api/config.h"
 #include "src/api/local/local_runtime.h"
+#include "src/common/process.h"
 #include "src/core/runtime_env_check.h"
 #include "src/worker/cluster_connect.h"
 
@@ -108,6 +109,7 @@ void AddBorrowedReference(const std::string &object_id, const std::string &owner
 
 void Init(RayConfig &config, int argc, char **argv) {
   if (IsInitialized()) return;
+  sunray::ConfigureMutexDeadlockDetection();
   RayConfig merged = config;
   sunray::WorkerFlags worker_flags;
   std::vector<std::string> unknown_flags;

@@ -24,12 +24,12 @@
 #include "absl/debugging/symbolize.h"
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
-#include "src/common/session.h"
 #include "src/common/environment.h"
 #include "src/common/process.h"
+#include "src/common/resources.h"
+#include "src/common/session.h"
 #include "src/control/control_daemon.h"
 #include "src/node/node_daemon.h"
-#include "src/common/resources.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -372,6 +372,7 @@ void InstallCrashReport(const char *argv0) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  sunray::ConfigureMutexDeadlockDetection();
   CLI::App app{"sunray: start, inspect and stop Sunray clusters"};
   app.require_subcommand(1);
 

@@ -17,6 +17,10 @@ inline constexpr char kToken[] = "SUNRAY_TOKEN";
 inline constexpr char kCliProgram[] = "SUNRAY_CLI";
 inline constexpr char kWorkerProgram[] = "SUNRAY_WORKER_PROGRAM";
 
+//   "1": Abseil's lock-order (deadlock) detection on, in every Sunray
+//   process (ConfigureMutexDeadlockDetection); scripts/run-tests.sh sets it.
+inline constexpr char kMutexDeadlockDetection[] = "SUNRAY_MUTEX_DEADLOCK_DETECTION";
+
 // Set by the node daemon for the worker processes it starts.
 //   The token a starting worker registers with (RegisterWorker); its
 //   presence is what makes ray::Init become a worker.

@@ -13,11 +13,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "src/common/environment.h"
 
 extern char **environ;
 
@@ -207,6 +211,13 @@ std::string CurrentExecutable() {
   ssize_t length = readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (length <= 0) return "";
   return std::string(path, static_cast<size_t>(length));
+}
+
+void ConfigureMutexDeadlockDetection() {
+  const char *value = std::getenv(env::kMutexDeadlockDetection);
+  const bool on = value != nullptr && std::string_view(value) == "1";
+  absl::SetMutexDeadlockDetectionMode(on ? absl::OnDeadlockCycle::kAbort
+                                         : absl::OnDeadlockCycle::kIgnore);
 }
 
 }  // namespace sunray

@@ -90,4 +90,11 @@ int WaitForStopSignal();
 // The absolute path of the running executable.
 std::string CurrentExecutable();
 
+// Abseil's lock-order (deadlock) detection, which Debian's Abseil leaves on
+// (it is built without NDEBUG): a graph lookup under one process-wide lock
+// on every Mutex acquisition. Off unless SUNRAY_MUTEX_DEADLOCK_DETECTION is
+// "1" (then it aborts on a lock-order cycle, as Abseil's debug default
+// does). Called first by ray::Init and the `sunray` program.
+void ConfigureMutexDeadlockDetection();
+
 }  // namespace sunray

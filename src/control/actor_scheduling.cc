@@ -4,7 +4,6 @@
 #include <chrono>
 #include <iostream>
 #include <map>
-#include <sstream>
 
 #include "node.grpc.pb.h"
 #include "src/common/resources.h"

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -38,16 +37,13 @@ int PollTimeout(absl::Time deadline) {
 
 // --- ReadWaker -------------------------------------------------------------
 
-ReadWaker::ReadWaker() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (fd_ < 0) {
-    // Out of file descriptors with a thread's first wait: nothing sensible
-    // is left to do.
-    std::perror("sunray: cannot create a thread's eventfd");
-    std::abort();
-  }
-}
+// (-1 when the process is out of file descriptors: then ReadHere declines
+// and the thread waits the usual way.)
+ReadWaker::ReadWaker() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
-ReadWaker::~ReadWaker() { close(fd_); }
+ReadWaker::~ReadWaker() {
+  if (fd_ >= 0) close(fd_);
+}
 
 ReadWaker &ReadWaker::ForThisThread() {
   thread_local ReadWaker waker;
@@ -55,7 +51,7 @@ ReadWaker &ReadWaker::ForThisThread() {
 }
 
 void ReadWaker::Wake() {
-  if (std::this_thread::get_id() == owner_) return;
+  if (fd_ < 0 || std::this_thread::get_id() == owner_) return;
   const uint64_t one = 1;
   (void)!write(fd_, &one, sizeof(one));
 }
@@ -151,7 +147,8 @@ FrameConnection::ReadHereResult FrameConnection::ReadHere(ReadWaker &waker, absl
                                                           absl::FunctionRef<bool()> satisfied) {
   {
     absl::MutexLock lock(&mu_);
-    if (borrower_ != nullptr || loop_reading_ || failed_ || read_ended_ || !authenticated_) {
+    if (waker.fd_ < 0 || borrower_ != nullptr || loop_reading_ || failed_ || read_ended_ ||
+        !authenticated_) {
       return ReadHereResult::kNotNow;
     }
     borrower_ = &waker;

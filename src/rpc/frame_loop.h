@@ -127,8 +127,8 @@ class FrameConnection {
     kWoken,      // the waker was woken: look again at what you wait for
     kDeadline,
     // Not read here: the loop or another thread reads it now, it is not
-    // authenticated, or it ended or broke (the loop settles it). Wait the
-    // usual way.
+    // authenticated, it ended or broke (the loop settles it), or the waker
+    // has no eventfd (out of descriptors). Wait the usual way.
     kNotNow,
   };
   // Reads the connection on this thread until `satisfied()` (asked after

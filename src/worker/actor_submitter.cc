@@ -226,7 +226,7 @@ void ClusterRuntime::OnActorInfo(const std::shared_ptr<ActorState> &actor,
                                  const proto::ActorInfo &info) {
   std::vector<std::function<void()>> work;
   std::vector<std::string> release;
-  std::shared_ptr<TaskStreamClient> close;
+  std::shared_ptr<TaskSender> close;
   {
     absl::MutexLock lock(&mu_);
     if (actor->known && info.version() <= actor->info.version()) return;
@@ -276,7 +276,7 @@ void ClusterRuntime::SendActorTasksLocked(const std::shared_ptr<ActorState> &act
     if (actor->channel == nullptr) {
       auto channel = std::make_shared<ActorChannel>();
       channel->address = actor->info.address();
-      channel->stream = OpenStream(
+      channel->stream = task_streams_.Open(
           actor->info.task_address(),
           [this, actor, channel](proto::TaskResults &results) {
             std::vector<std::pair<std::shared_ptr<PendingTask>, const proto::PushTaskReply *>>

@@ -230,7 +230,8 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
         "reach the node daemon at " + node_address);
   node_id_ = NodeID::FromBinary(HexToBinary(stats.node_id()));
-  node_totals_.push_back(ResourceSetOf(stats.total()));
+  // Every node's totals, at connect (this one's: single-node clusters).
+  std::vector<ResourceSet> node_totals = {ResourceSetOf(stats.total())};
 
   auto store = StoreClient::Connect({stats.store_socket(), node_address, options_.token});
   if (!store.ok()) {
@@ -243,7 +244,6 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     absl::MutexLock lock(&free_target_->mu);
     free_target_->runtime = this;
   }
-  housekeeping_ = std::thread([this] { HousekeepingLoop(); });
 
   service_ = std::make_unique<Service>(this);
   auto port = server_.Start(options_.host + ":0", {service_.get()});
@@ -274,42 +274,66 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     task_address_ = options_.host + ":" + std::to_string(*task_port);
   }
 
-  if (options_.worker_mode) {
-    job_id_ = JobID::FromBinary(HexToBinary(options_.job_id_hex));
-    proto::RegisterWorkerRequest request;
-    request.set_startup_token(options_.startup_token);
-    request.set_pid(getpid());
-    request.set_address(my_address_);
-    request.set_task_address(task_address_);
-    proto::RegisterWorkerReply reply;
-    Check(node_->RegisterWorker(Context(kConnectTimeoutMs).get(), request, &reply),
-          "register this worker with the node daemon at " + node_address);
-  } else {
-    proto::AddJobRequest request;
-    request.set_driver_address(my_address_);
-    request.set_driver_pid(getpid());
-    request.set_ray_namespace(namespace_);
-    proto::AddJobReply reply;
-    Check(control_->AddJob(Context(kConnectTimeoutMs).get(), request, &reply),
-          "register the job with the control service");
-    job_id_ = JobID::FromBinary(HexToBinary(reply.job().job_id()));
-    proto::RegisterDriverRequest driver;
-    driver.set_job_id(job_id_.Hex());
-    driver.set_pid(getpid());
-    driver.set_address(my_address_);
-    proto::RegisterDriverReply driver_reply;
-    Check(node_->RegisterDriver(Context(kConnectTimeoutMs).get(), driver, &driver_reply),
-          "register the driver with the node daemon");
-  }
-  auto entry = [](const char *name, const std::string &value) {
-    return std::string(name) + "=" + value;
+  // Normal tasks need the job and the workers' environment: made before
+  // this worker registers (tasks come after) or a driver returns.
+  auto start_submitting = [&] {
+    auto entry = [](const char *name, const std::string &value) {
+      return std::string(name) + "=" + value;
+    };
+    worker_env_ = {entry(env::kControlAddress, options_.control_address),
+                   entry(env::kToken, options_.token),
+                   entry(env::kNodeAddress, node_address),
+                   entry(env::kJobId, job_id_.Hex()),
+                   entry(env::kNamespace, namespace_),
+                   entry(env::kDetachedActors, options_.detached_actors ? "1" : "0")};
+    NormalTaskSubmitter::Options submitting;
+    submitting.lease_template.set_job_id(job_id_.Hex());
+    for (const auto &arg : options_.worker_argv) submitting.lease_template.add_argv(arg);
+    for (const auto &entry : worker_env_) submitting.lease_template.add_env(entry);
+    submitting.node_totals = std::move(node_totals);
+    submitting.node_name = node_id_.Hex();
+    submitting.lease_went_idle = [this](absl::Time idle_since) { LeaseWentIdle(idle_since); };
+    normal_ = std::make_unique<NormalTaskSubmitter>(std::move(submitting), node_client_.get(),
+                                                    lease_returner_.get(), &task_streams_,
+                                                    static_cast<TaskOutcomes *>(this));
+    housekeeping_ = std::thread([this] { HousekeepingLoop(); });
   };
-  worker_env_ = {entry(env::kControlAddress, options_.control_address),
-                 entry(env::kToken, options_.token),
-                 entry(env::kNodeAddress, node_address),
-                 entry(env::kJobId, job_id_.Hex()),
-                 entry(env::kNamespace, namespace_),
-                 entry(env::kDetachedActors, options_.detached_actors ? "1" : "0")};
+  // From here on threads run: a failure stops them before it is thrown (a
+  // constructor that throws gets no destructor).
+  try {
+    if (options_.worker_mode) {
+      job_id_ = JobID::FromBinary(HexToBinary(options_.job_id_hex));
+      start_submitting();
+      proto::RegisterWorkerRequest request;
+      request.set_startup_token(options_.startup_token);
+      request.set_pid(getpid());
+      request.set_address(my_address_);
+      request.set_task_address(task_address_);
+      proto::RegisterWorkerReply reply;
+      Check(node_->RegisterWorker(Context(kConnectTimeoutMs).get(), request, &reply),
+            "register this worker with the node daemon at " + node_address);
+    } else {
+      proto::AddJobRequest request;
+      request.set_driver_address(my_address_);
+      request.set_driver_pid(getpid());
+      request.set_ray_namespace(namespace_);
+      proto::AddJobReply reply;
+      Check(control_->AddJob(Context(kConnectTimeoutMs).get(), request, &reply),
+            "register the job with the control service");
+      job_id_ = JobID::FromBinary(HexToBinary(reply.job().job_id()));
+      start_submitting();
+      proto::RegisterDriverRequest driver;
+      driver.set_job_id(job_id_.Hex());
+      driver.set_pid(getpid());
+      driver.set_address(my_address_);
+      proto::RegisterDriverReply driver_reply;
+      Check(node_->RegisterDriver(Context(kConnectTimeoutMs).get(), driver, &driver_reply),
+            "register the driver with the node daemon");
+    }
+  } catch (...) {
+    Shutdown();
+    throw;
+  }
 }
 
 ClusterRuntime::~ClusterRuntime() { Shutdown(); }
@@ -320,8 +344,9 @@ void ClusterRuntime::Shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
+  // Drivers give their leases back; a worker's go when it exits.
+  if (normal_ != nullptr) normal_->Shutdown(/*return_leases=*/!options_.worker_mode);
   if (!options_.worker_mode && !my_address_.empty()) {
-    ReturnIdleLeases(/*all=*/true);
     proto::UnregisterDriverRequest request;
     request.set_job_id(job_id_.Hex());
     proto::UnregisterDriverReply reply;
@@ -336,8 +361,11 @@ void ClusterRuntime::Shutdown() {
     absl::MutexLock lock(&calls_mu_);
     calls_closed_ = true;
     for (grpc::ClientContext *context : calls_) context->TryCancel();
-    for (TaskStreamClient *stream : streams_) stream->Cancel();
-    while (!calls_.empty() || !streams_.empty()) calls_idle_.Wait(&calls_mu_);
+  }
+  task_streams_.CancelAllAndWait();
+  {
+    absl::MutexLock lock(&calls_mu_);
+    while (!calls_.empty()) calls_idle_.Wait(&calls_mu_);
   }
   if (node_client_ != nullptr) node_client_->Stop();
   peers_.Stop();
@@ -414,7 +442,7 @@ void ClusterRuntime::HousekeepingLoop() {
       if (stop_housekeeping_ && work.empty()) return;
     }
     for (auto &item : work) item();
-    leases_due = ReturnIdleLeases(/*all=*/false);
+    leases_due = normal_->ReturnIdleLeases(/*all=*/false);
   }
 }
 

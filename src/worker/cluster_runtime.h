@@ -56,6 +56,8 @@
 #include "src/rpc/frame_loop.h"
 #include "src/rpc/rpc.h"
 #include "src/worker/node_client.h"
+#include "src/worker/normal_task_submitter.h"
+#include "src/worker/pending_task.h"
 #include "src/worker/reference_counter.h"
 #include "src/worker/task_stream.h"
 #include "src/worker/worker_client.h"
@@ -65,7 +67,6 @@ namespace sunray {
 
 struct FreeTarget;
 class DeferredReactor;
-class TaskStreamClient;
 class TaskStreamServer;
 
 // Objects up to this size travel inline; larger ones go through the node's
@@ -96,7 +97,7 @@ struct ClusterRuntimeOptions {
   std::string code_search_description;
 };
 
-class ClusterRuntime : public ray::internal::RayRuntime {
+class ClusterRuntime : public ray::internal::RayRuntime, private TaskOutcomes {
  public:
   // Connects to the cluster: registers the job (drivers), the node's store,
   // and starts serving. Throws RayException naming what failed.
@@ -158,9 +159,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
 
  private:
   class Service;
-  struct PendingTask;
-  struct SchedulingClass;
-  struct LeasedWorker;
   struct ActorState;
   struct ActorChannel;
   struct Waiter;
@@ -205,31 +203,11 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   void ReleaseTask(PendingTask *task);
   void FailTask(PendingTask *task, ErrorInfo error);
   void CompleteTask(PendingTask *task, const proto::ObjectValue &result);
-  void EnqueueNormalTask(std::shared_ptr<PendingTask> task);
-  void DispatchLocked(SchedulingClass *cls, std::vector<std::function<void()>> *work)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RequestLease(const std::string &class_key, const proto::ResourceMap &resources,
-                    const std::vector<std::string> &env);
-  // Opens a task stream to the worker whose task address is `address`
-  // (null when shutting down); Shutdown cancels it. `on_end` runs once,
-  // last.
-  std::shared_ptr<TaskStreamClient> OpenStream(const std::string &address,
-                                               std::function<void(proto::TaskResults &)> on_results,
-                                               std::function<void(const grpc::Status &)> on_end);
-  void PushNormalTasks(const std::shared_ptr<LeasedWorker> &worker,
-                       const std::vector<std::shared_ptr<PendingTask>> &tasks);
-  void OnTaskResults(const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker,
-                     proto::TaskResults &results);
-  void OnTaskStreamEnd(const std::string &class_key, const std::shared_ptr<LeasedWorker> &worker,
-                       const grpc::Status &status);
-  // Settles a pushed task: answered (`reply`), or lost with its worker
-  // (`reply` null; `status` says why). Returns whether it goes back in its
-  // class's queue (bounced, or retried).
-  bool SettleNormalTask(const std::shared_ptr<PendingTask> &task, const LeasedWorker &worker,
-                        const grpc::Status &status, const proto::PushTaskReply *reply);
-  // Puts `again` back at the front of the class's queue and dispatches.
-  void RequeueAndDispatch(const std::string &class_key,
-                          const std::vector<std::shared_ptr<PendingTask>> &again);
+  // TaskOutcomes: how the normal-task submitter settles a task.
+  void Succeeded(PendingTask &task, const proto::ObjectValue &result) override {
+    CompleteTask(&task, result);
+  }
+  void Failed(PendingTask &task, ErrorInfo error) override { FailTask(&task, std::move(error)); }
   // Settles an actor call sent on `channel`: answered (`reply`), or lost
   // with the stream (`reply` null; `status` says why).
   void SettleActorCall(const std::shared_ptr<ActorState> &actor, const std::string &address,
@@ -237,12 +215,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
                        const proto::PushTaskReply *reply);
   void OnActorChannelEnd(const std::shared_ptr<ActorState> &actor,
                          const std::shared_ptr<ActorChannel> &channel, const grpc::Status &status);
-  // Gives the lease back without blocking, retried (node_client.h).
-  void ReturnLease(const LeasedWorker &worker, bool dead);
-  // Returns the leases idle for kLeaseLinger (all of them with `all`);
-  // returns when to look again: when the next idle one will be due, a
-  // linger from now while some are busy, InfiniteFuture if none is held.
-  absl::Time ReturnIdleLeases(bool all);
   // A lease has nothing to do since `idle_since`: housekeeping returns it
   // kLeaseLinger later unless it gets work.
   void LeaseWentIdle(absl::Time idle_since);
@@ -313,7 +285,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   std::string my_address_;
   std::string task_address_;  // where a worker takes task streams (frames_)
   std::vector<std::string> worker_env_;
-  std::vector<ResourceSet> node_totals_;  // per node, at connect
 
   std::shared_ptr<proto::ControlService::Stub> control_;
   std::shared_ptr<proto::NodeService::Stub> node_;
@@ -328,6 +299,9 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Leases from the node (made once the node's address is known).
   std::unique_ptr<GrpcNodeClient> node_client_;
   std::unique_ptr<LeaseReturner> lease_returner_;
+  // Normal tasks as a caller (made once the job is known, before any task
+  // can arrive or be submitted; then never reset).
+  std::unique_ptr<NormalTaskSubmitter> normal_;
   PlacementGroupBook placement_groups_;
   std::shared_ptr<FreeTarget> free_target_;
   std::unique_ptr<Service> service_;
@@ -336,18 +310,18 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   rpc::RpcServer server_{{.max_receive_message_bytes = 64 << 20, .memory_quota_bytes = 256 << 20}};
   // Task streams, both ends (task_stream.h); one thread.
   rpc::FrameLoop frames_{{.max_frame_bytes = kMaxTaskFrameBytes}};
+  // The streams this process opens as an owner, cancelled at Shutdown.
+  TaskStreams task_streams_{&frames_, options_.token};
   // Where this process's put ids start (object_refs.cc: RandomPutIndex).
   std::atomic<uint32_t> put_index_{RandomPutIndex()};
   static uint32_t RandomPutIndex();
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, std::unique_ptr<SchedulingClass>> classes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> submitted_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<ActorState>> actors_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<proto::WorkerService::Stub>> stubs_
       ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> warned_infeasible_ ABSL_GUARDED_BY(mu_);
   // Owned objects with a copy in the node store (deleted at Shutdown).
   absl::flat_hash_set<std::string> in_store_owned_ ABSL_GUARDED_BY(mu_);
   // Borrower side: owners' WatchExit calls, answered at Shutdown.
@@ -358,7 +332,6 @@ class ClusterRuntime : public ray::internal::RayRuntime {
   // Calls in flight, cancelled at Shutdown.
   absl::Mutex calls_mu_;
   absl::flat_hash_set<grpc::ClientContext *> calls_ ABSL_GUARDED_BY(calls_mu_);
-  absl::flat_hash_set<TaskStreamClient *> streams_ ABSL_GUARDED_BY(calls_mu_);
   bool calls_closed_ ABSL_GUARDED_BY(calls_mu_) = false;
   absl::CondVar calls_idle_;
 

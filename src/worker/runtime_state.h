@@ -40,62 +40,6 @@ inline std::vector<std::string> EnvEntries(const std::map<std::string, std::stri
   return entries;
 }
 
-// A task this process submitted, from Call/CallActor until its result is in.
-struct ClusterRuntime::PendingTask {
-  proto::TaskSpec spec;
-  // Ids this process holds references on until the task is done (by-ref
-  // arguments, refs inside by-value arguments, arguments put in the store).
-  std::vector<std::string> held;
-  std::string class_key;  // normal tasks: the scheduling class
-  // Normal tasks: attempts left after this one (-1: unlimited), spent on a
-  // dead worker, or on an exception with retry_exceptions.
-  int retries_left = 0;
-  bool retry_exceptions = false;
-  // Actor calls: place in the caller's submission order, and sends lost to
-  // the actor's death so far (resent while the actor's max_task_retries allow).
-  uint64_t order = 0;
-  int lost = 0;
-  // Guarded by the runtime's mu_:
-  bool resolved = false;
-  std::optional<ErrorInfo> failed;  // a dependency failed
-  bool cancelled = false;
-  std::string pushed_to;  // the worker's address once pushed
-  // Guarded by `mu` (filled from several threads while resolving):
-  absl::Mutex mu;
-  std::optional<ErrorInfo> dependency_error;
-  std::atomic<int> unresolved{0};
-};
-
-// Leases live on this long without work before they go back to the node:
-// long enough for a driver's next synchronous call to reuse them.
-inline constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
-
-// Leased workers and queued tasks of one scheduling class (resources).
-struct ClusterRuntime::LeasedWorker {
-  int64_t lease_id = 0;
-  std::string address;       // its WorkerService
-  std::string task_address;  // its task streams
-  int pid = 0;
-  std::shared_ptr<TaskStreamClient> stream;  // until it ends
-  // Tasks pushed and not answered, by return id.
-  absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> tasks;
-  // It sent a task back (its running task waits in Get): no more tasks queue
-  // behind it until one of its tasks finishes.
-  bool bounced = false;
-  bool dead = false;      // its stream broke: leaving the class
-  bool returned = false;  // the lease went back to the node
-  absl::Time idle_since;
-};
-
-struct ClusterRuntime::SchedulingClass {
-  std::string key;
-  proto::ResourceMap resources;
-  std::vector<std::string> env;  // the runtime env's env_vars, NAME=value
-  std::deque<std::shared_ptr<PendingTask>> queue;
-  std::vector<std::shared_ptr<LeasedWorker>> workers;
-  int pending_leases = 0;
-};
-
 // A caller's view of an actor.
 struct ClusterRuntime::ActorState {
   std::string id;
@@ -120,7 +64,7 @@ struct ClusterRuntime::ActorState {
 // actor, and the calls on it not answered yet.
 struct ClusterRuntime::ActorChannel {
   std::string address;
-  std::shared_ptr<TaskStreamClient> stream;  // until it ends
+  std::shared_ptr<TaskSender> stream;  // until it ends
   absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> calls;
 };
 

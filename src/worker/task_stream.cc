@@ -252,3 +252,38 @@ void TaskStreamServer::OnClosed() {
 }
 
 }  // namespace sunray
+
+namespace sunray {
+
+// --- A process's streams -----------------------------------------------------
+
+std::shared_ptr<TaskSender> TaskStreams::Open(const std::string &address,
+                                              TaskSender::ResultsHandler on_results,
+                                              TaskSender::EndHandler on_end) {
+  // Registered before it opens, under the lock, so that CancelAllAndWait
+  // cannot miss it or cancel it half-made.
+  absl::MutexLock lock(&mu_);
+  if (closed_) return nullptr;
+  auto registered = std::make_shared<TaskStreamClient *>(nullptr);
+  auto stream = TaskStreamClient::Open(
+      loop_, address, token_, std::move(on_results),
+      [this, registered, on_end = std::move(on_end)](const grpc::Status &status) {
+        on_end(status);
+        absl::MutexLock lock(&mu_);
+        open_.erase(*registered);
+      });
+  if (stream == nullptr) return nullptr;
+  *registered = stream.get();
+  open_.insert(stream.get());
+  return stream;
+}
+
+void TaskStreams::CancelAllAndWait() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  for (TaskStreamClient *stream : open_) stream->Cancel();
+  mu_.Await(absl::Condition(
+      +[](absl::flat_hash_set<TaskStreamClient *> *open) { return open->empty(); }, &open_));
+}
+
+}  // namespace sunray

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "src/rpc/frame_loop.h"
 #include "worker.pb.h"
@@ -45,8 +46,8 @@ namespace sunray {
 inline constexpr size_t kMaxTaskMessageBytes = 4 << 20;
 inline constexpr size_t kMaxTaskFrameBytes = 64 << 20;
 
-// The owner's end. Thread-safe.
-class TaskStreamClient {
+// The owner's end as the submitters use it: tasks out, in order.
+class TaskSender {
  public:
   // Runs for every message of answers (on the connection's reader).
   using ResultsHandler = std::function<void(proto::TaskResults &results)>;
@@ -55,6 +56,29 @@ class TaskStreamClient {
   // connection) went away, CANCELLED after Cancel.
   using EndHandler = std::function<void(const grpc::Status &status)>;
 
+  virtual ~TaskSender() = default;
+  // Sends `tasks` now, on this thread. False once the stream is closed or
+  // broken: the tasks were not sent (the end handler settles what was).
+  virtual bool Send(std::vector<proto::TaskSpec> tasks) = 0;
+  // No more tasks: the worker answers what it has, then the stream ends.
+  virtual void Close() = 0;
+};
+
+// Opens task streams (a fake in component tests). Thread-safe.
+class TaskStreamOpener {
+ public:
+  virtual ~TaskStreamOpener() = default;
+  // A stream to the worker whose task address is `address`; null, with no
+  // handler run, when none can be opened (shutting down, a bad address).
+  // Otherwise `on_end` runs exactly once, after the last `on_results`.
+  virtual std::shared_ptr<TaskSender> Open(const std::string &address,
+                                           TaskSender::ResultsHandler on_results,
+                                           TaskSender::EndHandler on_end) = 0;
+};
+
+// The owner's end. Thread-safe.
+class TaskStreamClient : public TaskSender {
+ public:
   // Opens a stream to the worker at `address` (its task address). Null,
   // with no handler run, when the loop does not run or the address does
   // not parse.
@@ -62,11 +86,8 @@ class TaskStreamClient {
                                                 const std::string &token, ResultsHandler on_results,
                                                 EndHandler on_end);
 
-  // Sends `tasks` now, on this thread. False once the stream is closed or
-  // broken: the tasks were not sent (the end handler settles what was).
-  bool Send(std::vector<proto::TaskSpec> tasks);
-  // No more tasks: the worker answers what it has, then the stream ends.
-  void Close();
+  bool Send(std::vector<proto::TaskSpec> tasks) override;
+  void Close() override;
   // Breaks the stream now (Shutdown); the end handler gets CANCELLED.
   void Cancel();
 
@@ -102,6 +123,29 @@ class TaskStreamClient {
 
   absl::Mutex mu_;  // orders Sends: tasks go out in the order they were given
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A process's streams on one frame loop: each is registered while open,
+// so that Shutdown can break them all and wait until every end handler has
+// run. Thread-safe.
+class TaskStreams : public TaskStreamOpener {
+ public:
+  // `loop` must outlive this object.
+  TaskStreams(rpc::FrameLoop *loop, std::string token) : loop_(loop), token_(std::move(token)) {}
+
+  std::shared_ptr<TaskSender> Open(const std::string &address,
+                                   TaskSender::ResultsHandler on_results,
+                                   TaskSender::EndHandler on_end) override;
+  // Opens no more; cancels every open stream and waits for their end
+  // handlers. Idempotent.
+  void CancelAllAndWait();
+
+ private:
+  rpc::FrameLoop *const loop_;
+  const std::string token_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<TaskStreamClient *> open_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // The worker's end of one stream: hands each task to `start`, which must

@@ -1,0 +1,372 @@
+// The normal-task submitter against fakes of the node, the task streams and
+// the runtime: leases, pushes, retries, bounces, cancel and shutdown, with
+// no process and no socket.
+#include "src/worker/normal_task_submitter.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+
+namespace sunray {
+namespace {
+
+// A node that keeps each lease request until the test grants or refuses
+// it, and confirms every return.
+class FakeNode : public NodeClient {
+ public:
+  struct Request {
+    proto::RequestWorkerLeaseRequest request;
+    std::function<void(absl::StatusOr<proto::RequestWorkerLeaseReply>)> done;
+  };
+
+  void RequestWorkerLease(
+      const proto::RequestWorkerLeaseRequest &request,
+      std::function<void(absl::StatusOr<proto::RequestWorkerLeaseReply>)> done) override {
+    requests.push_back({request, std::move(done)});
+  }
+  void ReturnWorker(const proto::ReturnWorkerRequest &request, std::chrono::milliseconds,
+                    std::function<void(absl::Status)> done) override {
+    returns.push_back(request);
+    done(absl::OkStatus());
+  }
+
+  // Grants request `index` with worker `n` (lease n, address "worker-n").
+  void Grant(size_t index, int n) {
+    proto::RequestWorkerLeaseReply reply;
+    reply.set_lease_id(n);
+    reply.set_worker_address("worker-" + std::to_string(n));
+    reply.set_worker_task_address("tasks-" + std::to_string(n));
+    reply.set_worker_pid(1000 + n);
+    Take(index)(reply);
+  }
+  void Refuse(size_t index, absl::Status status) { Take(index)(status); }
+
+  std::vector<Request> requests;
+  std::vector<proto::ReturnWorkerRequest> returns;
+
+ private:
+  std::function<void(absl::StatusOr<proto::RequestWorkerLeaseReply>)> Take(size_t index) {
+    auto done = std::move(requests.at(index).done);
+    EXPECT_TRUE(done) << "lease request " << index << " answered twice";
+    return done;
+  }
+};
+
+class FakeStream : public TaskSender {
+ public:
+  bool Send(std::vector<proto::TaskSpec> tasks) override {
+    if (closed) return false;
+    for (auto &task : tasks) sent.push_back(task.return_id());
+    return true;
+  }
+  void Close() override { closed = true; }
+
+  // The worker answers `return_id` (with `value` as its result).
+  void Answer(const std::string &return_id, const std::string &value, bool bounced = false,
+              bool exception = false) {
+    proto::TaskResults results;
+    proto::TaskResult *result = results.add_results();
+    result->set_return_id(return_id);
+    result->mutable_reply()->set_bounced(bounced);
+    if (exception) {
+      result->mutable_reply()->mutable_result()->set_is_error(true);
+      result->mutable_reply()->mutable_result()->mutable_error()->set_type(
+          proto::TASK_EXECUTION_EXCEPTION);
+    } else {
+      result->mutable_reply()->mutable_result()->set_data(value);
+    }
+    on_results(results);
+  }
+  void End(grpc::Status status) {
+    ASSERT_TRUE(on_end) << "the stream ended twice";
+    auto end = std::move(on_end);
+    on_end = nullptr;
+    end(status);
+  }
+
+  std::string address;
+  std::vector<std::string> sent;
+  bool closed = false;
+  TaskSender::ResultsHandler on_results;
+  TaskSender::EndHandler on_end;
+};
+
+class FakeStreams : public TaskStreamOpener {
+ public:
+  std::shared_ptr<TaskSender> Open(const std::string &address,
+                                   TaskSender::ResultsHandler on_results,
+                                   TaskSender::EndHandler on_end) override {
+    if (refuse) return nullptr;
+    auto stream = std::make_shared<FakeStream>();
+    stream->address = address;
+    stream->on_results = std::move(on_results);
+    stream->on_end = std::move(on_end);
+    opened.push_back(stream);
+    // A connection refused at once: its end can come before Open returns.
+    if (end_at_once) stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"));
+    return stream;
+  }
+
+  std::vector<std::shared_ptr<FakeStream>> opened;
+  bool refuse = false;
+  bool end_at_once = false;
+};
+
+class FakeOutcomes : public TaskOutcomes {
+ public:
+  void Succeeded(PendingTask &task, const proto::ObjectValue &result) override {
+    EXPECT_FALSE(settled(task.spec.return_id())) << task.spec.return_id() << " settled twice";
+    values[task.spec.return_id()] = result.data();
+  }
+  void Failed(PendingTask &task, ErrorInfo error) override {
+    EXPECT_FALSE(settled(task.spec.return_id())) << task.spec.return_id() << " settled twice";
+    errors[task.spec.return_id()] = std::move(error);
+  }
+  bool settled(const std::string &id) const { return values.count(id) + errors.count(id) > 0; }
+
+  std::map<std::string, std::string> values;
+  std::map<std::string, ErrorInfo> errors;
+};
+
+class NormalTaskSubmitterTest : public ::testing::Test {
+ protected:
+  NormalTaskSubmitterTest() : returner_(&node_) { Make(); }
+
+  void Make() {
+    NormalTaskSubmitter::Options options;
+    options.lease_template.set_job_id("01000000");
+    options.lease_template.add_env("SUNRAY_JOB_ID=01000000");
+    options.node_totals = {ResourceSetFromUnits(std::map<std::string, double>{{"CPU", 2}})};
+    options.node_name = "node-a";
+    options.lease_went_idle = [this](absl::Time) { ++went_idle_; };
+    submitter_ = std::make_unique<NormalTaskSubmitter>(std::move(options), &node_, &returner_,
+                                                       &streams_, &outcomes_);
+  }
+
+  // A task named `name` (returning "ret-<name>"), its arguments resolved.
+  std::shared_ptr<PendingTask> Submit(const std::string &name, int retries = 0,
+                                      bool retry_exceptions = false, bool resolve = true) {
+    auto task = std::make_shared<PendingTask>();
+    task->spec.set_function_name(name);
+    task->spec.set_return_id("ret-" + name);
+    task->retries_left = retries;
+    task->retry_exceptions = retry_exceptions;
+    submitter_->Add(task, Cpus(1), {});
+    if (resolve) submitter_->ArgumentsResolved(task, std::nullopt);
+    return task;
+  }
+  static ResourceSet Cpus(double n) {
+    return ResourceSetFromUnits(std::map<std::string, double>{{"CPU", n}});
+  }
+  FakeStream &Stream(size_t index) { return *streams_.opened.at(index); }
+
+  FakeNode node_;
+  LeaseReturner returner_;
+  FakeStreams streams_;
+  FakeOutcomes outcomes_;
+  int went_idle_ = 0;
+  std::unique_ptr<NormalTaskSubmitter> submitter_;
+};
+
+TEST_F(NormalTaskSubmitterTest, ATaskRunsOnALeasedWorkerAndItsAnswerSettlesIt) {
+  Submit("f");
+  ASSERT_EQ(node_.requests.size(), 1u);
+  const auto &request = node_.requests[0].request;
+  EXPECT_EQ(request.job_id(), "01000000");
+  EXPECT_EQ(request.resources().amounts().at("CPU"), kResourceUnit);
+  ASSERT_EQ(request.env_size(), 1);
+  node_.Grant(0, 1);
+  ASSERT_EQ(streams_.opened.size(), 1u);
+  EXPECT_EQ(Stream(0).address, "tasks-1");
+  ASSERT_EQ(Stream(0).sent, std::vector<std::string>{"ret-f"});
+  EXPECT_EQ(submitter_->counts().held, 1u);
+
+  Stream(0).Answer("ret-f", "42");
+  EXPECT_EQ(outcomes_.values["ret-f"], "42");
+  EXPECT_EQ(submitter_->counts().held, 0u);
+  EXPECT_GE(went_idle_, 1);
+  // Kept for the next task during its linger, then given back.
+  EXPECT_NE(submitter_->ReturnIdleLeases(false), absl::InfiniteFuture());
+  EXPECT_TRUE(node_.returns.empty());
+  EXPECT_EQ(submitter_->ReturnIdleLeases(true), absl::InfiniteFuture());
+  ASSERT_EQ(node_.returns.size(), 1u);
+  EXPECT_EQ(node_.returns[0].lease_id(), 1);
+  EXPECT_FALSE(node_.returns[0].worker_dead());
+  EXPECT_TRUE(Stream(0).closed);
+}
+
+TEST_F(NormalTaskSubmitterTest, TasksOfAClassReuseItsLease) {
+  Submit("a");
+  node_.Grant(0, 1);
+  Stream(0).Answer("ret-a", "1");
+  Submit("b");
+  EXPECT_EQ(node_.requests.size(), 1u) << "the idle lease takes the next task";
+  EXPECT_EQ(Stream(0).sent, (std::vector<std::string>{"ret-a", "ret-b"}));
+  Stream(0).Answer("ret-b", "2");
+  EXPECT_EQ(outcomes_.values.size(), 2u);
+}
+
+TEST_F(NormalTaskSubmitterTest, ADeepBacklogIsPipelinedBehindTheWorkersTasks) {
+  for (const char *name : {"a", "b", "c"}) Submit(name);
+  node_.Grant(0, 1);
+  // "a" runs, "b" waits behind it on the worker, "c" waits for a worker.
+  EXPECT_EQ(Stream(0).sent, (std::vector<std::string>{"ret-a", "ret-b"}));
+  EXPECT_EQ(submitter_->counts().queued, 1u);
+}
+
+TEST_F(NormalTaskSubmitterTest, AWorkerDeathRetriesTheTaskOnANewLease) {
+  auto task = Submit("f", /*retries=*/1);
+  node_.Grant(0, 1);
+  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset"));
+  ASSERT_EQ(node_.returns.size(), 1u);
+  EXPECT_TRUE(node_.returns[0].worker_dead()) << "a dead worker is not leased again";
+  EXPECT_FALSE(outcomes_.settled("ret-f"));
+  EXPECT_EQ(task->retries_left, 0);
+  ASSERT_EQ(node_.requests.size(), 2u);
+  node_.Grant(1, 2);
+  EXPECT_EQ(Stream(1).sent, std::vector<std::string>{"ret-f"});
+  Stream(1).Answer("ret-f", "ok");
+  EXPECT_EQ(outcomes_.values["ret-f"], "ok");
+}
+
+TEST_F(NormalTaskSubmitterTest, AWorkerDeathWithNoRetriesLeftFailsNamingTheWorker) {
+  Submit("f");
+  node_.Grant(0, 3);
+  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset"));
+  ASSERT_TRUE(outcomes_.errors.count("ret-f"));
+  const ErrorInfo &error = outcomes_.errors["ret-f"];
+  EXPECT_EQ(error.type, ErrorType::kWorkerDied);
+  EXPECT_NE(error.message.find("pid 1003"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("node-a"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("connection reset"), std::string::npos) << error.message;
+}
+
+TEST_F(NormalTaskSubmitterTest, AnExceptionIsRetriedOnlyWhenTheTaskAsks) {
+  Submit("plain", /*retries=*/3);
+  Submit("asks", /*retries=*/3, /*retry_exceptions=*/true);
+  node_.Grant(0, 1);
+  node_.Grant(1, 2);
+  Stream(0).Answer("ret-plain", "", false, /*exception=*/true);
+  EXPECT_TRUE(outcomes_.settled("ret-plain")) << "its exception is its result";
+  Stream(1).Answer("ret-asks", "", false, /*exception=*/true);
+  EXPECT_FALSE(outcomes_.settled("ret-asks"));
+  // Sent again at once, to the worker that is free now.
+  EXPECT_EQ(Stream(0).sent.back(), "ret-asks");
+}
+
+TEST_F(NormalTaskSubmitterTest, ABouncedTaskGoesElsewhereWithoutSpendingAnAttempt) {
+  Submit("a");
+  auto b = Submit("b");
+  Submit("c");
+  node_.Grant(0, 1);
+  ASSERT_EQ(Stream(0).sent, (std::vector<std::string>{"ret-a", "ret-b"}));
+  // "a" blocks in Get: the worker sends "b" back.
+  Stream(0).Answer("ret-b", "", /*bounced=*/true);
+  EXPECT_FALSE(outcomes_.settled("ret-b"));
+  EXPECT_EQ(b->retries_left, 0);
+  EXPECT_EQ(Stream(0).sent.size(), 2u) << "nothing more queues behind a blocked worker";
+  node_.Grant(1, 2);
+  EXPECT_EQ(Stream(1).sent.front(), "ret-b");
+  Stream(1).Answer("ret-b", "done");
+  EXPECT_EQ(outcomes_.values["ret-b"], "done");
+}
+
+TEST_F(NormalTaskSubmitterTest, ACancelBeforeTheArgumentsResolveFailsTheTaskOnce) {
+  auto task = Submit("f", 0, false, /*resolve=*/false);
+  const auto outcome = submitter_->Cancel("ret-f");
+  EXPECT_EQ(outcome.kind, NormalTaskSubmitter::CancelOutcome::kFailed);
+  ASSERT_TRUE(outcomes_.errors.count("ret-f"));
+  EXPECT_EQ(outcomes_.errors["ret-f"].type, ErrorType::kTaskCancelled);
+  submitter_->ArgumentsResolved(task, std::nullopt);
+  EXPECT_TRUE(node_.requests.empty()) << "a cancelled task asks for no worker";
+  EXPECT_EQ(submitter_->Cancel("ret-f").kind, NormalTaskSubmitter::CancelOutcome::kNotHeld);
+}
+
+TEST_F(NormalTaskSubmitterTest, ACancelOfAQueuedTaskTakesItOutOfTheQueue) {
+  Submit("f");
+  EXPECT_EQ(submitter_->Cancel("ret-f").kind, NormalTaskSubmitter::CancelOutcome::kFailed);
+  node_.Grant(0, 1);
+  EXPECT_TRUE(Stream(0).sent.empty());
+}
+
+TEST_F(NormalTaskSubmitterTest, ACancelledRunningTaskIsNotRetriedWhenItsWorkerDies) {
+  Submit("f", /*retries=*/5);
+  node_.Grant(0, 1);
+  const auto outcome = submitter_->Cancel("ret-f");
+  EXPECT_EQ(outcome.kind, NormalTaskSubmitter::CancelOutcome::kPushed);
+  EXPECT_EQ(outcome.worker_address, "worker-1");
+  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "killed"));
+  ASSERT_TRUE(outcomes_.errors.count("ret-f"));
+  EXPECT_EQ(outcomes_.errors["ret-f"].type, ErrorType::kTaskCancelled);
+  EXPECT_EQ(node_.requests.size(), 1u);
+}
+
+TEST_F(NormalTaskSubmitterTest, ADependencyErrorFailsTheTaskWithIt) {
+  auto task = Submit("f", 0, false, /*resolve=*/false);
+  submitter_->ArgumentsResolved(
+      task, ErrorInfo{ErrorType::kObjectLost, "the argument was lost", "", "", ""});
+  ASSERT_TRUE(outcomes_.errors.count("ret-f"));
+  EXPECT_EQ(outcomes_.errors["ret-f"].type, ErrorType::kObjectLost);
+  EXPECT_TRUE(node_.requests.empty());
+}
+
+TEST_F(NormalTaskSubmitterTest, ARefusedLeaseFailsTheTasksWaitingWithTheNodesReason) {
+  Submit("a");
+  Submit("b");
+  ASSERT_EQ(node_.requests.size(), 2u);
+  node_.Refuse(0, absl::CancelledError("the job 01 finished"));
+  // Both fail at once: asking again for each refusal kept them waiting
+  // forever, one new request per refused one.
+  ASSERT_EQ(outcomes_.errors.size(), 2u);
+  EXPECT_NE(outcomes_.errors["ret-a"].message.find("the job 01 finished"), std::string::npos);
+  EXPECT_EQ(submitter_->counts().held, 0u);
+  node_.Refuse(1, absl::CancelledError("the job 01 finished"));
+  EXPECT_EQ(node_.requests.size(), 2u) << "no more requests";
+}
+
+TEST_F(NormalTaskSubmitterTest, ALeaseWhoseStreamCannotOpenGoesBack) {
+  streams_.refuse = true;
+  Submit("f");
+  node_.Grant(0, 1);
+  ASSERT_EQ(node_.returns.size(), 1u);
+  EXPECT_FALSE(node_.returns[0].worker_dead());
+  EXPECT_EQ(submitter_->counts().leases, 0u);
+  EXPECT_EQ(node_.requests.size(), 2u) << "the task asks for another worker";
+}
+
+// A stream refused at once ends on the loop thread, possibly before the
+// grant is recorded: the dead worker must not join the class (the task
+// would be sent on a stream that is gone and wait forever).
+TEST_F(NormalTaskSubmitterTest, AStreamThatEndsBeforeTheGrantIsRecordedLeavesNoDeadWorker) {
+  streams_.end_at_once = true;
+  Submit("f", /*retries=*/1);
+  node_.Grant(0, 1);
+  EXPECT_EQ(submitter_->counts().leases, 0u);
+  ASSERT_EQ(node_.returns.size(), 1u) << "given back once";
+  EXPECT_TRUE(node_.returns[0].worker_dead());
+  EXPECT_TRUE(Stream(0).sent.empty());
+  ASSERT_EQ(node_.requests.size(), 2u);
+  streams_.end_at_once = false;
+  node_.Grant(1, 2);
+  EXPECT_EQ(Stream(1).sent, std::vector<std::string>{"ret-f"});
+}
+
+TEST_F(NormalTaskSubmitterTest, AfterShutdownNothingIsRetriedAndLeasesGoBack) {
+  Submit("running", /*retries=*/5);
+  node_.Grant(0, 1);
+  Submit("queued");
+  submitter_->Shutdown(/*return_leases=*/true);
+  ASSERT_EQ(node_.returns.size(), 1u);
+  EXPECT_TRUE(Stream(0).closed);
+  Stream(0).End(grpc::Status(grpc::StatusCode::CANCELLED, "shutting down"));
+  EXPECT_EQ(outcomes_.errors["ret-running"].type, ErrorType::kWorkerDied);
+  EXPECT_EQ(node_.requests.size(), 2u) << "no lease asked for after Shutdown";
+  auto late = std::make_shared<PendingTask>();
+  late->spec.set_return_id("ret-late");
+  submitter_->Add(late, Cpus(1), {});
+  EXPECT_TRUE(outcomes_.errors.count("ret-late"));
+}
+
+}  // namespace
+}  // namespace sunray

@@ -1,0 +1,47 @@
+// A task this process submitted, from Call/CallActor until its result is
+// in: the record the runtime and the submitters share.
+//
+// `spec` is complete when a submitter gets the task (its by-reference
+// arguments are filled in while they resolve, under `mu`). Which lock
+// guards the bookkeeping fields is said at each; a normal task's queueing
+// state is the NormalTaskSubmitter's own (normal_task_submitter.h).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "src/core/object_error.h"
+#include "worker.pb.h"
+
+namespace sunray {
+
+struct PendingTask {
+  proto::TaskSpec spec;
+  // Ids this process holds references on until the task is done (by-ref
+  // arguments, refs inside by-value arguments, arguments put in the store).
+  std::vector<std::string> held;
+  // Normal tasks: attempts left after this one (-1: unlimited), spent on a
+  // dead worker, or on an exception with retry_exceptions. The submitter's.
+  int retries_left = 0;
+  bool retry_exceptions = false;
+  // Actor calls (guarded by the runtime's mu_): place in the caller's
+  // submission order, sends lost to the actor's death so far (resent while
+  // the actor's max_task_retries allow), whether the arguments resolved or
+  // one failed, Cancel, and the address the call went to.
+  uint64_t order = 0;
+  int lost = 0;
+  bool resolved = false;
+  std::optional<ErrorInfo> failed;
+  bool cancelled = false;
+  std::string pushed_to;
+  // Guarded by `mu` (filled from several threads while resolving):
+  absl::Mutex mu;
+  std::optional<ErrorInfo> dependency_error;
+  std::atomic<int> unresolved{0};
+};
+
+}  // namespace sunray

@@ -17,8 +17,8 @@
 // counting on both sides is the ReferenceCounter's (reference_counter.h);
 // its calls to other processes go through a WorkerClient.
 //
-// Tasks. Normal tasks are queued per scheduling class (resources) and pushed
-// to workers leased from the node daemon; a lease is reused while tasks of
+// Tasks. Normal tasks are queued per scheduling class (resources) and
+// pushed to workers leased from the node daemon (NormalTaskSubmitter); a lease is reused while tasks of
 // its class are queued and returned after a short idle time. ObjectRef
 // arguments are resolved before the push (the owner waits, then sends the
 // value inline or a note that it is in the node store). Actor tasks go

@@ -262,20 +262,17 @@ void NormalTaskSubmitter::OnResults(SchedulingClass *cls,
   {
     absl::MutexLock lock(&mu_);
     std::vector<std::shared_ptr<Held>> again;
-    bool any = false;
     for (const auto &result : results.results()) {
       auto it = worker->tasks.find(result.return_id());
       if (it == worker->tasks.end()) continue;  // not one of its tasks: ignored
       std::shared_ptr<Held> held = std::move(it->second);
       worker->tasks.erase(it);
-      any = true;
       // The worker's last word says whether it is blocked.
       worker->bounced = result.reply().bounced();
       if (SettleLocked(*held, *worker, grpc::Status::OK, &result.reply(), &settle)) {
         again.push_back(std::move(held));
       }
     }
-    (void)any;
     worker->idle_since = absl::Now();
     if (worker->tasks.empty()) idle_since = worker->idle_since;
     for (auto it = again.rbegin(); it != again.rend(); ++it) cls->queue.push_front(*it);

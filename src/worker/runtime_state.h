@@ -1,6 +1,8 @@
 // The cluster runtime's private records, shared by its source files
-// (cluster_runtime.cc: objects and plumbing; task_submitter.cc: tasks and
-// actors as a caller; task_receiver.cc: execution in workers).
+// (cluster_runtime.cc: objects and plumbing; task_submitter.cc: arguments,
+// Call and Cancel; actor_submitter.cc: actors as a caller; task_receiver.cc:
+// execution in workers). Normal tasks' queues and leases are the
+// NormalTaskSubmitter's (normal_task_submitter.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -346,6 +346,7 @@ void ClusterRuntime::Shutdown() {
   }
   // Drivers give their leases back; a worker's go when it exits.
   if (normal_ != nullptr) normal_->Shutdown(/*return_leases=*/!options_.worker_mode);
+  actor_calls_.Shutdown();
   if (!options_.worker_mode && !my_address_.empty()) {
     proto::UnregisterDriverRequest request;
     request.set_job_id(job_id_.Hex());

@@ -18,12 +18,11 @@
 // its calls to other processes go through a WorkerClient.
 //
 // Tasks. Normal tasks are queued per scheduling class (resources) and
-// pushed to workers leased from the node daemon (NormalTaskSubmitter); a lease is reused while tasks of
-// its class are queued and returned after a short idle time. ObjectRef
-// arguments are resolved before the push (the owner waits, then sends the
-// value inline or a note that it is in the node store). Actor tasks go
-// straight to the actor's worker, numbered per caller so the actor runs
-// them in submission order.
+// pushed to workers leased from the node daemon (NormalTaskSubmitter); a lease is reused while
+// tasks of its class are queued and returned after a short idle time. ObjectRef arguments are
+// resolved before the push (the owner waits, then sends the value inline or a note that it is in
+// the node store). Actor tasks go straight to the actor's worker, numbered per caller so the actor
+// runs them in submission order.
 //
 // Every process serves WorkerService (src/proto/worker.proto) on its own
 // port: tasks arrive there in workers; owners answer borrowers there.
@@ -55,6 +54,7 @@
 #include "src/objstore/store_client.h"
 #include "src/rpc/frame_loop.h"
 #include "src/rpc/rpc.h"
+#include "src/worker/actor_task_submitter.h"
 #include "src/worker/node_client.h"
 #include "src/worker/normal_task_submitter.h"
 #include "src/worker/pending_task.h"
@@ -97,7 +97,9 @@ struct ClusterRuntimeOptions {
   std::string code_search_description;
 };
 
-class ClusterRuntime : public ray::internal::RayRuntime, private TaskOutcomes {
+class ClusterRuntime : public ray::internal::RayRuntime,
+                       private TaskOutcomes,
+                       private ActorDirectory {
  public:
   // Connects to the cluster: registers the job (drivers), the node's store,
   // and starts serving. Throws RayException naming what failed.
@@ -159,8 +161,6 @@ class ClusterRuntime : public ray::internal::RayRuntime, private TaskOutcomes {
 
  private:
   class Service;
-  struct ActorState;
-  struct ActorChannel;
   struct Waiter;
   class ExitWatch;
 
@@ -203,36 +203,26 @@ class ClusterRuntime : public ray::internal::RayRuntime, private TaskOutcomes {
   void ReleaseTask(PendingTask *task);
   void FailTask(PendingTask *task, ErrorInfo error);
   void CompleteTask(PendingTask *task, const proto::ObjectValue &result);
-  // TaskOutcomes: how the normal-task submitter settles a task.
+  // TaskOutcomes: how the submitters settle a task.
   void Succeeded(PendingTask &task, const proto::ObjectValue &result) override {
     CompleteTask(&task, result);
   }
   void Failed(PendingTask &task, ErrorInfo error) override { FailTask(&task, std::move(error)); }
-  // Settles an actor call sent on `channel`: answered (`reply`), or lost
-  // with the stream (`reply` null; `status` says why).
-  void SettleActorCall(const std::shared_ptr<ActorState> &actor, const std::string &address,
-                       const std::shared_ptr<PendingTask> &task, const grpc::Status &status,
-                       const proto::PushTaskReply *reply);
-  void OnActorChannelEnd(const std::shared_ptr<ActorState> &actor,
-                         const std::shared_ptr<ActorChannel> &channel, const grpc::Status &status);
   // A lease has nothing to do since `idle_since`: housekeeping returns it
   // kLeaseLinger later unless it gets work.
   void LeaseWentIdle(absl::Time idle_since);
 
   // --- actors (actor_submitter.cc) ---
-  std::shared_ptr<ActorState> GetOrWatchActor(const std::string &actor_id);
   // Registers a created actor with the control service once its arguments
   // resolved (`arg_error` if one failed); errors are thrown with
   // `throw_errors`, else they end the actor.
-  void RegisterActor(std::shared_ptr<PendingTask> task, std::shared_ptr<ActorState> actor,
+  void RegisterActor(std::shared_ptr<PendingTask> task, const std::string &actor_id,
+                     const std::string &class_name,
                      std::shared_ptr<proto::CreateActorRequest> request,
                      std::optional<ErrorInfo> arg_error, bool throw_errors);
-  void WatchActor(std::shared_ptr<ActorState> actor, int64_t after_version);
-  void OnActorInfo(const std::shared_ptr<ActorState> &actor, const proto::ActorInfo &info);
-  void SendActorTasksLocked(const std::shared_ptr<ActorState> &actor,
-                            std::vector<std::function<void()>> *work)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  ErrorInfo ActorDeathError(const ActorState &actor, const std::string &function) const;
+  // ActorDirectory: the control service's long poll of an actor's state.
+  void Watch(const std::string &actor_id) override { WatchActor(actor_id, -1); }
+  void WatchActor(const std::string &actor_id, int64_t after_version);
 
   // --- execution (task_receiver.cc) ---
   void HandlePushTask(const proto::PushTaskRequest *request, proto::PushTaskReply *reply,
@@ -312,6 +302,12 @@ class ClusterRuntime : public ray::internal::RayRuntime, private TaskOutcomes {
   rpc::FrameLoop frames_{{.max_frame_bytes = kMaxTaskFrameBytes}};
   // The streams this process opens as an owner, cancelled at Shutdown.
   TaskStreams task_streams_{&frames_, options_.token};
+  // Actor calls as a caller, and the actors this process created.
+  ActorTaskSubmitter actor_calls_{&task_streams_, static_cast<TaskOutcomes *>(this),
+                                  static_cast<ActorDirectory *>(this),
+                                  [this](const std::vector<std::string> &ids) {
+                                    for (const auto &id : ids) RemoveLocalReference(id);
+                                  }};
   // Where this process's put ids start (object_refs.cc: RandomPutIndex).
   std::atomic<uint32_t> put_index_{RandomPutIndex()};
   static uint32_t RandomPutIndex();
@@ -319,7 +315,6 @@ class ClusterRuntime : public ray::internal::RayRuntime, private TaskOutcomes {
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> submitted_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<ActorState>> actors_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<proto::WorkerService::Stub>> stubs_
       ABSL_GUARDED_BY(mu_);
   // Owned objects with a copy in the node store (deleted at Shutdown).

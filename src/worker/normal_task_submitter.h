@@ -40,15 +40,6 @@
 
 namespace sunray {
 
-// Where a settled task goes. Called with no submitter lock held, once per
-// task; may call back into the submitter.
-class TaskOutcomes {
- public:
-  virtual ~TaskOutcomes() = default;
-  virtual void Succeeded(PendingTask &task, const proto::ObjectValue &result) = 0;
-  virtual void Failed(PendingTask &task, ErrorInfo error) = 0;
-};
-
 // Lease requests in flight per scheduling class (Ray's default is 10).
 inline constexpr int kMaxPendingLeases = 10;
 // Tasks pushed to one leased worker at once, when the backlog is deep.
@@ -88,15 +79,7 @@ class NormalTaskSubmitter {
   void ArgumentsResolved(const std::shared_ptr<PendingTask> &task, std::optional<ErrorInfo> error);
 
   // ray::Cancel of the task returning `return_id`.
-  struct CancelOutcome {
-    enum Kind {
-      kNotHeld,  // not a task held here (settled, never added, cancelled already)
-      kFailed,   // it had not been pushed: failed as cancelled, nothing else to do
-      kPushed,   // it went to `worker_address`: ask that worker to cancel it; it
-                 // fails as cancelled when that worker answers or dies
-    } kind = kNotHeld;
-    std::string worker_address;
-  };
+  using CancelOutcome = sunray::CancelOutcome;
   CancelOutcome Cancel(const std::string &return_id);
 
   // Gives back the leases idle for kLeaseLinger (every lease with `all`,

@@ -28,7 +28,7 @@ struct PendingTask {
   // dead worker, or on an exception with retry_exceptions. The submitter's.
   int retries_left = 0;
   bool retry_exceptions = false;
-  // Actor calls (guarded by the runtime's mu_): place in the caller's
+  // Actor calls (the ActorTaskSubmitter's, under its lock): place in the caller's
   // submission order, sends lost to the actor's death so far (resent while
   // the actor's max_task_retries allow), whether the arguments resolved or
   // one failed, Cancel, and the address the call went to.
@@ -42,6 +42,26 @@ struct PendingTask {
   absl::Mutex mu;
   std::optional<ErrorInfo> dependency_error;
   std::atomic<int> unresolved{0};
+};
+
+// Where a settled task goes. Called with no submitter lock held, once per
+// task; may call back into the submitter.
+class TaskOutcomes {
+ public:
+  virtual ~TaskOutcomes() = default;
+  virtual void Succeeded(PendingTask &task, const proto::ObjectValue &result) = 0;
+  virtual void Failed(PendingTask &task, ErrorInfo error) = 0;
+};
+
+// What a submitter's Cancel found.
+struct CancelOutcome {
+  enum Kind {
+    kNotHeld,  // not a task held here (settled, never added, cancelled already)
+    kFailed,   // it had not been pushed: failed as cancelled, nothing else to do
+    kPushed,   // it went to `worker_address`: ask that worker to cancel it; it
+               // fails as cancelled when that worker answers or dies
+  } kind = kNotHeld;
+  std::string worker_address;
 };
 
 }  // namespace sunray

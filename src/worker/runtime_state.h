@@ -2,7 +2,8 @@
 // (cluster_runtime.cc: objects and plumbing; task_submitter.cc: arguments,
 // Call and Cancel; actor_submitter.cc: actors as a caller; task_receiver.cc:
 // execution in workers). Normal tasks' queues and leases are the
-// NormalTaskSubmitter's (normal_task_submitter.h).
+// NormalTaskSubmitter's (normal_task_submitter.h); actor calls' queues and
+// streams the ActorTaskSubmitter's (actor_task_submitter.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -41,34 +42,6 @@ inline std::vector<std::string> EnvEntries(const std::map<std::string, std::stri
   for (const auto &[name, value] : vars) entries.push_back(name + "=" + value);
   return entries;
 }
-
-// A caller's view of an actor.
-struct ClusterRuntime::ActorState {
-  std::string id;
-  std::string class_name;
-  bool known = false;  // `info` has arrived from the control service
-  proto::ActorInfo info;
-  bool watching = false;
-  // A call to the current address failed: hold calls until the control
-  // service reports the next state.
-  bool suspect = false;
-  std::shared_ptr<ActorChannel> channel;  // to the current incarnation, once used
-  int64_t next_seq = 0;
-  uint64_t next_order = 0;
-  // Calls in submission order, sent from the front once resolved.
-  std::deque<std::shared_ptr<PendingTask>> queue;
-  // References held for the creation task's arguments (this process
-  // created the actor), released when it is dead for good.
-  std::vector<std::string> creation_held;
-};
-
-// The stream that carries this caller's calls to one incarnation of an
-// actor, and the calls on it not answered yet.
-struct ClusterRuntime::ActorChannel {
-  std::string address;
-  std::shared_ptr<TaskSender> stream;  // until it ends
-  absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> calls;
-};
 
 // The actor this worker process hosts.
 struct ClusterRuntime::HostedActor {

@@ -176,37 +176,20 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
 
 void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*recursive*/) {
   std::shared_ptr<PendingTask> task;
-  std::string pushed_to;
-  bool queued = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = submitted_.find(object_id);
     if (it == submitted_.end()) return;  // done already (or not ours)
     task = it->second;
   }
-  if (task->spec.type() == proto::TaskSpec::NORMAL) {
-    const NormalTaskSubmitter::CancelOutcome outcome = normal_->Cancel(object_id);
-    if (outcome.kind != NormalTaskSubmitter::CancelOutcome::kPushed) return;
-    pushed_to = outcome.worker_address;
-  } else {
-    absl::MutexLock lock(&mu_);
-    if (task->spec.type() == proto::TaskSpec::ACTOR_CREATION || task->cancelled) return;
-    task->cancelled = true;
-    pushed_to = task->pushed_to;
-    if (pushed_to.empty()) {
-      queued = true;
-      auto actor = actors_.find(task->spec.actor_id());
-      if (actor != actors_.end()) std::erase(actor->second->queue, task);
-    }
-    // An actor's running call is never forced: that would end the actor.
-    force = false;
-  }
-  if (queued) {
-    FailTask(task.get(),
-             ErrorInfo{ErrorType::kTaskCancelled,
-                       "The task was cancelled with ray::Cancel before it ran.", "", "", ""});
-    return;
-  }
+  if (task->spec.type() == proto::TaskSpec::ACTOR_CREATION) return;
+  const CancelOutcome outcome = task->spec.type() == proto::TaskSpec::NORMAL
+                                    ? normal_->Cancel(object_id)
+                                    : actor_calls_.Cancel(task);
+  if (outcome.kind != CancelOutcome::kPushed) return;
+  const std::string &pushed_to = outcome.worker_address;
+  // An actor's running call is never forced: that would end the actor.
+  if (task->spec.type() == proto::TaskSpec::ACTOR_TASK) force = false;
   proto::CancelTaskRequest request;
   request.set_return_id(object_id);
   request.set_force(force);

@@ -48,6 +48,7 @@ class FakeStream : public TaskSender {
     ASSERT_TRUE(on_end) << "the stream ended twice";
     auto end = std::move(on_end);
     on_end = nullptr;
+    on_results = nullptr;
     end(status);
   }
 
@@ -61,6 +62,15 @@ class FakeStream : public TaskSender {
 
 class FakeStreams : public TaskStreamOpener {
  public:
+  // A stream the test never ended lets go of its handlers, as a real one
+  // does at shutdown: they hold the submitter's records, which hold it.
+  ~FakeStreams() override {
+    for (auto &stream : opened) {
+      stream->on_results = nullptr;
+      stream->on_end = nullptr;
+    }
+  }
+
   std::shared_ptr<TaskSender> Open(const std::string &address,
                                    TaskSender::ResultsHandler on_results,
                                    TaskSender::EndHandler on_end) override {

@@ -135,13 +135,18 @@ void TaskStreamClient::OnClosed(const absl::Status &status) {
     absl::MutexLock lock(&mu_);
     closing_ = true;  // nothing more can be sent
   }
+  // Neither handler runs again: let go of what they hold (they often hold
+  // whoever holds this stream).
+  EndHandler on_end = std::move(on_end_);
+  on_end_ = nullptr;
+  on_results_ = nullptr;
   if (!status.ok()) {
-    on_end_(StatusOfClose(status, address_));
+    on_end(StatusOfClose(status, address_));
   } else if (got_end_) {
-    on_end_(end_status_);
+    on_end(end_status_);
   } else {
-    on_end_(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                         "the worker at " + address_ + " closed its task stream without an end"));
+    on_end(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the worker at " + address_ + " closed its task stream without an end"));
   }
 }
 

@@ -61,7 +61,7 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   const std::string id = actor_id.Binary();
   const std::string class_name = factory.class_name;
   if (!actor_calls_.AddCreating(id, class_name)) {
-    ReleaseTask(task.get());
+    tasks_.Release(*task);
     throw RayException("Sunray is shutting down.");
   }
 
@@ -106,7 +106,7 @@ void ClusterRuntime::RegisterActor(std::shared_ptr<PendingTask> task, const std:
                                    std::optional<ErrorInfo> arg_error, bool throw_errors) {
   // Ends the actor before it existed: throws, or fails every call.
   auto fail = [&](const std::string &message, bool name_taken) {
-    ReleaseTask(task.get());
+    tasks_.Release(*task);
     if (throw_errors) {
       actor_calls_.Forget(actor_id);
       if (name_taken) throw RayException(message);
@@ -188,13 +188,8 @@ std::string ClusterRuntime::CallActor(const ray::internal::RemoteFunctionHolder 
   const std::string return_id = spec.return_id();
   owned_.CreatePending(return_id);
   PrepareArgs(args, task.get());
-  {
-    absl::MutexLock lock(&mu_);
-    if (shut_down_) throw RayException("Sunray is shutting down.");
-    submitted_[return_id] = task;
-  }
-  if (!actor_calls_.Add(task)) {
-    FailTask(task.get(), ErrorInfo{ErrorType::kActorDied, "Sunray is shutting down.", "", "", ""});
+  if (!tasks_.Add(task) || !actor_calls_.Add(task)) {
+    tasks_.Failed(*task, ErrorInfo{ErrorType::kActorDied, "Sunray is shutting down.", "", "", ""});
     throw RayException("Sunray is shutting down.");
   }
   ResolveArgs(task, [this, task](std::optional<ErrorInfo> error) {

@@ -294,8 +294,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     submitting.node_name = node_id_.Hex();
     submitting.lease_went_idle = [this](absl::Time idle_since) { LeaseWentIdle(idle_since); };
     normal_ = std::make_unique<NormalTaskSubmitter>(std::move(submitting), node_client_.get(),
-                                                    lease_returner_.get(), &task_streams_,
-                                                    static_cast<TaskOutcomes *>(this));
+                                                    lease_returner_.get(), &task_streams_, &tasks_);
     housekeeping_ = std::thread([this] { HousekeepingLoop(); });
   };
   // From here on threads run: a failure stops them before it is thrown (a
@@ -344,6 +343,7 @@ void ClusterRuntime::Shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
+  tasks_.Shutdown();  // no new task from here on
   // Drivers give their leases back; a worker's go when it exits.
   if (normal_ != nullptr) normal_->Shutdown(/*return_leases=*/!options_.worker_mode);
   actor_calls_.Shutdown();

@@ -59,6 +59,7 @@
 #include "src/worker/normal_task_submitter.h"
 #include "src/worker/pending_task.h"
 #include "src/worker/reference_counter.h"
+#include "src/worker/task_manager.h"
 #include "src/worker/task_stream.h"
 #include "src/worker/worker_client.h"
 #include "worker.grpc.pb.h"
@@ -98,7 +99,7 @@ struct ClusterRuntimeOptions {
 };
 
 class ClusterRuntime : public ray::internal::RayRuntime,
-                       private TaskOutcomes,
+                       private TaskResultSink,
                        private ActorDirectory {
  public:
   // Connects to the cluster: registers the job (drivers), the node's store,
@@ -194,20 +195,20 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // env runs with: the process's default env_vars, overridden by its own.
   std::vector<std::string> RuntimeEnvEntries(const std::string &serialized_runtime_env_info) const;
   // Turns API arguments into wire arguments; holds references on what they
-  // point to (released by ReleaseTask).
+  // point to (released when the task settles: TaskManager).
   void PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task);
   // Resolves by-reference arguments, then runs `done` with the error of a
   // failed dependency, if any.
   void ResolveArgs(std::shared_ptr<PendingTask> task,
                    std::function<void(std::optional<ErrorInfo>)> done);
-  void ReleaseTask(PendingTask *task);
-  void FailTask(PendingTask *task, ErrorInfo error);
-  void CompleteTask(PendingTask *task, const proto::ObjectValue &result);
-  // TaskOutcomes: how the submitters settle a task.
-  void Succeeded(PendingTask &task, const proto::ObjectValue &result) override {
-    CompleteTask(&task, result);
+  // TaskResultSink: where the TaskManager puts a settled task's result.
+  void StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
+    SealFromProto(return_id, result);
   }
-  void Failed(PendingTask &task, ErrorInfo error) override { FailTask(&task, std::move(error)); }
+  void StoreError(const std::string &return_id, ErrorInfo error) override;
+  void Release(const std::vector<std::string> &object_ids) override {
+    for (const auto &id : object_ids) RemoveLocalReference(id);
+  }
   // A lease has nothing to do since `idle_since`: housekeeping returns it
   // kLeaseLinger later unless it gets work.
   void LeaseWentIdle(absl::Time idle_since);
@@ -289,6 +290,8 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Leases from the node (made once the node's address is known).
   std::unique_ptr<GrpcNodeClient> node_client_;
   std::unique_ptr<LeaseReturner> lease_returner_;
+  // The tasks this process submitted, until they settle.
+  TaskManager tasks_{static_cast<TaskResultSink *>(this)};
   // Normal tasks as a caller (made once the job is known, before any task
   // can arrive or be submitted; then never reset).
   std::unique_ptr<NormalTaskSubmitter> normal_;
@@ -303,8 +306,7 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // The streams this process opens as an owner, cancelled at Shutdown.
   TaskStreams task_streams_{&frames_, options_.token};
   // Actor calls as a caller, and the actors this process created.
-  ActorTaskSubmitter actor_calls_{&task_streams_, static_cast<TaskOutcomes *>(this),
-                                  static_cast<ActorDirectory *>(this),
+  ActorTaskSubmitter actor_calls_{&task_streams_, &tasks_, static_cast<ActorDirectory *>(this),
                                   [this](const std::vector<std::string> &ids) {
                                     for (const auto &id : ids) RemoveLocalReference(id);
                                   }};
@@ -314,7 +316,6 @@ class ClusterRuntime : public ray::internal::RayRuntime,
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::shared_ptr<PendingTask>> submitted_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<proto::WorkerService::Stub>> stubs_
       ABSL_GUARDED_BY(mu_);
   // Owned objects with a copy in the node store (deleted at Shutdown).

@@ -11,7 +11,7 @@
 // Collaborators (interfaces, fakes in normal_task_submitter_test.cc): the
 // node (NodeClient, leases; LeaseReturner, returns), the task streams
 // (TaskStreamOpener), and where settled tasks go (TaskOutcomes: the
-// runtime seals the result and releases what the task held).
+// TaskManager stores the result and releases what the task held).
 //
 // Thread-safety: thread-safe; one lock, never held while calling a
 // collaborator, so collaborators may call back in from their callbacks.

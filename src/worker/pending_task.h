@@ -1,5 +1,5 @@
 // A task this process submitted, from Call/CallActor until its result is
-// in: the record the runtime and the submitters share.
+// in: the record the runtime, the TaskManager and the submitters share.
 //
 // `spec` is complete when a submitter gets the task (its by-reference
 // arguments are filled in while they resolve, under `mu`). Which lock
@@ -38,6 +38,8 @@ struct PendingTask {
   std::optional<ErrorInfo> failed;
   bool cancelled = false;
   std::string pushed_to;
+  // Whether it has settled (the TaskManager's, under its lock).
+  bool settled = false;
   // Guarded by `mu` (filled from several threads while resolving):
   absl::Mutex mu;
   std::optional<ErrorInfo> dependency_error;

@@ -3,7 +3,8 @@
 // Call and Cancel; actor_submitter.cc: actors as a caller; task_receiver.cc:
 // execution in workers). Normal tasks' queues and leases are the
 // NormalTaskSubmitter's (normal_task_submitter.h); actor calls' queues and
-// streams the ActorTaskSubmitter's (actor_task_submitter.h).
+// streams the ActorTaskSubmitter's (actor_task_submitter.h); the records of
+// submitted tasks and their settlement the TaskManager's (task_manager.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -110,24 +110,10 @@ void ClusterRuntime::ResolveArgs(std::shared_ptr<PendingTask> task,
   arrive();
 }
 
-void ClusterRuntime::ReleaseTask(PendingTask *task) {
-  for (const auto &id : task->held) RemoveLocalReference(id);
-  task->held.clear();
-  absl::MutexLock lock(&mu_);
-  submitted_.erase(task->spec.return_id());
-}
-
-void ClusterRuntime::FailTask(PendingTask *task, ErrorInfo error) {
-  if (error.function_name.empty()) error.function_name = task->spec.function_name();
+void ClusterRuntime::StoreError(const std::string &return_id, ErrorInfo error) {
   MemoryStore::Value value;
   value.error = std::make_shared<ErrorInfo>(std::move(error));
-  owned_.Seal(task->spec.return_id(), std::move(value), {});
-  ReleaseTask(task);
-}
-
-void ClusterRuntime::CompleteTask(PendingTask *task, const proto::ObjectValue &result) {
-  SealFromProto(task->spec.return_id(), result);
-  ReleaseTask(task);
+  owned_.Seal(return_id, std::move(value), {});
 }
 
 // --- Calls and Cancel ------------------------------------------------------
@@ -151,7 +137,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
                                     options.serialized_runtime_env_info, node_id_,
                                     placement_groups_, " (its node: " + node_id_.Hex() + ").")) {
-    FailTask(task.get(), std::move(*error));
+    tasks_.Failed(*task, std::move(*error));
     return return_id;
   }
   ResourceSet resources = ResourceSetFromUnits(options.resources);
@@ -162,10 +148,10 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   task->retries_left = options.max_retries;
   task->retry_exceptions = options.retry_exceptions;
   PrepareArgs(args, task.get());
-  {
-    absl::MutexLock lock(&mu_);
-    if (shut_down_) throw RayException("Sunray is shutting down.");
-    submitted_[return_id] = task;
+  if (!tasks_.Add(task)) {
+    tasks_.Failed(*task,
+                  ErrorInfo{ErrorType::kTaskCancelled, "Sunray is shutting down.", "", "", ""});
+    throw RayException("Sunray is shutting down.");
   }
   normal_->Add(task, resources, env);
   ResolveArgs(task, [this, task](std::optional<ErrorInfo> error) {
@@ -175,13 +161,8 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
 }
 
 void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*recursive*/) {
-  std::shared_ptr<PendingTask> task;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = submitted_.find(object_id);
-    if (it == submitted_.end()) return;  // done already (or not ours)
-    task = it->second;
-  }
+  std::shared_ptr<PendingTask> task = tasks_.Find(object_id);
+  if (task == nullptr) return;  // done already (or not ours)
   if (task->spec.type() == proto::TaskSpec::ACTOR_CREATION) return;
   const CancelOutcome outcome = task->spec.type() == proto::TaskSpec::NORMAL
                                     ? normal_->Cancel(object_id)

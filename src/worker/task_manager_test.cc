@@ -1,0 +1,176 @@
+// The task manager against a fake of the object side: records found by
+// return id, each settlement stored once with the arguments' references
+// released, refusals after shutdown, with no process and no socket.
+#include "src/worker/task_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sunray {
+namespace {
+
+class FakeSink : public TaskResultSink {
+ public:
+  void StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
+    absl::MutexLock lock(&mu);
+    ++stores[return_id];
+    values[return_id] = result.data();
+  }
+  void StoreError(const std::string &return_id, ErrorInfo error) override {
+    absl::MutexLock lock(&mu);
+    ++stores[return_id];
+    errors[return_id] = std::move(error);
+  }
+  void Release(const std::vector<std::string> &object_ids) override {
+    absl::MutexLock lock(&mu);
+    released.insert(released.end(), object_ids.begin(), object_ids.end());
+  }
+
+  absl::Mutex mu;
+  std::map<std::string, int> stores;
+  std::map<std::string, std::string> values;
+  std::map<std::string, ErrorInfo> errors;
+  std::vector<std::string> released;
+};
+
+std::shared_ptr<PendingTask> Task(const std::string &name, std::vector<std::string> held = {}) {
+  auto task = std::make_shared<PendingTask>();
+  task->spec.set_function_name(name);
+  task->spec.set_return_id("ret-" + name);
+  task->held = std::move(held);
+  return task;
+}
+
+proto::ObjectValue Value(const std::string &data) {
+  proto::ObjectValue value;
+  value.set_data(data);
+  return value;
+}
+
+class TaskManagerTest : public ::testing::Test {
+ protected:
+  FakeSink sink_;
+  TaskManager tasks_{&sink_};
+};
+
+TEST_F(TaskManagerTest, ASucceededTaskStoresItsResultReleasesItsArgumentsAndIsForgotten) {
+  auto task = Task("f", {"arg-1", "arg-2"});
+  ASSERT_TRUE(tasks_.Add(task));
+  EXPECT_EQ(tasks_.Find("ret-f"), task);
+  EXPECT_EQ(tasks_.pending(), 1u);
+  EXPECT_TRUE(sink_.released.empty()) << "arguments are held until the task settles";
+
+  tasks_.Succeeded(*task, Value("42"));
+  EXPECT_EQ(sink_.values["ret-f"], "42");
+  EXPECT_EQ(sink_.released, (std::vector<std::string>{"arg-1", "arg-2"}));
+  EXPECT_TRUE(task->held.empty());
+  EXPECT_EQ(tasks_.Find("ret-f"), nullptr);
+  EXPECT_EQ(tasks_.pending(), 0u);
+}
+
+TEST_F(TaskManagerTest, AFailedTaskStoresItsErrorNamedAfterItsFunctionUnlessItNamesOne) {
+  auto f = Task("f", {"arg"});
+  auto g = Task("g");
+  ASSERT_TRUE(tasks_.Add(f));
+  ASSERT_TRUE(tasks_.Add(g));
+  tasks_.Failed(*f, ErrorInfo{ErrorType::kWorkerDied, "the worker died", "", "", ""});
+  ErrorInfo named{ErrorType::kTaskExecution, "it threw", "", "", ""};
+  named.function_name = "inner";
+  tasks_.Failed(*g, named);
+
+  ASSERT_EQ(sink_.errors.count("ret-f"), 1u);
+  EXPECT_EQ(sink_.errors["ret-f"].type, ErrorType::kWorkerDied);
+  EXPECT_EQ(sink_.errors["ret-f"].message, "the worker died");
+  EXPECT_EQ(sink_.errors["ret-f"].function_name, "f");
+  EXPECT_EQ(sink_.errors["ret-g"].function_name, "inner");
+  EXPECT_EQ(sink_.released, std::vector<std::string>{"arg"});
+  EXPECT_EQ(tasks_.pending(), 0u);
+}
+
+TEST_F(TaskManagerTest, ASecondSettlementIsIgnored) {
+  auto ok_first = Task("a", {"x"});
+  auto failed_first = Task("b", {"y"});
+  auto released_first = Task("c", {"z"});
+  for (const auto &task : {ok_first, failed_first, released_first}) ASSERT_TRUE(tasks_.Add(task));
+
+  tasks_.Succeeded(*ok_first, Value("1"));
+  tasks_.Failed(*ok_first, ErrorInfo{ErrorType::kWorkerDied, "late", "", "", ""});
+  tasks_.Failed(*failed_first, ErrorInfo{ErrorType::kTaskCancelled, "cancelled", "", "", ""});
+  tasks_.Succeeded(*failed_first, Value("2"));
+  tasks_.Release(*released_first);
+  tasks_.Failed(*released_first, ErrorInfo{ErrorType::kActorDied, "late", "", "", ""});
+
+  EXPECT_EQ(sink_.stores["ret-a"], 1);
+  EXPECT_EQ(sink_.values["ret-a"], "1");
+  EXPECT_EQ(sink_.errors.count("ret-a"), 0u);
+  EXPECT_EQ(sink_.stores["ret-b"], 1);
+  EXPECT_EQ(sink_.errors["ret-b"].type, ErrorType::kTaskCancelled);
+  EXPECT_EQ(sink_.values.count("ret-b"), 0u);
+  EXPECT_EQ(sink_.stores.count("ret-c"), 0u) << "a released task has no result of its own";
+  EXPECT_EQ(sink_.released, (std::vector<std::string>{"x", "y", "z"})) << "each released once";
+}
+
+TEST_F(TaskManagerTest, ATaskNeverAddedSettlesTheSameWay) {
+  auto task = Task("unschedulable", {"arg"});
+  tasks_.Failed(*task, ErrorInfo{ErrorType::kTaskUnschedulable, "no such node", "", "", ""});
+  EXPECT_EQ(sink_.errors["ret-unschedulable"].type, ErrorType::kTaskUnschedulable);
+  EXPECT_EQ(sink_.released, std::vector<std::string>{"arg"});
+  EXPECT_EQ(tasks_.pending(), 0u);
+}
+
+TEST_F(TaskManagerTest, AddRefusesASecondTaskWithTheSameReturnIdAndKeepsTheFirst) {
+  auto first = Task("f");
+  auto second = Task("f", {"arg"});
+  ASSERT_TRUE(tasks_.Add(first));
+  EXPECT_FALSE(tasks_.Add(second));
+  // The refused one is failed by its caller; the first stays recorded.
+  tasks_.Failed(*second, ErrorInfo{ErrorType::kTaskCancelled, "refused", "", "", ""});
+  EXPECT_EQ(tasks_.Find("ret-f"), first);
+  EXPECT_EQ(sink_.released, std::vector<std::string>{"arg"});
+}
+
+TEST_F(TaskManagerTest, AfterShutdownNewTasksAreRefusedAndUnsettledOnesStayUntilSettled) {
+  auto before = Task("before", {"arg"});
+  ASSERT_TRUE(tasks_.Add(before));
+  tasks_.Shutdown();
+  EXPECT_FALSE(tasks_.Add(Task("after")));
+  EXPECT_EQ(tasks_.Find("ret-after"), nullptr);
+  EXPECT_EQ(tasks_.Find("ret-before"), before);
+
+  tasks_.Failed(*before, ErrorInfo{ErrorType::kWorkerDied, "shutting down", "", "", ""});
+  EXPECT_EQ(sink_.errors["ret-before"].message, "shutting down");
+  EXPECT_EQ(tasks_.pending(), 0u);
+}
+
+TEST_F(TaskManagerTest, ConcurrentSettlementsOfTheSameTasksStoreEachOnce) {
+  constexpr int kTasks = 2000;
+  std::vector<std::shared_ptr<PendingTask>> tasks;
+  for (int i = 0; i < kTasks; ++i) {
+    tasks.push_back(Task("t" + std::to_string(i), {"arg" + std::to_string(i)}));
+    ASSERT_TRUE(tasks_.Add(tasks.back()));
+  }
+  // An answer and a broken stream race for every task.
+  std::thread answers([&] {
+    for (auto &task : tasks) tasks_.Succeeded(*task, Value("v"));
+  });
+  std::thread deaths([&] {
+    for (auto &task : tasks) {
+      tasks_.Failed(*task, ErrorInfo{ErrorType::kWorkerDied, "died", "", "", ""});
+    }
+  });
+  answers.join();
+  deaths.join();
+
+  EXPECT_EQ(tasks_.pending(), 0u);
+  EXPECT_EQ(sink_.released.size(), static_cast<size_t>(kTasks));
+  ASSERT_EQ(sink_.stores.size(), static_cast<size_t>(kTasks));
+  for (const auto &[id, count] : sink_.stores) EXPECT_EQ(count, 1) << id;
+  EXPECT_EQ(sink_.values.size() + sink_.errors.size(), static_cast<size_t>(kTasks));
+}
+
+}  // namespace
+}  // namespace sunray

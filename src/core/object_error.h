@@ -42,4 +42,9 @@ const char *ErrorTypeName(ErrorType type);
 // or bad peer's) reads as kWorkerDied, and `*known` (if given) says so.
 ErrorType ErrorTypeFromProto(int type, bool *known = nullptr);
 
+// An error as it travels (worker.proto), both ways; an unknown type reads
+// as a worker death whose message names the type.
+ErrorInfo ErrorFromProto(const proto::ErrorInfo &error);
+void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out);
+
 }  // namespace sunray

@@ -76,7 +76,7 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
     std::optional<ErrorInfo> error;
   };
   auto resolution = std::make_shared<Resolution>();
-  ResolveArgs(
+  resolver_.Resolve(
       task, [this, resolution, task, id, class_name, request](std::optional<ErrorInfo> error) {
         {
           absl::MutexLock lock(&resolution->mu);
@@ -192,7 +192,7 @@ std::string ClusterRuntime::CallActor(const ray::internal::RemoteFunctionHolder 
     tasks_.Failed(*task, ErrorInfo{ErrorType::kActorDied, "Sunray is shutting down.", "", "", ""});
     throw RayException("Sunray is shutting down.");
   }
-  ResolveArgs(task, [this, task](std::optional<ErrorInfo> error) {
+  resolver_.Resolve(task, [this, task](std::optional<ErrorInfo> error) {
     actor_calls_.ArgumentsResolved(task, std::move(error));
   });
   return return_id;

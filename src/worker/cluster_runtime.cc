@@ -31,29 +31,6 @@ void Check(const grpc::Status &status, const std::string &what) {
 
 }  // namespace
 
-ErrorInfo ErrorFromProto(const proto::ErrorInfo &error) {
-  ErrorInfo info;
-  bool known = false;
-  info.type = ErrorTypeFromProto(error.type(), &known);
-  info.message = error.message();
-  if (!known) {
-    info.message += " (with an error type this process does not know: " +
-                    std::to_string(static_cast<int>(error.type())) + ")";
-  }
-  info.function_name = error.function_name();
-  info.exception_type = error.exception_type();
-  info.exception_message = error.exception_message();
-  return info;
-}
-
-void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out) {
-  out->set_type(static_cast<proto::ErrorType>(error.type));
-  out->set_message(error.message);
-  out->set_function_name(error.function_name);
-  out->set_exception_type(error.exception_type);
-  out->set_exception_message(error.exception_message);
-}
-
 // --- WorkerService ---------------------------------------------------------
 
 // A WatchExit call held open until this process shuts down (or the owner

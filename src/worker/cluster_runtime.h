@@ -55,6 +55,7 @@
 #include "src/rpc/frame_loop.h"
 #include "src/rpc/rpc.h"
 #include "src/worker/actor_task_submitter.h"
+#include "src/worker/dependency_resolver.h"
 #include "src/worker/node_client.h"
 #include "src/worker/normal_task_submitter.h"
 #include "src/worker/pending_task.h"
@@ -100,6 +101,7 @@ struct ClusterRuntimeOptions {
 
 class ClusterRuntime : public ray::internal::RayRuntime,
                        private TaskResultSink,
+                       private ArgumentSource,
                        private ActorDirectory {
  public:
   // Connects to the cluster: registers the job (drivers), the node's store,
@@ -197,10 +199,10 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Turns API arguments into wire arguments; holds references on what they
   // point to (released when the task settles: TaskManager).
   void PrepareArgs(std::vector<ray::internal::TaskArg> &args, PendingTask *task);
-  // Resolves by-reference arguments, then runs `done` with the error of a
-  // failed dependency, if any.
-  void ResolveArgs(std::shared_ptr<PendingTask> task,
-                   std::function<void(std::optional<ErrorInfo>)> done);
+  // ArgumentSource: an argument's value once it is ready here (owned) or
+  // fetched from its owner (borrowed), for the DependencyResolver.
+  void WhenReady(const std::string &object_id,
+                 std::function<void(proto::ObjectValue value)> ready) override;
   // TaskResultSink: where the TaskManager puts a settled task's result.
   void StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
     SealFromProto(return_id, result);
@@ -290,8 +292,10 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Leases from the node (made once the node's address is known).
   std::unique_ptr<GrpcNodeClient> node_client_;
   std::unique_ptr<LeaseReturner> lease_returner_;
-  // The tasks this process submitted, until they settle.
+  // The tasks this process submitted, until they settle, and their
+  // by-reference arguments made values before they are sent.
   TaskManager tasks_{static_cast<TaskResultSink *>(this)};
+  DependencyResolver resolver_{static_cast<ArgumentSource *>(this)};
   // Normal tasks as a caller (made once the job is known, before any task
   // can arrive or be submitted; then never reset).
   std::unique_ptr<NormalTaskSubmitter> normal_;

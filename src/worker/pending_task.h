@@ -2,18 +2,16 @@
 // in: the record the runtime, the TaskManager and the submitters share.
 //
 // `spec` is complete when a submitter gets the task (its by-reference
-// arguments are filled in while they resolve, under `mu`). Which lock
+// arguments are filled in while they resolve: DependencyResolver). Which lock
 // guards the bookkeeping fields is said at each; a normal task's queueing
 // state is the NormalTaskSubmitter's own (normal_task_submitter.h).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "src/core/object_error.h"
 #include "worker.pb.h"
 
@@ -40,10 +38,6 @@ struct PendingTask {
   std::string pushed_to;
   // Whether it has settled (the TaskManager's, under its lock).
   bool settled = false;
-  // Guarded by `mu` (filled from several threads while resolving):
-  absl::Mutex mu;
-  std::optional<ErrorInfo> dependency_error;
-  std::atomic<int> unresolved{0};
 };
 
 // Where a settled task goes. Called with no submitter lock held, once per

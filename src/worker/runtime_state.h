@@ -100,9 +100,6 @@ class ClusterRuntime::BlockedScope {
   bool active_ = false;
 };
 
-ErrorInfo ErrorFromProto(const proto::ErrorInfo &error);
-void ErrorToProto(const ErrorInfo &error, proto::ErrorInfo *out);
-
 template <typename Reply, typename Request, typename Start, typename Done>
 void ClusterRuntime::CallAsync(Request request, int timeout_ms, Start start, Done done) {
   struct Call {

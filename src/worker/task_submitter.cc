@@ -1,5 +1,6 @@
 // The cluster runtime as a caller of tasks: arguments (held, put in the
-// store, resolved), results sealed, Call and Cancel. Queues, leases and
+// store, their values for the DependencyResolver), results sealed for the
+// TaskManager, Call and Cancel. Queues, leases and
 // retries of normal tasks are the NormalTaskSubmitter's
 // (normal_task_submitter.h); actor calls, actor_submitter.cc.
 #include <algorithm>
@@ -64,50 +65,22 @@ void ClusterRuntime::PrepareArgs(std::vector<ray::internal::TaskArg> &args, Pend
   }
 }
 
-void ClusterRuntime::ResolveArgs(std::shared_ptr<PendingTask> task,
-                                 std::function<void(std::optional<ErrorInfo>)> done) {
-  auto shared_done =
-      std::make_shared<std::function<void(std::optional<ErrorInfo>)>>(std::move(done));
-  std::vector<int> by_ref;
-  for (int i = 0; i < task->spec.args_size(); ++i) {
-    if (!task->spec.args(i).object_id().empty()) by_ref.push_back(i);
-  }
-  task->unresolved = static_cast<int>(by_ref.size()) + 1;
-  auto arrive = [task, shared_done] {
-    if (task->unresolved.fetch_sub(1) != 1) return;
-    std::optional<ErrorInfo> error;
-    {
-      absl::MutexLock lock(&task->mu);
-      error = task->dependency_error;
-    }
-    (*shared_done)(std::move(error));
-  };
-  for (int index : by_ref) {
-    const std::string id = task->spec.args(index).object_id();
-    auto fill = [this, task, index, id, arrive] {
-      proto::ObjectValue value;
-      if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(id)) {
-        value = std::move(*borrowed);
-      } else {
-        OwnedValueToProto(id, &value);
-      }
-      {
-        absl::MutexLock lock(&task->mu);
-        if (value.is_error()) {
-          if (!task->dependency_error) task->dependency_error = ErrorFromProto(value.error());
-        } else {
-          *task->spec.mutable_args(index)->mutable_value() = std::move(value);
-        }
-      }
-      arrive();
-    };
-    if (refs_->IsBorrowed(id)) {
-      refs_->FetchBorrowed(id, std::move(fill));
+void ClusterRuntime::WhenReady(const std::string &object_id,
+                               std::function<void(proto::ObjectValue value)> ready) {
+  auto fill = [this, object_id, ready = std::move(ready)] {
+    proto::ObjectValue value;
+    if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(object_id)) {
+      value = std::move(*borrowed);
     } else {
-      owned_.OnSealed({id}, std::move(fill));
+      OwnedValueToProto(object_id, &value);
     }
+    ready(std::move(value));
+  };
+  if (refs_->IsBorrowed(object_id)) {
+    refs_->FetchBorrowed(object_id, std::move(fill));
+  } else {
+    owned_.OnSealed({object_id}, std::move(fill));
   }
-  arrive();
 }
 
 void ClusterRuntime::StoreError(const std::string &return_id, ErrorInfo error) {
@@ -154,7 +127,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
     throw RayException("Sunray is shutting down.");
   }
   normal_->Add(task, resources, env);
-  ResolveArgs(task, [this, task](std::optional<ErrorInfo> error) {
+  resolver_.Resolve(task, [this, task](std::optional<ErrorInfo> error) {
     normal_->ArgumentsResolved(task, std::move(error));
   });
   return return_id;

@@ -38,6 +38,8 @@ struct NormalTaskSubmitter::SchedulingClass {
   std::deque<std::shared_ptr<Held>> queue;
   std::vector<std::shared_ptr<LeasedWorker>> workers;
   int pending_leases = 0;
+  // Leases in a row whose task stream could not be opened.
+  int failed_opens = 0;
 };
 
 namespace {
@@ -208,11 +210,30 @@ void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
         if (!shut_down_ && !worker->dead) {
           RAYLOG(WARNING) << "Sunray could not open a task stream to the worker at "
                           << worker->task_address << "; its lease goes back.";
+          // Asking for worker after worker that cannot be reached would
+          // never end: the waiting tasks fail after a few.
+          if (worker->stream == nullptr && ++cls->failed_opens >= kMaxFailedStreamOpens) {
+            cls->failed_opens = 0;
+            std::deque<std::shared_ptr<Held>> failed;
+            failed.swap(cls->queue);
+            for (auto &held : failed) {
+              FailLocked(
+                  *held,
+                  ErrorInfo{ErrorType::kWorkerDied,
+                            "No task stream could be opened to a worker leased for task " +
+                                held->task->spec.function_name() + " (" +
+                                std::to_string(kMaxFailedStreamOpens) +
+                                " workers in a row; the last at " + worker->task_address + ").",
+                            "", "", ""},
+                  &settle);
+            }
+          }
         }
         // A stream that ended already gave the lease back (dead).
         give_back = !worker->dead;
         worker->returned = true;
       } else if (!worker->dead) {
+        cls->failed_opens = 0;
         cls->workers.push_back(worker);
         granted_idle = worker->idle_since;  // if no task is left for it
       }

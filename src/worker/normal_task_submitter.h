@@ -44,6 +44,9 @@ namespace sunray {
 inline constexpr int kMaxPendingLeases = 10;
 // Tasks pushed to one leased worker at once, when the backlog is deep.
 inline constexpr size_t kMaxTasksInFlightPerWorker = 8;
+// Leases in a row whose task stream cannot be opened before the class's
+// waiting tasks fail.
+inline constexpr int kMaxFailedStreamOpens = 3;
 // Leases live on this long without work before they go back to the node:
 // long enough for a driver's next synchronous call to reuse them.
 inline constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);

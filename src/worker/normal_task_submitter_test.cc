@@ -261,6 +261,45 @@ TEST_F(NormalTaskSubmitterTest, ALeaseWhoseStreamCannotOpenGoesBack) {
   EXPECT_EQ(node_.requests.size(), 2u) << "the task asks for another worker";
 }
 
+TEST_F(NormalTaskSubmitterTest, WaitingTasksFailAfterAFewLeasesWhoseStreamsCannotOpen) {
+  streams_.refuse = true;
+  Submit("f");
+  for (size_t i = 0; i + 1 < kMaxFailedStreamOpens; ++i) {
+    node_.Grant(i, static_cast<int>(i) + 1);
+    ASSERT_TRUE(outcomes_.errors.empty()) << "after " << i + 1;
+    ASSERT_EQ(node_.requests.size(), i + 2) << "another worker is asked for";
+  }
+  node_.Grant(kMaxFailedStreamOpens - 1, kMaxFailedStreamOpens);
+  ASSERT_EQ(outcomes_.errors.count("ret-f"), 1u);
+  EXPECT_NE(outcomes_.errors["ret-f"].message.find("No task stream could be opened"),
+            std::string::npos)
+      << outcomes_.errors["ret-f"].message;
+  EXPECT_EQ(node_.requests.size(), static_cast<size_t>(kMaxFailedStreamOpens))
+      << "no more workers asked for: it would never end";
+  EXPECT_EQ(node_.returns.size(), static_cast<size_t>(kMaxFailedStreamOpens));
+  EXPECT_EQ(submitter_->counts().held, 0u);
+}
+
+TEST_F(NormalTaskSubmitterTest, AStreamThatOpensResetsTheCountOfFailedOpens) {
+  streams_.refuse = true;
+  Submit("f");
+  for (size_t i = 0; i + 1 < kMaxFailedStreamOpens; ++i) node_.Grant(i, static_cast<int>(i) + 1);
+  streams_.refuse = false;
+  node_.Grant(kMaxFailedStreamOpens - 1, 10);
+  ASSERT_EQ(streams_.opened.size(), 1u);
+  Stream(0).Answer("ret-f", "1");
+  EXPECT_EQ(outcomes_.values["ret-f"], "1");
+  // Back to a full count: the next task survives as many failed opens.
+  streams_.refuse = true;
+  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the worker exited"));
+  Submit("g");
+  const size_t first = node_.requests.size() - 1;
+  for (size_t i = 0; i + 1 < kMaxFailedStreamOpens; ++i) {
+    node_.Grant(first + i, 20 + static_cast<int>(i));
+  }
+  EXPECT_EQ(outcomes_.errors.count("ret-g"), 0u);
+}
+
 // A stream refused at once ends on the loop thread, possibly before the
 // grant is recorded: the dead worker must not join the class (the task
 // would be sent on a stream that is gone and wait forever).

@@ -311,9 +311,7 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   TaskStreams task_streams_{&frames_, options_.token};
   // Actor calls as a caller, and the actors this process created.
   ActorTaskSubmitter actor_calls_{&task_streams_, &tasks_, static_cast<ActorDirectory *>(this),
-                                  [this](const std::vector<std::string> &ids) {
-                                    for (const auto &id : ids) RemoveLocalReference(id);
-                                  }};
+                                  [this](const std::vector<std::string> &ids) { Release(ids); }};
   // Where this process's put ids start (object_refs.cc: RandomPutIndex).
   std::atomic<uint32_t> put_index_{RandomPutIndex()};
   static uint32_t RandomPutIndex();

@@ -212,21 +212,12 @@ void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
                           << worker->task_address << "; its lease goes back.";
           // Asking for worker after worker that cannot be reached would
           // never end: the waiting tasks fail after a few.
-          if (worker->stream == nullptr && ++cls->failed_opens >= kMaxFailedStreamOpens) {
+          if (++cls->failed_opens >= kMaxFailedStreamOpens) {
             cls->failed_opens = 0;
-            std::deque<std::shared_ptr<Held>> failed;
-            failed.swap(cls->queue);
-            for (auto &held : failed) {
-              FailLocked(
-                  *held,
-                  ErrorInfo{ErrorType::kWorkerDied,
-                            "No task stream could be opened to a worker leased for task " +
-                                held->task->spec.function_name() + " (" +
-                                std::to_string(kMaxFailedStreamOpens) +
+            FailQueueLocked(cls, "No task stream could be opened to a worker leased for task ",
+                            " (" + std::to_string(kMaxFailedStreamOpens) +
                                 " workers in a row; the last at " + worker->task_address + ").",
-                            "", "", ""},
-                  &settle);
-            }
+                            &settle);
           }
         }
         // A stream that ended already gave the lease back (dead).
@@ -241,17 +232,8 @@ void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
       // The node refuses only for good (it stops, the job finished): no
       // worker will come for these tasks. Asking again, as each refusal
       // freed a pending lease, kept two or more tasks asking forever.
-      std::deque<std::shared_ptr<Held>> failed;
-      failed.swap(cls->queue);
-      for (auto &held : failed) {
-        FailLocked(
-            *held,
-            ErrorInfo{ErrorType::kWorkerDied,
-                      "No worker could be leased for task " + held->task->spec.function_name() +
-                          ": " + std::string(status.message()),
-                      "", "", ""},
-            &settle);
-      }
+      FailQueueLocked(cls, "No worker could be leased for task ",
+                      ": " + std::string(status.message()), &settle);
     }
     DispatchLocked(cls, &work);
   }
@@ -383,6 +365,18 @@ bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
                settle);
   }
   return retry;
+}
+
+void NormalTaskSubmitter::FailQueueLocked(SchedulingClass *cls, const std::string &before_name,
+                                          const std::string &after_name, Work *settle) {
+  std::deque<std::shared_ptr<Held>> failed;
+  failed.swap(cls->queue);
+  for (auto &held : failed) {
+    FailLocked(*held,
+               ErrorInfo{ErrorType::kWorkerDied,
+                         before_name + held->task->spec.function_name() + after_name, "", "", ""},
+               settle);
+  }
 }
 
 void NormalTaskSubmitter::FailLocked(Held &held, ErrorInfo error, Work *settle) {

@@ -130,6 +130,11 @@ class NormalTaskSubmitter {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends `held` here; `settle` gets the call to TaskOutcomes.
   void FailLocked(Held &held, ErrorInfo error, Work *settle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails every task waiting in `cls` as a worker death, each message the
+  // task's function name between `before_name` and `after_name`.
+  void FailQueueLocked(SchedulingClass *cls, const std::string &before_name,
+                       const std::string &after_name, Work *settle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SucceedLocked(Held &held, const proto::ObjectValue &result, Work *settle)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReturnLease(const LeasedWorker &worker, bool dead);

@@ -146,7 +146,7 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
                                        const proto::CancelTaskRequest *request,
                                        proto::CancelTaskReply *reply) override {
     return rpc::HandleUnary(context, runtime_->options_.token, [&] {
-      reply->set_found(runtime_->HandleCancelTask(request->return_id(), request->force()));
+      reply->set_found(runtime_->receiver_.Cancel(request->return_id(), request->force()));
       return absl::OkStatus();
     });
   }
@@ -240,7 +240,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     auto task_port = frames_.Listen(options_.host, [this](auto connection) {
       return TaskStreamServer::Serve(std::move(connection), options_.token,
                                      [this](TaskStreamServer *stream, proto::TaskSpec task) {
-                                       HandleStreamedTask(stream, std::move(task));
+                                       receiver_.ReceiveFromStream(stream, std::move(task));
                                      });
     });
     if (!task_port.ok()) {

@@ -61,6 +61,7 @@
 #include "src/worker/pending_task.h"
 #include "src/worker/reference_counter.h"
 #include "src/worker/task_manager.h"
+#include "src/worker/task_receiver.h"
 #include "src/worker/task_stream.h"
 #include "src/worker/worker_client.h"
 #include "worker.grpc.pb.h"
@@ -102,7 +103,8 @@ struct ClusterRuntimeOptions {
 class ClusterRuntime : public ray::internal::RayRuntime,
                        private TaskResultSink,
                        private ArgumentSource,
-                       private ActorDirectory {
+                       private ActorDirectory,
+                       private TaskRunner {
  public:
   // Connects to the cluster: registers the job (drivers), the node's store,
   // and starts serving. Throws RayException naming what failed.
@@ -227,39 +229,28 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   void Watch(const std::string &actor_id) override { WatchActor(actor_id, -1); }
   void WatchActor(const std::string &actor_id, int64_t after_version);
 
-  // --- execution (task_receiver.cc) ---
+  // --- execution (task_execution.cc; the queues are the TaskReceiver's) ---
   void HandlePushTask(const proto::PushTaskRequest *request, proto::PushTaskReply *reply,
                       DeferredReactor *reactor);
-  // A normal task that came on a lease's task stream.
-  void HandleStreamedTask(TaskStreamServer *stream, proto::TaskSpec task);
-  // Sends a task's reply; `after_reply` (may be empty) runs once it is sent.
-  using TaskFinish = std::function<void(std::function<void()> after_reply)>;
-  // Queues `spec` for execution here; the answer goes in `reply`, then
-  // `finish` (both must stay valid until then).
-  void ReceiveTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply, TaskFinish finish);
-  bool HandleCancelTask(const std::string &return_id, bool force);
-  // A task arrived: it waits to run (cancelled, if its cancel came first).
-  void MarkReceivedLocked(const std::string &return_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
-  void ExecuteTask(const proto::TaskSpec &spec, proto::PushTaskReply *reply);
-  void ResultToProto(const proto::TaskSpec &spec, ExecutionResult result, proto::ObjectValue *out);
-  void PushExecution(std::function<void()> work);
-  // Queues work for the execution threads; wakes one that reads a stream.
-  void EnqueueLocked(std::function<void()> work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
-  void ExecutionLoop();
-  // An idle execution thread reads the stream the last task came on until
-  // work is queued (the next task is then run without a wake-up of the
-  // frame loop and then of this thread). Returns at once if another thread
-  // reads it or there is none.
-  void ReadTasksHereLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exec_mu_);
-  void ReceiveActorTask(const proto::TaskSpec &spec, std::function<void()> run);
+  // TaskRunner: runs a task with its arguments read (from the node store
+  // when they are there), puts its result on the wire, ends the process.
+  ExecutionResult Run(const proto::TaskSpec &spec, void *instance) override;
+  ExecutionResult Create(const proto::TaskSpec &spec, void **instance,
+                         ray::internal::ActorDeleter *deleter) override;
+  void Encode(const proto::TaskSpec &spec, ExecutionResult result,
+              proto::ObjectValue *out) override;
+  void FinishActorExit(const std::string &actor_id) override;
+  void ForceExit() override { ExitProcess(1); }
+  // Views of `spec`'s argument values (kept alive by `keep`); false with
+  // the error in `failed` when one cannot be read.
+  bool ArgumentViews(const proto::TaskSpec &spec, ray::internal::ArgsViewList *views,
+                     std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> *keep,
+                     ExecutionResult *failed);
   [[noreturn]] void ExitProcess(int code);
-  // A worker running a normal task tells its node when it blocks in Get.
+  // A worker running a normal task tells its node when it blocks in Get,
+  // and its receiver, which sends the tasks waiting behind it back.
   class BlockedScope;
   friend class BlockedScope;
-  // The running task blocks (or wakes): while it is blocked, the normal
-  // tasks queued behind it, and any that arrive, go back to their owners
-  // (answered "bounced"), who send them elsewhere.
-  void BounceWaitingTasks(bool blocked);
 
   // --- plumbing ---
   std::shared_ptr<proto::WorkerService::Stub> WorkerStub(const std::string &address);
@@ -343,30 +334,8 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   bool replan_ ABSL_GUARDED_BY(deferred_mu_) = false;
   std::thread housekeeping_;
 
-  // Worker processes: the execution queue, its threads, and the actor.
-  absl::Mutex exec_mu_;
-  std::deque<std::function<void()>> exec_queue_ ABSL_GUARDED_BY(exec_mu_);
-  std::vector<std::thread> exec_threads_;
-  // The task stream the last task came on, and the idle execution thread
-  // reading it (ReadTasksHereLocked), if any.
-  std::weak_ptr<rpc::FrameConnection> exec_feed_ ABSL_GUARDED_BY(exec_mu_);
-  rpc::ReadWaker *exec_reading_ ABSL_GUARDED_BY(exec_mu_) = nullptr;
-  struct HostedActor;
-  std::unique_ptr<HostedActor> hosted_ ABSL_GUARDED_BY(exec_mu_);
-  // Normal tasks waiting to run or running here, by return id (for Cancel).
-  absl::flat_hash_map<std::string, bool> running_ ABSL_GUARDED_BY(exec_mu_);
-  absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(exec_mu_);
-  // Cancels of tasks not received (yet), oldest first; bounded, since the
-  // task may have finished already and never come.
-  static constexpr size_t kMaxEarlyCancels = 1024;
-  absl::flat_hash_set<std::string> early_cancels_ ABSL_GUARDED_BY(exec_mu_);
-  std::deque<std::string> early_cancel_order_ ABSL_GUARDED_BY(exec_mu_);
-  // Normal tasks pushed here and not started (pipelined behind the running
-  // one), each with how to send it back "bounced"; and those sent back to
-  // their owner by BounceWaitingTasks.
-  absl::flat_hash_map<std::string, std::function<void()>> waiting_normal_ ABSL_GUARDED_BY(exec_mu_);
-  absl::flat_hash_set<std::string> bounced_ ABSL_GUARDED_BY(exec_mu_);
-  bool exec_blocked_ ABSL_GUARDED_BY(exec_mu_) = false;  // the running task waits in Get
+  // Worker processes: the tasks pushed here, queued and run.
+  TaskReceiver receiver_{static_cast<TaskRunner *>(this)};
 };
 
 }  // namespace sunray

@@ -1,10 +1,12 @@
 // The cluster runtime's private records, shared by its source files
 // (cluster_runtime.cc: objects and plumbing; task_submitter.cc: arguments,
-// Call and Cancel; actor_submitter.cc: actors as a caller; task_receiver.cc:
+// Call and Cancel; actor_submitter.cc: actors as a caller; task_execution.cc:
 // execution in workers). Normal tasks' queues and leases are the
 // NormalTaskSubmitter's (normal_task_submitter.h); actor calls' queues and
 // streams the ActorTaskSubmitter's (actor_task_submitter.h); the records of
-// submitted tasks and their settlement the TaskManager's (task_manager.h).
+// submitted tasks and their settlement the TaskManager's (task_manager.h);
+// the queues and threads of the tasks a worker runs the TaskReceiver's
+// (task_receiver.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -43,21 +45,6 @@ inline std::vector<std::string> EnvEntries(const std::map<std::string, std::stri
   for (const auto &[name, value] : vars) entries.push_back(name + "=" + value);
   return entries;
 }
-
-// The actor this worker process hosts.
-struct ClusterRuntime::HostedActor {
-  void *instance = nullptr;
-  ray::internal::ActorDeleter deleter = nullptr;
-  ActorID id;
-  int restarts = 0;
-  std::string class_name;
-  // Per caller: the next call number to start, and calls that came early.
-  struct Caller {
-    int64_t next = 0;
-    std::map<int64_t, std::function<void()>> parked;
-  };
-  absl::flat_hash_map<std::string, Caller> callers;
-};
 
 // An object value held in a std::string (a value that arrived inline).
 class StringBuffer : public ray::internal::ObjectBuffer {

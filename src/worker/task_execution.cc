@@ -1,0 +1,166 @@
+// The cluster runtime in a worker process: the TaskRunner its TaskReceiver
+// calls (arguments read from the node store, functions run, results put on
+// the wire with the refs inside registered for the caller), PushTask, and
+// telling the node when the running task blocks.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "ray/api/logging.h"
+#include "ray/api/ray_exception.h"
+#include "src/core/execution_context.h"
+#include "src/worker/runtime_state.h"
+
+namespace sunray {
+
+ClusterRuntime::BlockedScope::BlockedScope(ClusterRuntime *runtime) : runtime_(runtime) {
+  const ExecutionContext *context = CurrentExecutionContext();
+  if (runtime_->options_.worker_mode && context != nullptr && !context->in_actor) {
+    active_ = true;
+    runtime_->receiver_.SetBlocked(true);
+    Notify(true);
+  }
+}
+
+ClusterRuntime::BlockedScope::~BlockedScope() {
+  if (!active_) return;
+  runtime_->receiver_.SetBlocked(false);
+  Notify(false);
+}
+
+void ClusterRuntime::BlockedScope::Notify(bool blocked) {
+  proto::NotifyBlockedRequest request;
+  request.set_startup_token(runtime_->options_.startup_token);
+  request.set_blocked(blocked);
+  proto::NotifyBlockedReply reply;
+  (void)runtime_->node_->NotifyBlocked(runtime_->Context(5000).get(), request, &reply);
+}
+
+void ClusterRuntime::RunWorkerLoop() {
+  receiver_.Run();
+  ExitProcess(0);
+}
+
+void ClusterRuntime::ExitProcess(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  _exit(code);
+}
+
+void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
+                                    proto::PushTaskReply *reply, DeferredReactor *reactor) {
+  const proto::TaskSpec &spec = request->task();
+  if (!options_.worker_mode) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "this process is a driver; it runs no tasks"));
+    return;
+  }
+  if (!proto::TaskSpec::Type_IsValid(spec.type())) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "unknown task type " + std::to_string(spec.type())));
+    return;
+  }
+  receiver_.Receive(spec, reply, [reactor](std::function<void()> after_reply) {
+    if (after_reply) reactor->set_after_reply(std::move(after_reply));
+    reactor->Finish(grpc::Status::OK);
+  });
+}
+
+bool ClusterRuntime::ArgumentViews(const proto::TaskSpec &spec, ray::internal::ArgsViewList *views,
+                                   std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> *keep,
+                                   ExecutionResult *failed) {
+  try {
+    for (const auto &arg : spec.args()) {
+      if (arg.value().in_store()) {
+        keep->push_back(ReadNodeStore(arg.object_id()));
+        views->push_back({keep->back()->Data(), keep->back()->Size()});
+      } else {
+        views->push_back({arg.value().data().data(), arg.value().data().size()});
+      }
+    }
+  } catch (const ray::internal::RayException &e) {
+    failed->error = ErrorInfo{ErrorType::kObjectLost, e.what(), spec.function_name(), "", ""};
+    return false;
+  }
+  return true;
+}
+
+ExecutionResult ClusterRuntime::Run(const proto::TaskSpec &spec, void *instance) {
+  ray::internal::ArgsViewList views;
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> keep_alive;
+  ExecutionResult result;
+  if (!ArgumentViews(spec, &views, &keep_alive, &result)) return result;
+  if (instance == nullptr) return executor_.Call(spec.function_name(), views);
+  return executor_.CallMember(spec.function_name(), instance, views);
+}
+
+ExecutionResult ClusterRuntime::Create(const proto::TaskSpec &spec, void **instance,
+                                       ray::internal::ActorDeleter *deleter) {
+  ray::internal::ArgsViewList views;
+  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> keep_alive;
+  ExecutionResult result;
+  if (!ArgumentViews(spec, &views, &keep_alive, &result)) return result;
+  return executor_.CreateActor(spec.function_name(), views, instance, deleter);
+}
+
+void ClusterRuntime::FinishActorExit(const std::string &actor_id) {
+  proto::KillActorRequest kill;
+  kill.set_actor_id(actor_id);
+  kill.set_no_restart(true);
+  proto::KillActorReply kill_reply;
+  (void)control_->KillActor(Context(5000).get(), kill, &kill_reply);
+  ExitProcess(0);
+}
+
+void ClusterRuntime::Encode(const proto::TaskSpec &spec, ExecutionResult result,
+                            proto::ObjectValue *out) {
+  if (!result.error && result.data.size() > kMaxInlineObjectBytes) {
+    // Every attempt of the task writes the same return id: an earlier
+    // attempt's copy is taken as this one's (the owner never saw it).
+    absl::Status stored = store_->PutIdempotent(
+        ObjectID::FromBinary(spec.return_id()),
+        std::string_view(result.data.data(), result.data.size()), spec.owner_address());
+    if (stored.ok()) {
+      out->set_in_store(true);
+    } else {
+      result.error =
+          ErrorInfo{ErrorType::kTaskExecution,
+                    "The result of " + spec.function_name() +
+                        " could not be stored: " + std::string(stored.message()),
+                    spec.function_name(), "ObjectStoreFullError", std::string(stored.message())};
+    }
+  }
+  if (result.error) {
+    if (result.error->type == ErrorType::kTaskExecution) {
+      result.error->message +=
+          " (pid " + std::to_string(getpid()) + ", node " + node_id_.Hex() + ")";
+    }
+    out->set_is_error(true);
+    ErrorToProto(*result.error, out->mutable_error());
+    for (const auto &id : result.contained_ids) RemoveLocalReference(id);
+    return;
+  }
+  if (!out->in_store()) out->set_data(result.data.data(), result.data.size());
+  // Each ref in the result gets one registration for the caller before the
+  // reply leaves, so it stays alive until the caller holds it.
+  for (const auto &id : result.contained_ids) {
+    const std::string owner = GetOwnershipInfo(id);
+    proto::ObjectRefInfo *info = out->add_contained();
+    info->set_object_id(id);
+    info->set_owner_address(owner);
+    if (owner == my_address_) {
+      if (!refs_->RegisterBorrower(spec.owner_address(), id)) {
+        info->set_lost_reason("it was freed before the result was sent");
+      }
+    } else if (!owner.empty()) {
+      const absl::Status registered = peers_.AddBorrower(owner, id, spec.owner_address());
+      // The caller must not count a registration the owner never made.
+      if (!registered.ok()) info->set_lost_reason(BorrowFailureReason(owner, registered));
+    }
+  }
+  for (const auto &id : result.contained_ids) RemoveLocalReference(id);
+}
+
+}  // namespace sunray

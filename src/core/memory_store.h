@@ -36,6 +36,17 @@ class SharedSbufferObject : public ray::internal::ObjectBuffer {
   std::shared_ptr<msgpack::sbuffer> buffer_;
 };
 
+// An object value held in a std::string (a value that arrived inline).
+class StringObject : public ray::internal::ObjectBuffer {
+ public:
+  explicit StringObject(std::string data) : data_(std::move(data)) {}
+  const char *Data() const override { return data_.data(); }
+  size_t Size() const override { return data_.size(); }
+
+ private:
+  std::string data_;
+};
+
 class MemoryStore {
  public:
   struct Value {

@@ -87,14 +87,14 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
     auto *reactor = context->DefaultReactor();
     if (!rpc::Authenticate(*context, reactor, runtime_->options_.token)) return reactor;
     const std::string id = request->object_id();
-    if (!runtime_->Owns(id)) {
+    if (!runtime_->objects_->Owns(id)) {
       reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
                                    "object " + BinaryToHex(id) + " is not owned here (freed?)"));
       return reactor;
     }
     // Answered once the object is ready (or freed).
     runtime_->owned_.OnSealed({id}, [this, id, reply, reactor] {
-      runtime_->OwnedValueToProto(id, reply->mutable_value());
+      runtime_->objects_->OwnedValueToProto(id, reply->mutable_value());
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;
@@ -178,8 +178,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       driver_task_id_(TaskID::FromRandom()),
       worker_id_(ActorID::FromRandom().Binary()),
       executor_(ray::internal::FunctionManager::Instance()),
-      placement_groups_(namespace_),
-      free_target_(std::make_shared<FreeTarget>()) {
+      placement_groups_(namespace_) {
   if (!options_.code_search_description.empty()) {
     executor_.SetSearchDescription(options_.code_search_description);
   }
@@ -217,11 +216,6 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   }
   store_ = std::move(*store);
 
-  {
-    absl::MutexLock lock(&free_target_->mu);
-    free_target_->runtime = this;
-  }
-
   service_ = std::make_unique<Service>(this);
   auto port = server_.Start(options_.host + ":0", {service_.get()});
   if (!port.ok()) {
@@ -231,6 +225,16 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   }
   my_address_ = options_.host + ":" + std::to_string(*port);
   refs_ = std::make_unique<ReferenceCounter>(my_address_, &owned_, &peers_);
+  node_store_ = NodeStoreOf(store_.get());
+  objects_ = std::make_unique<ObjectProvider>(
+      ObjectProvider::Options{
+          .my_address = my_address_,
+          .driver_task_id = driver_task_id_,
+          .defer = [this](std::function<void()> work) { RunDeferred(std::move(work)); },
+          .blocking = [this]() -> std::shared_ptr<void> {
+            return std::make_shared<BlockedScope>(this);
+          }},
+      &owned_, refs_.get(), node_store_.get());
   if (auto started = frames_.Start(); !started.ok()) {
     Shutdown();
     throw RayException("Sunray could not start its task streams: " +
@@ -348,23 +352,13 @@ void ClusterRuntime::Shutdown() {
   if (node_client_ != nullptr) node_client_->Stop();
   peers_.Stop();
   owned_.Shutdown();
-  {
-    absl::MutexLock lock(&free_target_->mu);
-    free_target_->runtime = nullptr;
-  }
+  // Free actions stop; objects this process put in the node store go with it.
+  if (objects_ != nullptr) objects_->Shutdown();
   {
     absl::MutexLock lock(&deferred_mu_);
     stop_housekeeping_ = true;
   }
   if (housekeeping_.joinable()) housekeeping_.join();
-  // Objects this process put in the node store go with it.
-  std::vector<ObjectID> in_store;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto &id : in_store_owned_) in_store.push_back(ObjectID::FromBinary(id));
-    in_store_owned_.clear();
-  }
-  if (!in_store.empty() && store_ != nullptr) (void)store_->Delete(in_store);
   // Owners watching this process learn it is gone.
   std::vector<ExitWatch *> watches;
   {

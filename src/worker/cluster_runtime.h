@@ -58,6 +58,7 @@
 #include "src/worker/dependency_resolver.h"
 #include "src/worker/node_client.h"
 #include "src/worker/normal_task_submitter.h"
+#include "src/worker/object_provider.h"
 #include "src/worker/pending_task.h"
 #include "src/worker/reference_counter.h"
 #include "src/worker/task_manager.h"
@@ -68,13 +69,9 @@
 
 namespace sunray {
 
-struct FreeTarget;
 class DeferredReactor;
 class TaskStreamServer;
 
-// Objects up to this size travel inline; larger ones go through the node's
-// shared-memory store.
-inline constexpr size_t kMaxInlineObjectBytes = 100 * 1024;
 // A task's by-value arguments travel inline up to this total; the rest go
 // through the node store (Ray's task_rpc_inlined_bytes_limit is 10 MiB too).
 inline constexpr size_t kMaxInlineArgBytes = 10 << 20;
@@ -169,29 +166,7 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   struct Waiter;
   class ExitWatch;
 
-  // --- objects (cluster_runtime.cc) ---
-  bool Owns(const std::string &id) const { return owned_.Contains(id); }
-  // Records a new put (its value inline, or `in_store`) as owned here.
-  std::string RegisterPut(const std::string &id, MemoryStore::Value value, bool in_store,
-                          const std::vector<std::string> &contained_ids);
-  std::string NewPutId();
-  // A put id from a new random place (its index was taken: object_refs.cc).
-  std::string NewRandomPutId();
-  // Seals an owned object from a value that arrived over RPC.
-  void SealFromProto(const std::string &id, const proto::ObjectValue &value);
-  // What to do when an owned object is freed.
-  std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
-                                     std::vector<std::string> borrowed_contained);
-  // Blocks until `num` of `ids` are ready (or the deadline); fetches borrowed
-  // values from their owners. Returns which are ready.
-  std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);
-  // Reads the task stream this thread last sent on until `num` are ready,
-  // the deadline, or the answer comes another way (see ReadHere).
-  void ReadAnswersHere(Waiter &waiter, size_t num, absl::Time deadline);
-  std::shared_ptr<ray::internal::ObjectBuffer> ReadValue(const std::string &id);
-  std::shared_ptr<ray::internal::ObjectBuffer> ReadNodeStore(const std::string &id);
-  // Fills `out` with what the value of owned object `id` is on the wire.
-  void OwnedValueToProto(const std::string &id, proto::ObjectValue *out);
+  // --- objects (object_refs.cc; puts, reads and waits are the ObjectProvider's) ---
   void HousekeepingLoop();
 
   // --- tasks (task_submitter.cc) ---
@@ -207,7 +182,7 @@ class ClusterRuntime : public ray::internal::RayRuntime,
                  std::function<void(proto::ObjectValue value)> ready) override;
   // TaskResultSink: where the TaskManager puts a settled task's result.
   void StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
-    SealFromProto(return_id, result);
+    objects_->SealFromProto(return_id, result);
   }
   void StoreError(const std::string &return_id, ErrorInfo error) override;
   void Release(const std::vector<std::string> &object_ids) override {
@@ -280,6 +255,10 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Owned and borrowed refs, and the borrowers of owned objects; made once
   // this process's address is known.
   std::unique_ptr<ReferenceCounter> refs_;
+  // Puts, Get and Wait, over `owned_`, `refs_` and the node store (made
+  // with `refs_`).
+  std::unique_ptr<NodeStore> node_store_;
+  std::unique_ptr<ObjectProvider> objects_;
   // Leases from the node (made once the node's address is known).
   std::unique_ptr<GrpcNodeClient> node_client_;
   std::unique_ptr<LeaseReturner> lease_returner_;
@@ -291,7 +270,6 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // can arrive or be submitted; then never reset).
   std::unique_ptr<NormalTaskSubmitter> normal_;
   PlacementGroupBook placement_groups_;
-  std::shared_ptr<FreeTarget> free_target_;
   std::unique_ptr<Service> service_;
   // Task batches are capped at kMaxTaskMessageBytes, one spec's inline
   // arguments at kMaxInlineArgBytes: a message never needs more.
@@ -303,16 +281,11 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Actor calls as a caller, and the actors this process created.
   ActorTaskSubmitter actor_calls_{&task_streams_, &tasks_, static_cast<ActorDirectory *>(this),
                                   [this](const std::vector<std::string> &ids) { Release(ids); }};
-  // Where this process's put ids start (object_refs.cc: RandomPutIndex).
-  std::atomic<uint32_t> put_index_{RandomPutIndex()};
-  static uint32_t RandomPutIndex();
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<proto::WorkerService::Stub>> stubs_
       ABSL_GUARDED_BY(mu_);
-  // Owned objects with a copy in the node store (deleted at Shutdown).
-  absl::flat_hash_set<std::string> in_store_owned_ ABSL_GUARDED_BY(mu_);
   // Borrower side: owners' WatchExit calls, answered at Shutdown.
   absl::Mutex watchers_mu_;
   std::vector<ExitWatch *> exit_watches_ ABSL_GUARDED_BY(watchers_mu_);

@@ -32,30 +32,12 @@ namespace sunray {
 inline constexpr int kControlTimeoutMs = 30000;
 inline constexpr int kShortCallTimeoutMs = 10000;
 
-// Where an object's release action goes: the runtime's deferred queue while
-// it runs, nowhere after Shutdown.
-struct FreeTarget {
-  absl::Mutex mu;
-  ClusterRuntime *runtime ABSL_GUARDED_BY(mu) = nullptr;
-};
-
 // A runtime env's env_vars as environment entries, NAME=value.
 inline std::vector<std::string> EnvEntries(const std::map<std::string, std::string> &vars) {
   std::vector<std::string> entries;
   for (const auto &[name, value] : vars) entries.push_back(name + "=" + value);
   return entries;
 }
-
-// An object value held in a std::string (a value that arrived inline).
-class StringBuffer : public ray::internal::ObjectBuffer {
- public:
-  explicit StringBuffer(std::string data) : data_(std::move(data)) {}
-  const char *Data() const override { return data_.data(); }
-  size_t Size() const override { return data_.size(); }
-
- private:
-  std::string data_;
-};
 
 // A unary call finished later, with an optional action once the reply is
 // on its way (used to exit a worker after its last reply).

@@ -74,7 +74,7 @@ bool ClusterRuntime::ArgumentViews(const proto::TaskSpec &spec, ray::internal::A
   try {
     for (const auto &arg : spec.args()) {
       if (arg.value().in_store()) {
-        keep->push_back(ReadNodeStore(arg.object_id()));
+        keep->push_back(objects_->ReadNodeStore(arg.object_id()));
         views->push_back({keep->back()->Data(), keep->back()->Size()});
       } else {
         views->push_back({arg.value().data().data(), arg.value().data().size()});
@@ -119,9 +119,9 @@ void ClusterRuntime::Encode(const proto::TaskSpec &spec, ExecutionResult result,
   if (!result.error && result.data.size() > kMaxInlineObjectBytes) {
     // Every attempt of the task writes the same return id: an earlier
     // attempt's copy is taken as this one's (the owner never saw it).
-    absl::Status stored = store_->PutIdempotent(
-        ObjectID::FromBinary(spec.return_id()),
-        std::string_view(result.data.data(), result.data.size()), spec.owner_address());
+    absl::Status stored = objects_->PutResult(
+        spec.return_id(), std::string_view(result.data.data(), result.data.size()),
+        spec.owner_address());
     if (stored.ok()) {
       out->set_in_store(true);
     } else {

@@ -72,7 +72,7 @@ void ClusterRuntime::WhenReady(const std::string &object_id,
     if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(object_id)) {
       value = std::move(*borrowed);
     } else {
-      OwnedValueToProto(object_id, &value);
+      objects_->OwnedValueToProto(object_id, &value);
     }
     ready(std::move(value));
   };

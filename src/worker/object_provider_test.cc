@@ -1,0 +1,379 @@
+// The object side against a map for a node store and a fake of the other
+// processes: inline and node-store puts, taken put ids, writes in place,
+// results sealed from the wire (values, errors, node-store copies, refs
+// inside), Get and Wait with their deadlines, borrowed values fetched from
+// their owner, frees deferred, Shutdown — with no process and no socket.
+#include "src/worker/object_provider.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ray/api/ray_exception.h"
+
+namespace sunray {
+namespace {
+
+class FakeNodeStore : public NodeStore {
+ public:
+  absl::Status Put(const ObjectID &id, std::string_view data, const std::string &owner) override {
+    absl::MutexLock lock(&mu);
+    if (full) return absl::ResourceExhaustedError("object store full: 0 bytes free");
+    if (taken_writes > 0) {
+      --taken_writes;
+      return absl::AlreadyExistsError("taken");
+    }
+    if (!objects.emplace(id.Binary(), std::string(data)).second) {
+      return absl::AlreadyExistsError("taken");
+    }
+    owners[id.Binary()] = owner;
+    return absl::OkStatus();
+  }
+  absl::Status PutIdempotent(const ObjectID &id, std::string_view data,
+                             const std::string &owner) override {
+    absl::MutexLock lock(&mu);
+    objects.emplace(id.Binary(), std::string(data));
+    owners[id.Binary()] = owner;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<char *> Create(const ObjectID &id, size_t size, const std::string &) override {
+    absl::MutexLock lock(&mu);
+    if (full) return absl::ResourceExhaustedError("object store full: 0 bytes free");
+    if (taken_writes > 0) {
+      --taken_writes;
+      return absl::AlreadyExistsError("taken");
+    }
+    std::string &object = unsealed[id.Binary()];
+    object.resize(size);
+    return object.data();
+  }
+  absl::Status Seal(const ObjectID &id) override {
+    absl::MutexLock lock(&mu);
+    auto it = unsealed.find(id.Binary());
+    if (it == unsealed.end()) return absl::NotFoundError("not created");
+    objects[id.Binary()] = std::move(it->second);
+    unsealed.erase(it);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> Get(const ObjectID &id) override {
+    absl::MutexLock lock(&mu);
+    auto it = objects.find(id.Binary());
+    if (it == objects.end()) return absl::NotFoundError("no such object");
+    return std::make_shared<StringObject>(it->second);
+  }
+  absl::Status Delete(const std::vector<ObjectID> &ids) override {
+    absl::MutexLock lock(&mu);
+    for (const auto &id : ids) {
+      objects.erase(id.Binary());
+      deleted.insert(id.Binary());
+    }
+    return absl::OkStatus();
+  }
+
+  bool Has(const std::string &id) {
+    absl::MutexLock lock(&mu);
+    return objects.count(id) > 0;
+  }
+
+  absl::Mutex mu;
+  std::map<std::string, std::string> objects;
+  std::map<std::string, std::string> unsealed;
+  std::map<std::string, std::string> owners;
+  std::set<std::string> deleted;
+  int taken_writes = 0;  // the next writes find their id taken
+  bool full = false;
+};
+
+// Other processes: owners answer fetches when the test says so.
+class FakeOwners : public OwnerClient {
+ public:
+  absl::Status AddBorrower(const std::string &, const std::string &, const std::string &) override {
+    return absl::OkStatus();
+  }
+  void RemoveBorrower(const std::string &, const std::string &, const std::string &,
+                      int64_t) override {}
+  void WatchExit(const std::string &, std::function<void(absl::Status)>) override {}
+  void GetOwnedObject(const std::string &, const std::string &id,
+                      std::function<void(absl::StatusOr<proto::ObjectValue>)> done) override {
+    absl::MutexLock lock(&mu);
+    fetches[id] = std::move(done);
+  }
+  void Answer(const std::string &id, absl::StatusOr<proto::ObjectValue> value) {
+    std::function<void(absl::StatusOr<proto::ObjectValue>)> done;
+    {
+      absl::MutexLock lock(&mu);
+      done = std::move(fetches.at(id));
+      fetches.erase(id);
+    }
+    done(std::move(value));
+  }
+  bool Fetching(const std::string &id) {
+    absl::MutexLock lock(&mu);
+    return fetches.count(id) > 0;
+  }
+
+  absl::Mutex mu;
+  std::map<std::string, std::function<void(absl::StatusOr<proto::ObjectValue>)>> fetches;
+};
+
+constexpr char kMe[] = "127.0.0.1:1000";
+constexpr char kOwner[] = "127.0.0.1:2000";
+
+std::shared_ptr<msgpack::sbuffer> Bytes(size_t size, char fill = 'x') {
+  auto buffer = std::make_shared<msgpack::sbuffer>();
+  std::string data(size, fill);
+  buffer->write(data.data(), data.size());
+  return buffer;
+}
+
+std::string AsString(const std::shared_ptr<ray::internal::ObjectBuffer> &buffer) {
+  return std::string(buffer->Data(), buffer->Size());
+}
+
+std::string ReturnId(int index) { return ObjectID::ForTask(TaskID::FromRandom(), index).Binary(); }
+
+class ObjectProviderTest : public ::testing::Test {
+ protected:
+  ~ObjectProviderTest() override {
+    owned_.Shutdown();
+    objects_.Shutdown();
+  }
+
+  // Runs the free actions deferred so far.
+  int RunDeferred() {
+    std::vector<std::function<void()>> work;
+    {
+      absl::MutexLock lock(&deferred_mu_);
+      work.swap(deferred_);
+    }
+    for (auto &item : work) item();
+    return static_cast<int>(work.size());
+  }
+
+  FakeNodeStore node_store_;
+  FakeOwners owners_;
+  MemoryStore owned_;
+  ReferenceCounter refs_{kMe, &owned_, &owners_};
+  absl::Mutex deferred_mu_;
+  std::vector<std::function<void()>> deferred_;
+  std::atomic<int> blocked_{0};    // guards made
+  std::atomic<int> unblocked_{0};  // guards destroyed
+  ObjectProvider objects_{{.my_address = kMe,
+                           .driver_task_id = TaskID::FromRandom(),
+                           .defer =
+                               [this](std::function<void()> work) {
+                                 absl::MutexLock lock(&deferred_mu_);
+                                 deferred_.push_back(std::move(work));
+                               },
+                           .blocking = [this]() -> std::shared_ptr<void> {
+                             ++blocked_;
+                             return std::shared_ptr<void>(nullptr,
+                                                          [this](void *) { ++unblocked_; });
+                           }},
+                          &owned_,
+                          &refs_,
+                          &node_store_};
+};
+
+TEST_F(ObjectProviderTest, ASmallPutStaysInlineAndALargeOneGoesToTheNodeStore) {
+  const std::string small = objects_.Put(Bytes(10, 's'), {});
+  const std::string large = objects_.Put(Bytes(kMaxInlineObjectBytes + 1, 'l'), {});
+  EXPECT_TRUE(objects_.Owns(small));
+  EXPECT_TRUE(objects_.Owns(large));
+  EXPECT_FALSE(node_store_.Has(small));
+  EXPECT_TRUE(node_store_.Has(large));
+  EXPECT_EQ(node_store_.owners[large], kMe);
+  auto values = objects_.Get({small, large}, 0);
+  EXPECT_EQ(AsString(values[0]), std::string(10, 's'));
+  EXPECT_EQ(AsString(values[1]), std::string(kMaxInlineObjectBytes + 1, 'l'));
+  EXPECT_EQ(blocked_, 0) << "nothing to wait for";
+  proto::ObjectValue wire;
+  objects_.OwnedValueToProto(large, &wire);
+  EXPECT_TRUE(wire.in_store());
+}
+
+TEST_F(ObjectProviderTest, FreeingALargePutDeletesItsNodeStoreCopyLaterOffTheLock) {
+  const std::string large = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  owned_.AddReference(large);
+  EXPECT_EQ(objects_.NodeStoreCopies(), 1u);
+  owned_.RemoveReference(large);
+  EXPECT_FALSE(objects_.Owns(large));
+  EXPECT_TRUE(node_store_.Has(large)) << "deleted later, not under the memory store's lock";
+  EXPECT_EQ(RunDeferred(), 1);
+  EXPECT_FALSE(node_store_.Has(large));
+  EXPECT_EQ(objects_.NodeStoreCopies(), 0u);
+}
+
+TEST_F(ObjectProviderTest, APutWhoseIdAnEarlierAttemptTookDrawsAnother) {
+  node_store_.taken_writes = 2;
+  const std::string id = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  EXPECT_TRUE(node_store_.Has(id));
+  EXPECT_TRUE(objects_.Owns(id));
+  EXPECT_EQ(node_store_.objects.size(), 1u);
+}
+
+TEST_F(ObjectProviderTest, APutTheStoreCannotTakeThrowsItsReasonAndLeavesNothing) {
+  node_store_.full = true;
+  try {
+    objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+    FAIL() << "no exception";
+  } catch (const ray::internal::RayException &e) {
+    EXPECT_NE(std::string(e.what()).find("object store full"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(owned_.Size(), 0u);
+  EXPECT_EQ(objects_.NodeStoreCopies(), 0u);
+}
+
+TEST_F(ObjectProviderTest, PutDirectWritesInPlaceAndAWriteThatThrowsLeavesNothing) {
+  EXPECT_EQ(objects_.PutDirect(10, [](char *) {}, {}), "") << "small: the caller puts it";
+  const size_t size = kMaxInlineObjectBytes + 5;
+  const std::string id =
+      objects_.PutDirect(size, [&](char *at) { std::fill(at, at + size, 'd'); }, {});
+  EXPECT_EQ(AsString(objects_.Get({id}, 0)[0]), std::string(size, 'd'));
+
+  EXPECT_THROW(
+      objects_.PutDirect(size, [](char *) { throw std::runtime_error("the writer failed"); }, {}),
+      std::runtime_error);
+  EXPECT_EQ(node_store_.objects.size(), 1u) << "only the first";
+  EXPECT_TRUE(node_store_.unsealed.empty());
+  EXPECT_EQ(owned_.Size(), 1u);
+}
+
+TEST_F(ObjectProviderTest, AGetWaitsForAResultSealedOnAnotherThreadAndCountsAsBlocked) {
+  const std::string id = ReturnId(1);
+  owned_.CreatePending(id);
+  owned_.AddReference(id);
+  std::thread answer([&] {
+    // (Once the Get blocks: what it waits for comes later.)
+    for (int i = 0; i < 2000 && blocked_ == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
+    proto::ObjectValue value;
+    value.set_data("the result");
+    objects_.SealFromProto(id, value);
+  });
+  auto values = objects_.Get({id}, 10000);
+  answer.join();
+  EXPECT_EQ(AsString(values[0]), "the result");
+  EXPECT_EQ(blocked_, 1);
+  EXPECT_EQ(unblocked_, 1);
+  owned_.RemoveReference(id);
+}
+
+TEST_F(ObjectProviderTest, GetTimesOutNamingTheObjectAndWaitSaysWhichAreReady) {
+  const std::string pending = ReturnId(1);
+  owned_.CreatePending(pending);
+  owned_.AddReference(pending);
+  const std::string ready = objects_.Put(Bytes(3), {});
+  try {
+    objects_.Get({ready, pending}, 30);
+    FAIL() << "no timeout";
+  } catch (const ray::internal::RayTimeoutException &e) {
+    EXPECT_NE(std::string(e.what()).find(BinaryToHex(pending)), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(objects_.Wait({pending, ready}, 1, 1000), (std::vector<bool>{false, true}));
+  EXPECT_EQ(objects_.Wait({pending, ready}, 2, 30), (std::vector<bool>{false, true}));
+  EXPECT_EQ(objects_.Wait({pending}, 1, 0), (std::vector<bool>{false})) << "a poll";
+  owned_.RemoveReference(pending);
+}
+
+TEST_F(ObjectProviderTest, AnErrorSealedFromTheWireIsThrownByGet) {
+  const std::string id = ReturnId(1);
+  owned_.CreatePending(id);
+  owned_.AddReference(id);
+  proto::ObjectValue value;
+  value.set_is_error(true);
+  ErrorToProto(ErrorInfo{ErrorType::kTaskExecution, "f threw", "f", "", ""}, value.mutable_error());
+  objects_.SealFromProto(id, value);
+  try {
+    objects_.Get({id}, 0);
+    FAIL() << "no exception";
+  } catch (const ray::internal::RayException &e) {
+    EXPECT_NE(std::string(e.what()).find("f threw"), std::string::npos) << e.what();
+  }
+  proto::ObjectValue wire;
+  objects_.OwnedValueToProto(id, &wire);
+  EXPECT_TRUE(wire.is_error());
+  owned_.RemoveReference(id);
+}
+
+TEST_F(ObjectProviderTest, AResultInTheNodeStoreIsReadThereAndLostWhenItIsGone) {
+  const std::string id = ReturnId(1);
+  owned_.CreatePending(id);
+  owned_.AddReference(id);
+  ASSERT_TRUE(objects_.PutResult(id, "big result", "someone").ok());
+  proto::ObjectValue value;
+  value.set_in_store(true);
+  objects_.SealFromProto(id, value);
+  EXPECT_EQ(AsString(objects_.Get({id}, 0)[0]), "big result");
+  EXPECT_EQ(objects_.NodeStoreCopies(), 1u);
+
+  ASSERT_TRUE(node_store_.Delete({ObjectID::FromBinary(id)}).ok());
+  try {
+    objects_.Get({id}, 0);
+    FAIL() << "no exception";
+  } catch (const ray::internal::RayException &e) {
+    EXPECT_NE(std::string(e.what()).find("is lost"), std::string::npos) << e.what();
+  }
+  owned_.RemoveReference(id);
+}
+
+TEST_F(ObjectProviderTest, ABorrowedValueIsFetchedFromItsOwner) {
+  const std::string id = ReturnId(7);
+  refs_.AddBorrowed(id, kOwner, 1);
+  std::thread owner([&] {
+    for (int i = 0; i < 1000 && !owners_.Fetching(id); ++i) absl::SleepFor(absl::Milliseconds(5));
+    proto::ObjectValue value;
+    value.set_data("borrowed value");
+    owners_.Answer(id, value);
+  });
+  auto values = objects_.Get({id}, 10000);
+  owner.join();
+  EXPECT_EQ(AsString(values[0]), "borrowed value");
+  refs_.RemoveLocalReference(id);
+}
+
+TEST_F(ObjectProviderTest, RefsInsideAResultAreHeldUntilItIsFreed) {
+  const std::string inner_owned = objects_.Put(Bytes(3), {});
+  owned_.AddReference(inner_owned);  // the registration the worker made for us
+  const std::string inner_borrowed = ReturnId(9);
+  const std::string outer = ReturnId(1);
+  owned_.CreatePending(outer);
+  owned_.AddReference(outer);
+  proto::ObjectValue value;
+  value.set_data("holds two refs");
+  for (const auto &[id, owner] :
+       {std::pair{inner_owned, std::string(kMe)}, std::pair{inner_borrowed, std::string(kOwner)}}) {
+    proto::ObjectRefInfo *info = value.add_contained();
+    info->set_object_id(id);
+    info->set_owner_address(owner);
+  }
+  objects_.SealFromProto(outer, value);
+  EXPECT_TRUE(refs_.IsBorrowed(inner_borrowed));
+  EXPECT_TRUE(objects_.Owns(inner_owned)) << "held by the outer value";
+
+  owned_.RemoveReference(outer);
+  EXPECT_FALSE(objects_.Owns(inner_owned)) << "freed with the outer value";
+  EXPECT_TRUE(refs_.IsBorrowed(inner_borrowed)) << "released later, off the lock";
+  RunDeferred();
+  EXPECT_FALSE(refs_.IsBorrowed(inner_borrowed));
+}
+
+TEST_F(ObjectProviderTest, ShutdownDeletesTheNodeStoreCopiesAndFreesRunNoMore) {
+  const std::string kept = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  owned_.AddReference(kept);
+  const std::string freed = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  owned_.AddReference(freed);
+  owned_.Shutdown();
+  objects_.Shutdown();
+  EXPECT_FALSE(node_store_.Has(kept));
+  EXPECT_FALSE(node_store_.Has(freed));
+  owned_.RemoveReference(freed);
+  EXPECT_EQ(RunDeferred(), 0) << "nothing deferred after Shutdown";
+}
+
+}  // namespace
+}  // namespace sunray

@@ -202,6 +202,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   node_ = proto::NodeService::NewStub(rpc::MakeChannel(node_address));
   node_client_ = std::make_unique<GrpcNodeClient>(options_.token, node_address);
   lease_returner_ = std::make_unique<LeaseReturner>(node_client_.get());
+  blocked_notifier_ = std::make_unique<BlockedNotifier>(node_client_.get(), options_.startup_token);
   proto::GetNodeStatsReply stats;
   Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
         "reach the node daemon at " + node_address);

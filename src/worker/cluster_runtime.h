@@ -262,6 +262,8 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Leases from the node (made once the node's address is known).
   std::unique_ptr<GrpcNodeClient> node_client_;
   std::unique_ptr<LeaseReturner> lease_returner_;
+  // Workers: tells the node when the running task blocks in Get.
+  std::unique_ptr<BlockedNotifier> blocked_notifier_;
   // The tasks this process submitted, until they settle, and their
   // by-reference arguments made values before they are sent.
   TaskManager tasks_{static_cast<TaskResultSink *>(this)};

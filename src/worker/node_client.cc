@@ -30,6 +30,50 @@ void GrpcNodeClient::ReturnWorker(const proto::ReturnWorkerRequest &request,
       });
 }
 
+void GrpcNodeClient::NotifyBlocked(const proto::NotifyBlockedRequest &request,
+                                   std::chrono::milliseconds timeout,
+                                   std::function<void(absl::Status)> done) {
+  calls_.Call<proto::NodeService>(
+      address_, &proto::NodeService::Stub::async::NotifyBlocked, request, timeout,
+      [done = std::move(done)](const grpc::Status &status, const proto::NotifyBlockedReply &) {
+        done(rpc::FromGrpcStatus(status));
+      });
+}
+
+void BlockedNotifier::Set(bool blocked) {
+  {
+    absl::MutexLock lock(&mu_);
+    wanted_ = blocked;
+    if (in_flight_ || node_has_ == blocked) return;
+    in_flight_ = true;
+  }
+  Send(blocked);
+}
+
+void BlockedNotifier::Send(bool blocked) {
+  proto::NotifyBlockedRequest request;
+  request.set_startup_token(startup_token_);
+  request.set_blocked(blocked);
+  node_->NotifyBlocked(request, kTimeout, [this, blocked](absl::Status status) {
+    if (!status.ok() && !absl::IsCancelled(status)) {
+      RAYLOG(WARNING) << "Could not tell the node that this worker's task "
+                      << (blocked ? "blocks" : "goes on") << ": " << status.message();
+    }
+    bool next;
+    {
+      absl::MutexLock lock(&mu_);
+      // (A failed call is not repeated: the node may be gone.)
+      node_has_ = blocked;
+      if (absl::IsCancelled(status) || wanted_ == node_has_) {
+        in_flight_ = false;
+        return;
+      }
+      next = wanted_;
+    }
+    Send(next);
+  });
+}
+
 void LeaseReturner::Return(int64_t lease_id, bool worker_dead, int pid,
                            std::function<void(absl::Status)> done) {
   proto::ReturnWorkerRequest request;

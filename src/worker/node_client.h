@@ -9,6 +9,9 @@
 // LeaseReturner gives a lease back to the node without blocking, retrying a
 // return the node did not confirm: a lease the node never hears back about
 // stays held there, with its resources, until this process exits.
+//
+// BlockedNotifier tells the node whether this worker's running task is
+// blocked in Get, without blocking that task.
 #pragma once
 
 #include <chrono>
@@ -17,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "node.pb.h"
 #include "src/rpc/async_caller.h"
 
@@ -32,6 +36,9 @@ class NodeClient {
   virtual void ReturnWorker(const proto::ReturnWorkerRequest &request,
                             std::chrono::milliseconds timeout,
                             std::function<void(absl::Status)> done) = 0;
+  virtual void NotifyBlocked(const proto::NotifyBlockedRequest &request,
+                             std::chrono::milliseconds timeout,
+                             std::function<void(absl::Status)> done) = 0;
 };
 
 class GrpcNodeClient : public NodeClient {
@@ -44,6 +51,8 @@ class GrpcNodeClient : public NodeClient {
       std::function<void(absl::StatusOr<proto::RequestWorkerLeaseReply>)> done) override;
   void ReturnWorker(const proto::ReturnWorkerRequest &request, std::chrono::milliseconds timeout,
                     std::function<void(absl::Status)> done) override;
+  void NotifyBlocked(const proto::NotifyBlockedRequest &request, std::chrono::milliseconds timeout,
+                     std::function<void(absl::Status)> done) override;
   // Cancels the calls in flight and waits for their callbacks; later calls
   // end Cancelled at once. Idempotent.
   void Stop() { calls_.Stop(); }
@@ -76,6 +85,34 @@ class LeaseReturner {
                std::function<void(absl::Status)> done);
 
   NodeClient *const node_;
+};
+
+// While a worker's running task waits in Get or Wait, its node does not
+// count it against the CPU limit (so the tasks it waits for can run). The
+// task tells it with Set, which never blocks: one call is in flight at a
+// time, and when it ends the state wanted by then is sent if the node does
+// not have it yet (a block and an unblock both within one call send
+// nothing more). A call that fails is logged and not repeated. Thread-safe.
+class BlockedNotifier {
+ public:
+  static constexpr std::chrono::milliseconds kTimeout{5000};
+
+  // `node` must outlive this object and every call in flight.
+  BlockedNotifier(NodeClient *node, int64_t startup_token)
+      : node_(node), startup_token_(startup_token) {}
+
+  void Set(bool blocked);
+
+ private:
+  // Sends `blocked`; then what was wanted meanwhile.
+  void Send(bool blocked);
+
+  NodeClient *const node_;
+  const int64_t startup_token_;
+  absl::Mutex mu_;
+  bool wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool node_has_ ABSL_GUARDED_BY(mu_) = false;  // what the last call told it
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace sunray

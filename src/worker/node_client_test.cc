@@ -32,6 +32,25 @@ class ScriptedNode : public NodeClient {
     done(answer);
   }
 
+  void NotifyBlocked(const proto::NotifyBlockedRequest &request, std::chrono::milliseconds,
+                     std::function<void(absl::Status)> done) override {
+    notices.push_back(request.blocked());
+    if (hold_notices) {
+      held.push_back(std::move(done));
+      return;
+    }
+    done(absl::OkStatus());
+  }
+  // Ends the oldest held NotifyBlocked call with `status`.
+  void EndNotice(absl::Status status = absl::OkStatus()) {
+    auto done = std::move(held.front());
+    held.pop_front();
+    done(status);
+  }
+
+  std::vector<bool> notices;
+  bool hold_notices = false;
+  std::deque<std::function<void(absl::Status)>> held;
   std::vector<proto::ReturnWorkerRequest> returns;
   std::vector<std::chrono::milliseconds> timeouts;
 
@@ -85,6 +104,48 @@ TEST(LeaseReturnerTest, AnEndedLeaseOrAStoppingClientIsNotRetried) {
     EXPECT_EQ(last->code(), answer.code());
     EXPECT_EQ(node.returns.size(), 1u) << answer;
   }
+}
+
+TEST(BlockedNotifierTest, EachChangeIsSentAndARepeatIsNot) {
+  ScriptedNode node({});
+  BlockedNotifier notifier(&node, /*startup_token=*/3);
+  notifier.Set(true);
+  notifier.Set(true);
+  notifier.Set(false);
+  notifier.Set(false);
+  EXPECT_EQ(node.notices, (std::vector<bool>{true, false}));
+}
+
+TEST(BlockedNotifierTest, OneCallAtATimeThenTheStateWantedByThen) {
+  ScriptedNode node({});
+  node.hold_notices = true;
+  BlockedNotifier notifier(&node, 3);
+  notifier.Set(true);
+  notifier.Set(false);  // while the first is in flight: nothing sent yet
+  notifier.Set(true);
+  notifier.Set(false);
+  EXPECT_EQ(node.notices, (std::vector<bool>{true}));
+  node.EndNotice();
+  EXPECT_EQ(node.notices, (std::vector<bool>{true, false})) << "the state wanted now";
+  notifier.Set(true);
+  notifier.Set(false);
+  node.EndNotice();
+  EXPECT_EQ(node.notices, (std::vector<bool>{true, false})) << "the node has it already";
+  EXPECT_TRUE(node.held.empty());
+}
+
+TEST(BlockedNotifierTest, AFailedCallIsNotRepeatedAndAStoppedClientEndsTheChain) {
+  ScriptedNode node({});
+  node.hold_notices = true;
+  BlockedNotifier notifier(&node, 3);
+  notifier.Set(true);
+  node.EndNotice(absl::UnavailableError("the node is gone"));
+  EXPECT_EQ(node.notices, (std::vector<bool>{true}));
+  notifier.Set(false);
+  notifier.Set(true);
+  node.EndNotice(absl::CancelledError("stopping"));
+  EXPECT_EQ(node.notices, (std::vector<bool>{true, false})) << "nothing after Cancelled";
+  EXPECT_TRUE(node.held.empty());
 }
 
 }  // namespace

@@ -32,6 +32,10 @@ class FakeNode : public NodeClient {
     returns.push_back(request);
     done(absl::OkStatus());
   }
+  void NotifyBlocked(const proto::NotifyBlockedRequest &, std::chrono::milliseconds,
+                     std::function<void(absl::Status)> done) override {
+    done(absl::UnimplementedError("not used here"));
+  }
 
   // Grants request `index` with worker `n` (lease n, address "worker-n").
   void Grant(size_t index, int n) {

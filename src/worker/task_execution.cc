@@ -30,11 +30,7 @@ ClusterRuntime::BlockedScope::~BlockedScope() {
 }
 
 void ClusterRuntime::BlockedScope::Notify(bool blocked) {
-  proto::NotifyBlockedRequest request;
-  request.set_startup_token(runtime_->options_.startup_token);
-  request.set_blocked(blocked);
-  proto::NotifyBlockedReply reply;
-  (void)runtime_->node_->NotifyBlocked(runtime_->Context(5000).get(), request, &reply);
+  runtime_->blocked_notifier_->Set(blocked);
 }
 
 void ClusterRuntime::RunWorkerLoop() {

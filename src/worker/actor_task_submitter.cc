@@ -288,13 +288,12 @@ void ActorTaskSubmitter::Settle(const std::shared_ptr<Actor> &actor, const std::
   {
     absl::MutexLock lock(&mu_);
     if (actor->info.address() == address) actor->suspect = true;
-    const int retries = actor->info.max_task_retries();
+    task->retries.set_max(actor->info.max_task_retries());
     if (!shut_down_ && !task->cancelled && actor->info.state() != proto::ActorInfo::DEAD &&
-        (retries == -1 || task->lost < retries)) {
+        task->retries.Spend()) {
       // Sent again, in its place among the waiting calls, once the
       // directory tells where the actor lives now.
       resend = true;
-      ++task->lost;
       task->pushed_to.clear();
       auto place = std::find_if(
           actor->queue.begin(), actor->queue.end(),

@@ -328,13 +328,11 @@ bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
   const bool bounced = reply != nullptr && reply->bounced();
   bool retry = false;
   if (bounced && !held.cancelled) retry = true;  // not run: not an attempt
-  // A dead worker is retried; a task's own exception only when asked.
-  const bool failed =
-      reply == nullptr || (task.retry_exceptions && reply->result().is_error() &&
-                           reply->result().error().type() == proto::TASK_EXECUTION_EXCEPTION);
-  if (!bounced && failed && !held.cancelled && !shut_down_ && task.retries_left != 0) {
+  const bool threw = reply != nullptr && reply->result().is_error() &&
+                     reply->result().error().type() == proto::TASK_EXECUTION_EXCEPTION;
+  if (!bounced && RetriedFor(reply == nullptr, threw, task.retry_exceptions) && !held.cancelled &&
+      !shut_down_ && task.retries.Spend()) {
     retry = true;
-    if (task.retries_left > 0) --task.retries_left;
     if (reply == nullptr) {
       RAYLOG(WARNING) << "The worker running " << task.spec.function_name() << " (pid "
                       << worker.pid << ") died: " << status.error_message()

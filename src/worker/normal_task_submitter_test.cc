@@ -80,7 +80,7 @@ class NormalTaskSubmitterTest : public ::testing::Test {
     auto task = std::make_shared<PendingTask>();
     task->spec.set_function_name(name);
     task->spec.set_return_id("ret-" + name);
-    task->retries_left = retries;
+    task->retries = RetryBudget(retries);
     task->retry_exceptions = retry_exceptions;
     submitter_->Add(task, Cpus(1), {});
     if (resolve) submitter_->ArgumentsResolved(task, std::nullopt);
@@ -152,7 +152,7 @@ TEST_F(NormalTaskSubmitterTest, AWorkerDeathRetriesTheTaskOnANewLease) {
   ASSERT_EQ(node_.returns.size(), 1u);
   EXPECT_TRUE(node_.returns[0].worker_dead()) << "a dead worker is not leased again";
   EXPECT_FALSE(outcomes_.settled("ret-f"));
-  EXPECT_EQ(task->retries_left, 0);
+  EXPECT_FALSE(task->retries.CanRetry());
   ASSERT_EQ(node_.requests.size(), 2u);
   node_.Grant(1, 2);
   EXPECT_EQ(Stream(1).sent, std::vector<std::string>{"ret-f"});
@@ -194,7 +194,7 @@ TEST_F(NormalTaskSubmitterTest, ABouncedTaskGoesElsewhereWithoutSpendingAnAttemp
   // "a" blocks in Get: the worker sends "b" back.
   Stream(0).Answer("ret-b", "", /*bounced=*/true);
   EXPECT_FALSE(outcomes_.settled("ret-b"));
-  EXPECT_EQ(b->retries_left, 0);
+  EXPECT_FALSE(b->retries.CanRetry());
   EXPECT_EQ(Stream(0).sent.size(), 2u) << "nothing more queues behind a blocked worker";
   node_.Grant(1, 2);
   EXPECT_EQ(Stream(1).sent.front(), "ret-b");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "src/core/object_error.h"
+#include "src/core/retry_rule.h"
 #include "worker.pb.h"
 
 namespace sunray {
@@ -22,16 +23,15 @@ struct PendingTask {
   // Ids this process holds references on until the task is done (by-ref
   // arguments, refs inside by-value arguments, arguments put in the store).
   std::vector<std::string> held;
-  // Normal tasks: attempts left after this one (-1: unlimited), spent on a
-  // dead worker, or on an exception with retry_exceptions. The submitter's.
-  int retries_left = 0;
+  // Normal tasks: retries (max_retries), spent on a dead worker, or on an
+  // exception with retry_exceptions (retry_rule.h). The submitter's.
+  RetryBudget retries;
   bool retry_exceptions = false;
   // Actor calls (the ActorTaskSubmitter's, under its lock): place in the caller's
-  // submission order, sends lost to the actor's death so far (resent while
-  // the actor's max_task_retries allow), whether the arguments resolved or
-  // one failed, Cancel, and the address the call went to.
+  // submission order, sends lost to the actor's death so far (in `retries`:
+  // resent while the actor's max_task_retries allow), whether the arguments
+  // resolved or one failed, Cancel, and the address the call went to.
   uint64_t order = 0;
-  int lost = 0;
   bool resolved = false;
   std::optional<ErrorInfo> failed;
   bool cancelled = false;

@@ -118,7 +118,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   // Tasks with env_vars run in workers started with them (CheckSchedulable
   // has parsed the runtime env already).
   const std::vector<std::string> env = RuntimeEnvEntries(options.serialized_runtime_env_info);
-  task->retries_left = options.max_retries;
+  task->retries = RetryBudget(options.max_retries);
   task->retry_exceptions = options.retry_exceptions;
   PrepareArgs(args, task.get());
   if (!tasks_.Add(task)) {

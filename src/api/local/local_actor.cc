@@ -33,7 +33,7 @@ bool LocalActor::IsDead() const {
 }
 
 void LocalActor::Submit(Call call) {
-  call.retries_left = options_.max_task_retries;
+  call.retries = RetryBudget(options_.max_task_retries);
   {
     absl::MutexLock lock(&mu_);
     if (state_ != State::kDead && !stopping_) {
@@ -66,10 +66,6 @@ void LocalActor::FailCalls(std::vector<Call> calls, const std::string &cause) {
   }
 }
 
-bool LocalActor::CanRetry(const Call &call) const {
-  return call.retries_left == -1 || call.retries_left > 0;
-}
-
 std::vector<LocalActor::Call> LocalActor::DieLocked(const std::string &cause, bool allow_restart) {
   std::vector<Call> failed;
   if (state_ == State::kDead) return failed;
@@ -79,8 +75,7 @@ std::vector<LocalActor::Call> LocalActor::DieLocked(const std::string &cause, bo
   instance_.reset();  // running calls keep their own reference
   std::deque<Call> kept;
   for (auto &call : queue_) {
-    if (restart && CanRetry(call)) {
-      if (call.retries_left > 0) --call.retries_left;
+    if (restart && call.retries.Spend()) {
       kept.push_back(std::move(call));
     } else {
       failed.push_back(std::move(call));
@@ -245,8 +240,7 @@ void LocalActor::RunCall(absl::MutexLock &, Call call) {
   if (incarnation != incarnation_) {
     // The actor died while this call ran: the result is lost with it.
     for (const auto &id : result.contained_ids) services_.store.RemoveReference(id);
-    if (state_ != State::kDead && CanRetry(call)) {
-      if (call.retries_left > 0) --call.retries_left;
+    if (state_ != State::kDead && call.retries.Spend()) {
       queue_.push_front(std::move(call));
       state_cv_.SignalAll();
       return;

@@ -24,6 +24,7 @@
 #include "ray/api/ray_runtime.h"
 #include "src/api/local/local_context.h"
 #include "src/common/id.h"
+#include "src/core/retry_rule.h"
 
 namespace sunray {
 
@@ -34,7 +35,7 @@ class LocalActor {
     std::string method;  // registered name
     std::vector<ray::internal::TaskArg> args;
     std::string return_id;
-    int retries_left = 0;  // -1: without limit
+    RetryBudget retries;  // max_task_retries (retry_rule.h)
   };
 
   // `on_death` runs once when the actor is dead for good.
@@ -73,7 +74,6 @@ class LocalActor {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailCalls(std::vector<Call> calls, const std::string &cause);
   ErrorInfo DeathError(const std::string &cause) const;
-  bool CanRetry(const Call &call) const;
 
   const LocalServices &services_;
   const ActorID id_;

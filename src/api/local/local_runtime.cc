@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "ray/api/ray_exception.h"
+#include "src/core/retry_rule.h"
 #include "src/core/runtime_env_check.h"
 #include "src/core/schedulable.h"
 
@@ -151,14 +152,13 @@ void LocalModeRuntime::RunNormalTask(const NormalTask &task) {
     if (auto error = services_.ResolveArgs(task.args, &args)) {
       result.error = std::move(error);
     } else {
-      // Retries of a function that throws: only with retry_exceptions, as
-      // in Ray. (A worker cannot die here, so max_retries counts only those.)
-      for (int attempt = 0;; ++attempt) {
+      // A worker cannot die here: max_retries counts only the retries of
+      // a function that throws, with retry_exceptions.
+      RetryBudget retries(task.options.max_retries);
+      for (;;) {
         result = executor_.Call(task.function.function_name, args.views);
-        const bool retry = result.error && result.error->type == ErrorType::kTaskExecution &&
-                           task.options.retry_exceptions &&
-                           (task.options.max_retries == -1 || attempt < task.options.max_retries);
-        if (!retry) break;
+        const bool threw = result.error && result.error->type == ErrorType::kTaskExecution;
+        if (!RetriedFor(false, threw, task.options.retry_exceptions) || !retries.Spend()) break;
       }
     }
     services_.StoreResult(task.return_id, std::move(result));

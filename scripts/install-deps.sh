@@ -8,7 +8,7 @@ PACKAGES=(
   cmake ninja-build g++ ccache
   libmsgpack-cxx-dev libboost-dev nlohmann-json3-dev libabsl-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libcli11-dev libgtest-dev libgmock-dev
+  libcli11-dev libgtest-dev libgmock-dev libspdlog-dev
   clang clang-format python3
   "$@"
 )

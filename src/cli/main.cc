@@ -25,6 +25,7 @@
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "src/common/environment.h"
+#include "src/common/log.h"
 #include "src/common/process.h"
 #include "src/common/resources.h"
 #include "src/common/session.h"
@@ -398,6 +399,10 @@ int main(int argc, char **argv) {
   start_command->add_option("--memory", start.memory,
                             "Bytes of the \"memory\" resource (default: 70% of what the "
                             "store leaves)");
+  std::string log_level;
+  start_command->add_option("--log-level", log_level,
+                            "Log level of the daemons and workers: trace, debug, info, warning, "
+                            "error, critical or off (default: $SUNRAY_LOG_LEVEL, else info)");
   // Flags of Ray's `ray start` that mean nothing here (yet): accepted, with
   // or without a value, so that Ray users' command lines (and RayConfig's
   // head_args) work, and named in one warning.
@@ -454,6 +459,14 @@ int main(int argc, char **argv) {
     if (!ignored.empty()) {
       std::cerr << "sunray start: ignoring Ray options that Sunray has no use for: " << ignored
                 << "\n";
+    }
+    if (!log_level.empty()) {
+      if (absl::Status valid = sunray::log::SetLevel(log_level); !valid.ok()) {
+        std::cerr << "sunray start: --log-level " << valid.message() << "\n";
+        return 2;
+      }
+      // The daemons read it, and pass it on to the workers they start.
+      setenv(sunray::env::kLogLevel, log_level.c_str(), 1);
     }
     return sunray::Start(start);
   }

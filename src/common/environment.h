@@ -21,6 +21,11 @@ inline constexpr char kWorkerProgram[] = "SUNRAY_WORKER_PROGRAM";
 //   process (ConfigureMutexDeadlockDetection); scripts/run-tests.sh sets it.
 inline constexpr char kMutexDeadlockDetection[] = "SUNRAY_MUTEX_DEADLOCK_DETECTION";
 
+//   The log level of every Sunray process started from here (trace, debug,
+//   info, warning, error, critical, off; default info). `sunray start
+//   --log-level` sets it for the daemons, which pass it on to workers.
+inline constexpr char kLogLevel[] = "SUNRAY_LOG_LEVEL";
+
 // Set by the node daemon for the worker processes it starts.
 //   The token a starting worker registers with (RegisterWorker); its
 //   presence is what makes ray::Init become a worker.

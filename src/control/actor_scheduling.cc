@@ -2,16 +2,22 @@
 // leases their workers, pushes their creation tasks, and retries failed
 // leases (the rest of ActorDirectory is in actor_directory.cc).
 #include <chrono>
-#include <iostream>
 #include <map>
 
 #include "node.grpc.pb.h"
+#include "src/common/log.h"
 #include "src/common/resources.h"
 #include "src/control/actor_directory.h"
 #include "worker.grpc.pb.h"
 
 namespace sunray {
 namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("control.actors"));
+  return **logger;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -79,9 +85,8 @@ void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes
       actor.waiting_for_nodes = true;
       if (!actor.infeasible_logged) {
         actor.infeasible_logged = true;
-        std::cerr << "sunray control: " << Describe(actor) << " needs "
-                  << ResourcesText(ResourceSetOf(actor.spec.resources()))
-                  << "; no alive node has that. It waits for a node that does." << std::endl;
+        Logger().warn("{} needs {}; no alive node has that. It waits for a node that does.",
+                      Describe(actor), ResourcesText(ResourceSetOf(actor.spec.resources())));
       }
       ++it;
       continue;
@@ -174,8 +179,7 @@ void ActorDirectory::LeaseFailedLocked(Actor &actor, const grpc::Status &status,
               work);
     return;
   }
-  std::cerr << "sunray control: " << Describe(actor) << " " << failure << "; trying again"
-            << std::endl;
+  Logger().warn("{} {}; trying again", Describe(actor), failure);
   actor.phase = Phase::kQueued;
   actor.not_before = Clock::now() + options_.lease_retry_delay;
   queued_.insert(actor.info.actor_id());

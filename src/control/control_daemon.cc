@@ -1,11 +1,10 @@
 #include "src/control/control_daemon.h"
+#include "src/common/log.h"
 
 #include <signal.h>
 
-#include <iostream>
-
-#include "src/common/session.h"
 #include "src/common/process.h"
+#include "src/common/session.h"
 #include "src/control/control_service.h"
 #include "src/rpc/rpc.h"
 
@@ -13,10 +12,11 @@ namespace sunray {
 
 int RunControlDaemon(const ControlDaemonOptions &options) {
   BlockStopSignals();  // before gRPC starts its threads
+  const auto logger = log::Get("control");
 
   auto token = ReadFileToString(options.session_dir + "/token");
   if (!token.ok() || token->empty()) {
-    std::cerr << "sunray control: no cluster token in " << options.session_dir << "\n";
+    logger->error("no cluster token in {}", options.session_dir);
     return 2;
   }
   ControlService service({*token});
@@ -25,23 +25,23 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
   const std::string address = options.host + ":" + std::to_string(options.port);
   auto port = server.Start(address, {&service});
   if (!port.ok()) {
-    std::cerr << "sunray control: " << port.status().message() << "\n";
+    logger->error("cannot serve on {}: {}", address, port.status().message());
     return 1;
   }
   const std::string bound = options.host + ":" + std::to_string(*port);
   absl::Status written = WriteFileAtomically(options.session_dir + "/control_address", bound);
   if (!written.ok()) {
-    std::cerr << "sunray control: " << written.message() << "\n";
+    logger->error("{}", written.message());
     return 1;
   }
-  std::cerr << "sunray control: serving on " << bound << std::endl;
+  logger->info("serving on {}", bound);
   MoveStderrToStdout();  // started: `sunray start` stops reading
   const int signal_number = WaitForStopSignal();
-  std::cerr << "sunray control: stopping on signal " << signal_number << std::endl;
+  logger->info("stopping on signal {}", signal_number);
   // Long polls and streams end first, so the server does not wait for them.
   service.Stop();
   server.Stop();
-  std::cerr << "sunray control: stopped" << std::endl;
+  logger->info("stopped");
   return 0;
 }
 

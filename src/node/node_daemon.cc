@@ -1,9 +1,9 @@
 #include "src/node/node_daemon.h"
+#include "src/common/log.h"
 
 #include <signal.h>
 
 #include <algorithm>
-#include <iostream>
 
 #include "control.grpc.pb.h"
 #include "src/common/id.h"
@@ -28,18 +28,18 @@ constexpr milliseconds kControlTimeout{10000};
 
 int RunNodeDaemon(const NodeDaemonOptions &options) {
   BlockStopSignals();  // before gRPC starts its threads
+  const auto logger = log::Get("node");
 
   auto token = ReadFileToString(options.session_dir + "/token");
   if (!token.ok() || token->empty()) {
-    std::cerr << "sunray node: no cluster token in " << options.session_dir << "\n";
+    logger->error("no cluster token in {}", options.session_dir);
     return 2;
   }
   const NodeID node_id = NodeID::FromRandom();
   auto store = ObjectStore::Create(
       {static_cast<size_t>(options.object_store_bytes), "sunray-objects-" + node_id.Hex()});
   if (!store.ok()) {
-    std::cerr << "sunray node: cannot create the object store: " << store.status().message()
-              << "\n";
+    logger->error("cannot create the object store: {}", store.status().message());
     return 1;
   }
   WorkerPool::Options pool_options;
@@ -62,14 +62,14 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     service.OnWorkerExit(worker, how);
   });
   if (absl::Status started = store_server.Start(); !started.ok()) {
-    std::cerr << "sunray node: " << started.message() << "\n";
+    logger->error("{}", started.message());
     return 1;
   }
   rpc::RpcServer server;  // leases and store calls: small messages only
   auto port =
       server.Start(options.host + ":" + std::to_string(options.port), {&service, &store_server});
   if (!port.ok()) {
-    std::cerr << "sunray node: " << port.status().message() << "\n";
+    logger->error("cannot serve: {}", port.status().message());
     return 1;
   }
 
@@ -86,8 +86,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   grpc::Status registered =
       control->RegisterNode(rpc::MakeClientContext(*token, kControlTimeout).get(), request, &reply);
   if (!registered.ok()) {
-    std::cerr << "sunray node: cannot register with the control service at "
-              << options.control_address << ": " << registered.error_message() << "\n";
+    logger->error("cannot register with the control service at {}: {}", options.control_address,
+                  registered.error_message());
     return 1;
   }
   const std::string address = options.host + ":" + std::to_string(*port);
@@ -97,14 +97,14 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     written = WriteFileAtomically(options.session_dir + "/node_address", address);
   }
   if (!written.ok()) {
-    std::cerr << "sunray node: " << written.message() << "\n";
+    logger->error("{}", written.message());
     return 1;
   }
-  std::cerr << "sunray node: " << node_id.Hex() << " serving on " << address << std::endl;
+  logger->info("{} serving on {}", node_id.Hex(), address);
   MoveStderrToStdout();  // started: `sunray start` stops reading
 
   const int signal_number = WaitForStopSignal();
-  std::cerr << "sunray node: stopping on signal " << signal_number << std::endl;
+  logger->info("stopping on signal {}", signal_number);
   proto::UnregisterNodeRequest unregister;
   unregister.set_node_id(node_id.Hex());
   unregister.set_reason("stopped");
@@ -119,7 +119,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   service.Stop();
   server.Stop();
   store_server.Stop();
-  std::cerr << "sunray node: stopped" << std::endl;
+  logger->info("stopped");
   return 0;
 }
 

@@ -1,11 +1,16 @@
 #include "src/node/node_service.h"
-
-#include <iostream>
+#include "src/common/log.h"
 
 #include "src/rpc/rpc.h"
 
 namespace sunray {
 namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("node.service"));
+  return **logger;
+}
 
 constexpr std::chrono::milliseconds kControlTimeout{10000};
 
@@ -42,8 +47,8 @@ void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how)
       [token = worker.startup_token](const grpc::Status &status,
                                      const proto::ReportWorkerDeathReply &) {
         if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-          std::cerr << "sunray node: could not report the exit of worker " << token
-                    << " to the control service: " << status.error_message() << std::endl;
+          Logger().warn("could not report the exit of worker {} to the control service: {}", token,
+                        status.error_message());
         }
       });
 }
@@ -61,8 +66,8 @@ void NodeService::FinishJob(const std::string &job_id) {
   store_.DeleteOwnedBy(driver);
   const int cancelled = leases_.CancelJob(job_id);
   const int killed = workers_.KillJobWorkers(job_id);
-  std::cerr << "sunray node: job " << job_id << " finished: stopping " << killed
-            << " worker(s), dropped " << cancelled << " lease request(s)" << std::endl;
+  Logger().info("job {} finished: stopping {} worker(s), dropped {} lease request(s)", job_id,
+                killed, cancelled);
   proto::MarkJobFinishedRequest request;
   request.set_job_id(job_id);
   control_calls_.Call<proto::ControlService>(
@@ -70,9 +75,8 @@ void NodeService::FinishJob(const std::string &job_id) {
       kControlTimeout, [job_id](const grpc::Status &status, const proto::MarkJobFinishedReply &) {
         const grpc::StatusCode code = status.error_code();
         if (code != grpc::StatusCode::OK && code != grpc::StatusCode::CANCELLED) {
-          std::cerr << "sunray node: could not mark job " << job_id
-                    << " finished with the control service: " << status.error_message()
-                    << std::endl;
+          Logger().warn("could not mark job {} finished with the control service: {}", job_id,
+                        status.error_message());
         }
       });
 }

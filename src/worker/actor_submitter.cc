@@ -4,14 +4,23 @@
 #include <algorithm>
 #include <limits>
 
-#include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
+#include "src/common/log.h"
 #include "src/core/runtime_env_check.h"
 #include "src/core/schedulable.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 
 namespace sunray {
+namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.actors"));
+  return **logger;
+}
+
+}  // namespace
 
 using ray::internal::RayException;
 
@@ -112,7 +121,7 @@ void ClusterRuntime::RegisterActor(std::shared_ptr<PendingTask> task, const std:
       if (name_taken) throw RayException(message);
       throw ray::internal::RayActorException(message);
     }
-    RAYLOG(WARNING) << message;
+    Logger().warn("{}", message);
     actor_calls_.OnActorInfo(actor_id, DeadActorInfo(actor_id, message));
   };
   if (arg_error) {

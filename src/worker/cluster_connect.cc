@@ -1,4 +1,5 @@
 #include "src/worker/cluster_connect.h"
+#include "src/common/log.h"
 
 #include <dlfcn.h>
 #include <netdb.h>
@@ -12,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -115,7 +115,7 @@ std::string LoadCodeSearchPath(const std::vector<std::string> &paths) {
   }
   for (const auto &library : libraries) {
     if (dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
-      std::cerr << "sunray worker: cannot load " << library << ": " << dlerror() << std::endl;
+      log::Get("worker")->error("cannot load {}: {}", library, dlerror());
     }
   }
   std::string description = "the code search path (";
@@ -300,7 +300,7 @@ void RunAsWorker(const ray::RayConfig &config,
   try {
     runtime = std::make_shared<ClusterRuntime>(options);
   } catch (const std::exception &e) {
-    std::cerr << "sunray worker (pid " << getpid() << "): " << e.what() << std::endl;
+    log::Get("worker")->critical("{}", e.what());
     _exit(1);
   }
   install(runtime);

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/core/execution_context.h"
 #include "src/worker/runtime_state.h"

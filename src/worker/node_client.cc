@@ -1,9 +1,18 @@
 #include "src/worker/node_client.h"
+#include "src/common/log.h"
 
 #include "node.grpc.pb.h"
-#include "ray/api/logging.h"
 
 namespace sunray {
+namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.node"));
+  return **logger;
+}
+
+}  // namespace
 
 void GrpcNodeClient::RequestWorkerLease(
     const proto::RequestWorkerLeaseRequest &request,
@@ -56,8 +65,8 @@ void BlockedNotifier::Send(bool blocked) {
   request.set_blocked(blocked);
   node_->NotifyBlocked(request, kTimeout, [this, blocked](absl::Status status) {
     if (!status.ok() && !absl::IsCancelled(status)) {
-      RAYLOG(WARNING) << "Could not tell the node that this worker's task "
-                      << (blocked ? "blocks" : "goes on") << ": " << status.message();
+      Logger().warn("could not tell the node that this worker's task {}: {}",
+                    blocked ? "blocks" : "goes on", status.message());
     }
     bool next;
     {
@@ -95,8 +104,8 @@ void LeaseReturner::Attempt(proto::ReturnWorkerRequest request, int pid, int att
           return;
         }
         if (!settled) {
-          RAYLOG(WARNING) << "Could not return the lease of worker " << pid << " to the node after "
-                          << attempt << " attempts: " << status.message();
+          Logger().warn("could not return the lease of worker {} to the node after {} attempts: {}",
+                        pid, attempt, status.message());
         }
         if (done) done(status);
       });

@@ -1,11 +1,19 @@
 #include "src/worker/normal_task_submitter.h"
+#include "src/common/log.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "ray/api/logging.h"
-
 namespace sunray {
+namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.normal_tasks"));
+  return **logger;
+}
+
+}  // namespace
 
 struct NormalTaskSubmitter::Held {
   std::shared_ptr<PendingTask> task;
@@ -91,10 +99,10 @@ void NormalTaskSubmitter::Add(std::shared_ptr<PendingTask> task, const ResourceS
       FailLocked(*held, ErrorInfo{ErrorType::kWorkerDied, "Sunray is shutting down.", "", "", ""},
                  &settle);
     } else if (infeasible && warned_infeasible_.insert(key).second) {
-      RAYLOG(WARNING) << "The task " << held->task->spec.function_name() << " asks for "
-                      << ResourcesText(resources)
-                      << ", more than any node in the cluster has; it waits until such a node "
-                         "joins (see `sunray status`).";
+      Logger().warn(
+          "the task {} asks for {}, more than any node in the cluster has; it waits until such a "
+          "node joins (see `sunray status`)",
+          held->task->spec.function_name(), ResourcesText(resources));
     }
   }
   RunAll(settle);
@@ -208,8 +216,8 @@ void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
     if (status.ok()) {
       if (shut_down_ || worker->stream == nullptr) {
         if (!shut_down_ && !worker->dead) {
-          RAYLOG(WARNING) << "Sunray could not open a task stream to the worker at "
-                          << worker->task_address << "; its lease goes back.";
+          Logger().warn("could not open a task stream to the worker at {}; its lease goes back",
+                        worker->task_address);
           // Asking for worker after worker that cannot be reached would
           // never end: the waiting tasks fail after a few.
           if (++cls->failed_opens >= kMaxFailedStreamOpens) {
@@ -334,9 +342,8 @@ bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
       !shut_down_ && task.retries.Spend()) {
     retry = true;
     if (reply == nullptr) {
-      RAYLOG(WARNING) << "The worker running " << task.spec.function_name() << " (pid "
-                      << worker.pid << ") died: " << status.error_message()
-                      << "; the task runs again.";
+      Logger().warn("the worker running {} (pid {}) died: {}; the task runs again",
+                    task.spec.function_name(), worker.pid, status.error_message());
     }
   }
   if (retry) {

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <iostream>
 
-#include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
 #include "src/core/execution_context.h"
 #include "src/worker/runtime_state.h"

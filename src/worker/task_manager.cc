@@ -1,8 +1,16 @@
 #include "src/worker/task_manager.h"
-
-#include "ray/api/logging.h"
+#include "src/common/log.h"
 
 namespace sunray {
+namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.tasks"));
+  return **logger;
+}
+
+}  // namespace
 
 bool TaskManager::Add(std::shared_ptr<PendingTask> task) {
   absl::MutexLock lock(&mu_);
@@ -20,8 +28,8 @@ std::shared_ptr<PendingTask> TaskManager::Find(const std::string &return_id) con
 bool TaskManager::SettleOnce(PendingTask &task) {
   absl::MutexLock lock(&mu_);
   if (task.settled) {
-    RAYLOG(WARNING) << "The task " << task.spec.function_name()
-                    << " settled a second time; the second outcome is ignored.";
+    Logger().warn("the task {} settled a second time; the second outcome is ignored",
+                  task.spec.function_name());
     return false;
   }
   task.settled = true;

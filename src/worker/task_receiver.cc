@@ -1,9 +1,9 @@
 #include "src/worker/task_receiver.h"
+#include "src/common/log.h"
 
 #include <unistd.h>
 
 #include "absl/synchronization/notification.h"
-#include "ray/api/logging.h"
 #include "src/core/execution_context.h"
 #include "src/core/object_error.h"
 #include "src/core/schedulable.h"
@@ -11,6 +11,12 @@
 
 namespace sunray {
 namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.receiver"));
+  return **logger;
+}
 
 // How long an exiting actor waits for its last answer to be written.
 constexpr absl::Duration kExitAnswerDeadline = absl::Seconds(5);
@@ -92,8 +98,8 @@ void TaskReceiver::Receive(const proto::TaskSpec &spec, proto::PushTaskReply *re
     auto sent = std::make_shared<absl::Notification>();
     finish([sent] { sent->Notify(); });
     if (!sent->WaitForNotificationWithTimeout(kExitAnswerDeadline)) {
-      RAYLOG(WARNING) << "The exiting actor's last answer was not written within "
-                      << absl::FormatDuration(kExitAnswerDeadline) << "; it exits anyway.";
+      Logger().warn("the exiting actor's last answer was not written within {}; it exits anyway",
+                    absl::FormatDuration(kExitAnswerDeadline));
     }
     runner_->FinishActorExit(actor_id);
   };
@@ -192,7 +198,7 @@ bool TaskReceiver::Cancel(const std::string &return_id, bool force) {
   }
   // A running C++ function cannot be interrupted: the worker goes, and the
   // owner reports the task as cancelled.
-  RAYLOG(WARNING) << "Force-cancelling a running task: this worker exits.";
+  Logger().warn("force-cancelling a running task: this worker exits");
   runner_->ForceExit();
   return true;
 }

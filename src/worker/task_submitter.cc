@@ -5,14 +5,23 @@
 // (normal_task_submitter.h); actor calls, actor_submitter.cc.
 #include <algorithm>
 
-#include "ray/api/logging.h"
 #include "ray/api/ray_exception.h"
+#include "src/common/log.h"
 #include "src/core/runtime_env_check.h"
 #include "src/core/schedulable.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
 
 namespace sunray {
+namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.tasks"));
+  return **logger;
+}
+
+}  // namespace
 
 using ray::internal::RayException;
 
@@ -153,8 +162,8 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
   if (!status.ok()) {
     // A dead worker fails the task as cancelled when its stream breaks; a
     // live one that did not answer goes on running it.
-    RAYLOG(WARNING) << "ray::Cancel could not reach the worker at " << pushed_to << " running "
-                    << task->spec.function_name() << ": " << status.error_message();
+    Logger().warn("ray::Cancel could not reach the worker at {} running {}: {}", pushed_to,
+                  task->spec.function_name(), status.error_message());
   }
 }
 

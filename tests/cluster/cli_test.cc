@@ -17,9 +17,9 @@
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "objstore.grpc.pb.h"
-#include "src/common/session.h"
 #include "src/common/id.h"
 #include "src/common/process.h"
+#include "src/common/session.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/rpc.h"
 #include "tests/cluster/cli_test_support.h"
@@ -231,6 +231,39 @@ TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
   EXPECT_FALSE(never.first.ok());
   EXPECT_FALSE(ProcessAlive(worker));
   EXPECT_TRUE(fs::is_empty(root_));
+}
+
+// The daemons log through one logger per component, at the level of
+// `--log-level`, else of SUNRAY_LOG_LEVEL, into the session's logs.
+TEST_F(CliTest, TheLogLevelComesFromTheFlagElseTheEnvironment) {
+  auto start_and_read_node_log = [&](const std::string &flags) {
+    CommandResult started =
+        RunSunray("start --head --port 0 --object-store-memory 10000000 " + flags);
+    EXPECT_EQ(started.exit_code, 0) << started.output;
+    auto session = LatestSession();
+    std::string log =
+        session.ok() ? ReadFileToString(*session + "/logs/node.out").value_or("") : "";
+    EXPECT_EQ(RunSunray("stop").exit_code, 0);
+    return log;
+  };
+  const std::string by_default = start_and_read_node_log("");
+  EXPECT_NE(by_default.find("] [node] [info] [pid "), std::string::npos) << by_default;
+  EXPECT_NE(by_default.find(" serving on 127.0.0.1:"), std::string::npos) << by_default;
+
+  EXPECT_EQ(start_and_read_node_log("--log-level warning").find("serving on"), std::string::npos);
+
+  setenv("SUNRAY_LOG_LEVEL", "error", 1);
+  const std::string by_environment = start_and_read_node_log("");
+  const std::string flag_over_environment = start_and_read_node_log("--log-level info");
+  unsetenv("SUNRAY_LOG_LEVEL");
+  EXPECT_EQ(by_environment.find("serving on"), std::string::npos) << by_environment;
+  EXPECT_NE(flag_over_environment.find("serving on"), std::string::npos) << flag_over_environment;
+
+  CommandResult bad = RunSunray("start --head --port 0 --log-level loud");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("'loud' is not a log level: trace, debug, info"), std::string::npos)
+      << bad.output;
+  EXPECT_TRUE(ListSessions().empty());
 }
 
 TEST_F(CliTest, StatusWithoutAClusterSaysSo) {

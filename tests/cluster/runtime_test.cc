@@ -332,6 +332,52 @@ TEST_F(ClusterRuntimeTest, MoreActorsThanCpusAllRun) {
   EXPECT_EQ(distinct.size(), 5u);
 }
 
+// A worker whose runtime fails after its threads started (here: the node
+// knows no worker starting with its token) stops them before the error
+// leaves the constructor, and exits 1 naming the cause; it used to abort in
+// std::thread's destructor (a constructor that throws gets no destructor).
+TEST_F(ClusterRuntimeTest, AWorkerTheNodeRefusesExitsNamingTheCauseInsteadOfAborting) {
+  std::string session;  // the embedded cluster's: <temp>/embedded-*/session_latest
+  for (const auto &entry : std::filesystem::directory_iterator(temp_dir_)) {
+    if (entry.path().filename().string().rfind("embedded-", 0) == 0) {
+      session = (entry.path() / "session_latest").string();
+    }
+  }
+  ASSERT_FALSE(session.empty());
+  std::vector<std::string> env_strings = {
+      "SUNRAY_STARTUP_TOKEN=987654321",
+      "SUNRAY_CONTROL_ADDRESS=" + ReadAll(session + "/control_address"),
+      "SUNRAY_NODE_ADDRESS=" + ReadAll(session + "/node_address"),
+      "SUNRAY_TOKEN=" + ReadAll(session + "/token"),
+      "SUNRAY_JOB_ID=01000000",
+      "PATH=/usr/bin:/bin"};
+  std::vector<char *> env;
+  for (auto &entry : env_strings) env.push_back(entry.data());
+  env.push_back(nullptr);
+  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string log_path = temp_dir_ + "/refused-worker.log";
+  char *child_argv[] = {self.data(), nullptr};
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log >= 0) {
+      dup2(log, STDOUT_FILENO);
+      dup2(log, STDERR_FILENO);
+    }
+    execve(self.c_str(), child_argv, env.data());
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_TRUE(Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }))
+      << ReadAll(log_path);
+  const std::string log = ReadAll(log_path);
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status) << ": " << log;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << log;
+  EXPECT_NE(log.find("no worker is starting with token 987654321"), std::string::npos) << log;
+  EXPECT_NE(log.find("[worker] [critical]"), std::string::npos) << log;
+}
+
 TEST_F(ClusterRuntimeTest, AKilledDriversEmbeddedClusterLeavesNothing) {
   const std::string root = temp_dir_ + "/k";  // short: socket paths live under it
   ASSERT_TRUE(std::filesystem::create_directory(root));

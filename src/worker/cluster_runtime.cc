@@ -233,7 +233,8 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
           .defer = [this](std::function<void()> work) { RunDeferred(std::move(work)); },
           .blocking = [this]() -> std::shared_ptr<void> {
             return std::make_shared<BlockedScope>(this);
-          }},
+          },
+          .result_freed = [this](const std::string &id) { tasks_.ReleaseLineage(id); }},
       &owned_, refs_.get(), node_store_.get());
   if (auto started = frames_.Start(); !started.ok()) {
     Shutdown();

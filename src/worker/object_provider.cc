@@ -98,21 +98,25 @@ struct ObjectProvider::DeferTarget {
 
 namespace {
 
-// Runs a free action from the destructor of the last copy of an object's
-// value (never under the memory store's lock: the action is deferred).
+// Runs what must happen when an object is freed, from the destructor of the
+// last copy of its value: `now` at once, `later` (never under the memory
+// store's lock) deferred.
 template <typename Target>
 class FreeHook {
  public:
-  FreeHook(std::shared_ptr<Target> target, std::function<void()> action)
-      : target_(std::move(target)), action_(std::move(action)) {}
+  FreeHook(std::shared_ptr<Target> target, std::function<void()> now, std::function<void()> later)
+      : target_(std::move(target)), now_(std::move(now)), later_(std::move(later)) {}
   ~FreeHook() {
+    if (now_) now_();
+    if (!later_) return;
     absl::MutexLock lock(&target_->mu);
-    if (target_->defer) target_->defer(std::move(action_));
+    if (target_->defer) target_->defer(std::move(later_));
   }
 
  private:
   std::shared_ptr<Target> target_;
-  std::function<void()> action_;
+  std::function<void()> now_;
+  std::function<void()> later_;
 };
 
 }  // namespace
@@ -145,10 +149,17 @@ std::string ObjectProvider::NewPutId() {
 }
 
 std::shared_ptr<void> ObjectProvider::MakeFreeHook(const std::string &id, bool in_node_store,
-                                                   std::vector<std::string> borrowed_contained) {
-  if (!in_node_store && borrowed_contained.empty()) return nullptr;
+                                                   std::vector<std::string> borrowed_contained,
+                                                   bool result) {
+  std::function<void()> now;
+  if (result && options_.result_freed) now = [this, id] { options_.result_freed(id); };
+  if (!in_node_store && borrowed_contained.empty()) {
+    if (!now) return nullptr;
+    return std::make_shared<FreeHook<DeferTarget>>(defer_target_, std::move(now), nullptr);
+  }
   return std::make_shared<FreeHook<DeferTarget>>(
-      defer_target_, [this, id, in_node_store, borrowed = std::move(borrowed_contained)] {
+      defer_target_, std::move(now),
+      [this, id, in_node_store, borrowed = std::move(borrowed_contained)] {
         if (in_node_store) {
           {
             absl::MutexLock lock(&mu_);
@@ -233,7 +244,7 @@ std::string ObjectProvider::RegisterPut(const std::string &id, MemoryStore::Valu
   return id;
 }
 
-void ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectValue &value) {
+bool ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectValue &value) {
   MemoryStore::Value sealed;
   std::vector<std::string> owned_contained, borrowed_contained;
   if (value.is_error()) {
@@ -262,11 +273,13 @@ void ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectVal
       sealed.data = std::make_shared<StringObject>(value.data());
     }
   }
-  sealed.on_free = MakeFreeHook(id, sealed.in_node_store, std::move(borrowed_contained));
-  owned_->Seal(id, std::move(sealed), owned_contained);
+  sealed.on_free = MakeFreeHook(id, sealed.in_node_store, std::move(borrowed_contained),
+                                /*result=*/!value.is_error());
+  const bool kept = owned_->Seal(id, std::move(sealed), owned_contained);
   // The worker's registrations on our own objects now live as the value's
   // references.
   for (const auto &inner : owned_contained) owned_->RemoveReference(inner);
+  return kept;
 }
 
 void ObjectProvider::OwnedValueToProto(const std::string &id, proto::ObjectValue *out) const {

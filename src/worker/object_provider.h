@@ -86,6 +86,10 @@ class ObjectProvider {
     TaskID driver_task_id;   // put ids outside tasks
     Defer defer;
     Blocking blocking;
+    // Runs when an owned task result sealed by SealFromProto (a value, not
+    // an error) is freed, at once on the freeing thread (perhaps under the
+    // memory store's lock: it must not call into it). May be empty.
+    std::function<void(const std::string &return_id)> result_freed;
   };
 
   // `owned`, `refs` and `node_store` must outlive this object.
@@ -105,8 +109,9 @@ class ObjectProvider {
   // --- owned objects ---
   bool Owns(const std::string &id) const { return owned_->Contains(id); }
   // Seals owned `id` (a task's return) from its value on the wire; the refs
-  // inside arrive with one registration each made for this process.
-  void SealFromProto(const std::string &id, const proto::ObjectValue &value);
+  // inside arrive with one registration each made for this process. False
+  // (the value dropped) when nothing refers to `id` any more.
+  bool SealFromProto(const std::string &id, const proto::ObjectValue &value);
   // What owned `id`'s value is on the wire (for a borrower or a task
   // argument); an ObjectLost error once it is gone.
   void OwnedValueToProto(const std::string &id, proto::ObjectValue *out) const;
@@ -141,9 +146,11 @@ class ObjectProvider {
   // Records a new put (its value inline, or `in_store`) as owned here.
   std::string RegisterPut(const std::string &id, MemoryStore::Value value, bool in_store,
                           const std::vector<std::string> &contained_ids);
-  // What to do when an owned object is freed.
+  // What to do when an owned object is freed (`result`: a task result whose
+  // freeing `result_freed` hears of).
   std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
-                                     std::vector<std::string> borrowed_contained);
+                                     std::vector<std::string> borrowed_contained,
+                                     bool result = false);
   // Blocks until `num` of `ids` are ready (or the deadline); fetches
   // borrowed values from their owners. Returns which are ready.
   std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);

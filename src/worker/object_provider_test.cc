@@ -163,21 +163,23 @@ class ObjectProviderTest : public ::testing::Test {
   std::vector<std::function<void()>> deferred_;
   std::atomic<int> blocked_{0};    // guards made
   std::atomic<int> unblocked_{0};  // guards destroyed
-  ObjectProvider objects_{{.my_address = kMe,
-                           .driver_task_id = TaskID::FromRandom(),
-                           .defer =
-                               [this](std::function<void()> work) {
-                                 absl::MutexLock lock(&deferred_mu_);
-                                 deferred_.push_back(std::move(work));
-                               },
-                           .blocking = [this]() -> std::shared_ptr<void> {
-                             ++blocked_;
-                             return std::shared_ptr<void>(nullptr,
-                                                          [this](void *) { ++unblocked_; });
-                           }},
-                          &owned_,
-                          &refs_,
-                          &node_store_};
+  std::vector<std::string> results_freed_;
+  ObjectProvider objects_{
+      {.my_address = kMe,
+       .driver_task_id = TaskID::FromRandom(),
+       .defer =
+           [this](std::function<void()> work) {
+             absl::MutexLock lock(&deferred_mu_);
+             deferred_.push_back(std::move(work));
+           },
+       .blocking = [this]() -> std::shared_ptr<void> {
+         ++blocked_;
+         return std::shared_ptr<void>(nullptr, [this](void *) { ++unblocked_; });
+       },
+       .result_freed = [this](const std::string &id) { results_freed_.push_back(id); }},
+      &owned_,
+      &refs_,
+      &node_store_};
 };
 
 TEST_F(ObjectProviderTest, ASmallPutStaysInlineAndALargeOneGoesToTheNodeStore) {
@@ -373,6 +375,34 @@ TEST_F(ObjectProviderTest, ShutdownDeletesTheNodeStoreCopiesAndFreesRunNoMore) {
   EXPECT_FALSE(node_store_.Has(freed));
   owned_.RemoveReference(freed);
   EXPECT_EQ(RunDeferred(), 0) << "nothing deferred after Shutdown";
+}
+
+// (The task manager's lineage goes with the result it could rebuild.)
+TEST_F(ObjectProviderTest, AFreedResultIsHeardOfAtOnceButNotAnErrorOrAPut) {
+  const std::string value_id = ReturnId(1);
+  const std::string error_id = ReturnId(2);
+  for (const auto &id : {value_id, error_id}) {
+    owned_.CreatePending(id);
+    owned_.AddReference(id);
+  }
+  proto::ObjectValue value;
+  value.set_data("v");
+  EXPECT_TRUE(objects_.SealFromProto(value_id, value));
+  proto::ObjectValue error;
+  error.set_is_error(true);
+  EXPECT_TRUE(objects_.SealFromProto(error_id, error));
+  const std::string put = objects_.Put(Bytes(3), {});
+  owned_.AddReference(put);
+  EXPECT_TRUE(results_freed_.empty());
+
+  for (const auto &id : {value_id, error_id, put}) owned_.RemoveReference(id);
+  EXPECT_EQ(results_freed_, (std::vector<std::string>{value_id})) << "not deferred";
+  EXPECT_EQ(RunDeferred(), 0);
+
+  // A result nobody refers to any more is dropped, and heard of as freed.
+  const std::string gone = ReturnId(3);
+  EXPECT_FALSE(objects_.SealFromProto(gone, value));
+  EXPECT_EQ(results_freed_.back(), gone);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ std::shared_ptr<PendingTask> TaskManager::Find(const std::string &return_id) con
   return it == tasks_.end() ? nullptr : it->second;
 }
 
-bool TaskManager::SettleOnce(PendingTask &task) {
+bool TaskManager::SettleOnce(PendingTask &task, std::shared_ptr<PendingTask> *record) {
   absl::MutexLock lock(&mu_);
   if (task.settled) {
     Logger().warn("the task {} settled a second time; the second outcome is ignored",
@@ -35,14 +35,69 @@ bool TaskManager::SettleOnce(PendingTask &task) {
   task.settled = true;
   auto it = tasks_.find(task.spec.return_id());
   // Another record under the same id (one refused by Add) stays.
-  if (it != tasks_.end() && it->second.get() == &task) tasks_.erase(it);
+  if (it != tasks_.end() && it->second.get() == &task) {
+    if (record != nullptr) *record = std::move(it->second);
+    tasks_.erase(it);
+  }
   return true;
 }
 
 void TaskManager::Succeeded(PendingTask &task, const proto::ObjectValue &result) {
-  if (!SettleOnce(task)) return;
-  sink_->StoreResult(task.spec.return_id(), result);
+  std::shared_ptr<PendingTask> record;
+  if (!SettleOnce(task, &record)) return;
+  // Kept before the result is stored: it may be freed as soon as it is.
+  const bool keep = record != nullptr && task.spec.type() == proto::TaskSpec::NORMAL &&
+                    !result.is_error() && task.retries.CanRetry();
+  const std::string return_id = task.spec.return_id();
+  if (keep) KeepLineage(std::move(record));
+  if (!sink_->StoreResult(return_id, result) && keep) ReleaseLineage(return_id);
   sink_->Release(std::exchange(task.held, {}));
+}
+
+void TaskManager::KeepLineage(std::shared_ptr<PendingTask> task) {
+  size_t bytes = 256 + task->spec.function_name().size();
+  for (const auto &arg : task->spec.args()) bytes += arg.value().data().size();
+  const std::string &return_id = task->spec.return_id();
+  absl::MutexLock lock(&mu_);
+  const uint64_t order = next_order_++;
+  if (!lineage_.try_emplace(return_id, Kept{std::move(task), order, bytes}).second) return;
+  lineage_order_.emplace(order, return_id);
+  lineage_bytes_ += bytes;
+  while (lineage_bytes_ > max_lineage_bytes_ && !lineage_order_.empty()) {
+    auto oldest = lineage_order_.begin();
+    auto it = lineage_.find(oldest->second);
+    lineage_bytes_ -= it->second.bytes;
+    lineage_.erase(it);
+    lineage_order_.erase(oldest);
+  }
+}
+
+std::shared_ptr<const proto::TaskSpec> TaskManager::Lineage(const std::string &return_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = lineage_.find(return_id);
+  if (it == lineage_.end()) return nullptr;
+  return std::shared_ptr<const proto::TaskSpec>(it->second.task, &it->second.task->spec);
+}
+
+void TaskManager::ReleaseLineage(const std::string &return_id) {
+  std::shared_ptr<PendingTask> released;  // destroyed outside the lock
+  absl::MutexLock lock(&mu_);
+  auto it = lineage_.find(return_id);
+  if (it == lineage_.end()) return;
+  released = std::move(it->second.task);
+  lineage_bytes_ -= it->second.bytes;
+  lineage_order_.erase(it->second.order);
+  lineage_.erase(it);
+}
+
+size_t TaskManager::lineage_size() const {
+  absl::MutexLock lock(&mu_);
+  return lineage_.size();
+}
+
+size_t TaskManager::lineage_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return lineage_bytes_;
 }
 
 void TaskManager::Failed(PendingTask &task, ErrorInfo error) {

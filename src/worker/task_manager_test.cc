@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,10 +16,11 @@ namespace {
 
 class FakeSink : public TaskResultSink {
  public:
-  void StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
+  bool StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
     absl::MutexLock lock(&mu);
     ++stores[return_id];
     values[return_id] = result.data();
+    return !freed_before.count(return_id);
   }
   void StoreError(const std::string &return_id, ErrorInfo error) override {
     absl::MutexLock lock(&mu);
@@ -35,6 +37,7 @@ class FakeSink : public TaskResultSink {
   std::map<std::string, std::string> values;
   std::map<std::string, ErrorInfo> errors;
   std::vector<std::string> released;
+  std::set<std::string> freed_before;  // results nobody refers to when they arrive
 };
 
 std::shared_ptr<PendingTask> Task(const std::string &name, std::vector<std::string> held = {}) {
@@ -170,6 +173,71 @@ TEST_F(TaskManagerTest, ConcurrentSettlementsOfTheSameTasksStoreEachOnce) {
   ASSERT_EQ(sink_.stores.size(), static_cast<size_t>(kTasks));
   for (const auto &[id, count] : sink_.stores) EXPECT_EQ(count, 1) << id;
   EXPECT_EQ(sink_.values.size() + sink_.errors.size(), static_cast<size_t>(kTasks));
+}
+
+// Lineage: what recovery will run again to rebuild a lost result.
+TEST_F(TaskManagerTest, ASucceededTaskWithRetriesLeftKeepsItsSpecUntilItsResultIsFreed) {
+  auto task = Task("f");
+  task->retries = RetryBudget(3);
+  task->spec.add_args()->mutable_value()->set_data(std::string(1000, 'a'));
+  ASSERT_TRUE(tasks_.Add(task));
+  EXPECT_EQ(tasks_.Lineage("ret-f"), nullptr) << "not before it succeeds";
+  tasks_.Succeeded(*task, Value("42"));
+  std::shared_ptr<const proto::TaskSpec> spec = tasks_.Lineage("ret-f");
+  ASSERT_NE(spec, nullptr);
+  EXPECT_EQ(spec->function_name(), "f");
+  EXPECT_EQ(spec->args(0).value().data().size(), 1000u);
+  EXPECT_EQ(tasks_.lineage_size(), 1u);
+  EXPECT_GE(tasks_.lineage_bytes(), 1000u);
+
+  tasks_.ReleaseLineage("ret-f");
+  EXPECT_EQ(tasks_.Lineage("ret-f"), nullptr);
+  EXPECT_EQ(tasks_.lineage_size(), 0u);
+  EXPECT_EQ(tasks_.lineage_bytes(), 0u);
+  EXPECT_EQ(spec->function_name(), "f") << "a spec handed out stays valid";
+}
+
+TEST_F(TaskManagerTest, NoLineageForErrorsActorCallsTasksWithoutRetriesOrResultsFreedAlready) {
+  auto failed = Task("failed");
+  auto errored = Task("errored");
+  auto actor_call = Task("call");
+  actor_call->spec.set_type(proto::TaskSpec::ACTOR_TASK);
+  auto no_retries = Task("no_retries");
+  auto unreferenced = Task("unreferenced");
+  for (auto *task : {&failed, &errored, &actor_call, &unreferenced}) {
+    (*task)->retries = RetryBudget(3);
+  }
+  sink_.freed_before.insert("ret-unreferenced");
+  for (auto *task : {&failed, &errored, &actor_call, &no_retries, &unreferenced}) {
+    ASSERT_TRUE(tasks_.Add(*task));
+  }
+  tasks_.Failed(*failed, ErrorInfo{ErrorType::kWorkerDied, "died", "", "", ""});
+  proto::ObjectValue error;
+  error.set_is_error(true);
+  tasks_.Succeeded(*errored, error);
+  tasks_.Succeeded(*actor_call, Value("1"));
+  tasks_.Succeeded(*no_retries, Value("2"));
+  tasks_.Succeeded(*unreferenced, Value("3"));
+  EXPECT_EQ(tasks_.lineage_size(), 0u);
+  EXPECT_EQ(tasks_.lineage_bytes(), 0u);
+}
+
+TEST_F(TaskManagerTest, LineageBeyondItsBoundDropsTheOldestFirst) {
+  TaskManager small(&sink_, /*max_lineage_bytes=*/3000);
+  for (int i = 0; i < 5; ++i) {
+    auto task = Task("t" + std::to_string(i));
+    task->retries = RetryBudget(-1);
+    task->spec.add_args()->mutable_value()->set_data(std::string(900, 'x'));
+    ASSERT_TRUE(small.Add(task));
+    small.Succeeded(*task, Value("v"));
+    EXPECT_LE(small.lineage_bytes(), 3000u);
+  }
+  EXPECT_EQ(small.lineage_size(), 2u) << "each counts 900 bytes and a little more";
+  EXPECT_EQ(small.Lineage("ret-t2"), nullptr);
+  EXPECT_NE(small.Lineage("ret-t3"), nullptr);
+  EXPECT_NE(small.Lineage("ret-t4"), nullptr);
+  small.ReleaseLineage("ret-t3");
+  EXPECT_EQ(small.lineage_size(), 1u);
 }
 
 }  // namespace

@@ -181,8 +181,9 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   void WhenReady(const std::string &object_id,
                  std::function<void(proto::ObjectValue value)> ready) override;
   // TaskResultSink: where the TaskManager puts a settled task's result.
-  bool StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
-    return objects_->SealFromProto(return_id, result);
+  bool StoreResult(const std::string &return_id, const proto::ObjectValue &result,
+                   bool report_free) override {
+    return objects_->SealFromProto(return_id, result, report_free);
   }
   void StoreError(const std::string &return_id, ErrorInfo error) override;
   void Release(const std::vector<std::string> &object_ids) override {

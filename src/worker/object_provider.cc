@@ -244,7 +244,8 @@ std::string ObjectProvider::RegisterPut(const std::string &id, MemoryStore::Valu
   return id;
 }
 
-bool ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectValue &value) {
+bool ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectValue &value,
+                                   bool report_free) {
   MemoryStore::Value sealed;
   std::vector<std::string> owned_contained, borrowed_contained;
   if (value.is_error()) {
@@ -274,7 +275,7 @@ bool ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectVal
     }
   }
   sealed.on_free = MakeFreeHook(id, sealed.in_node_store, std::move(borrowed_contained),
-                                /*result=*/!value.is_error());
+                                /*result=*/report_free && !value.is_error());
   const bool kept = owned_->Seal(id, std::move(sealed), owned_contained);
   // The worker's registrations on our own objects now live as the value's
   // references.

@@ -86,9 +86,10 @@ class ObjectProvider {
     TaskID driver_task_id;   // put ids outside tasks
     Defer defer;
     Blocking blocking;
-    // Runs when an owned task result sealed by SealFromProto (a value, not
-    // an error) is freed, at once on the freeing thread (perhaps under the
-    // memory store's lock: it must not call into it). May be empty.
+    // Runs when an owned task result sealed by SealFromProto with
+    // `report_free` (a value, not an error) is freed, at once on the
+    // freeing thread (perhaps under the memory store's lock: it must not
+    // call into it). May be empty.
     std::function<void(const std::string &return_id)> result_freed;
   };
 
@@ -110,8 +111,10 @@ class ObjectProvider {
   bool Owns(const std::string &id) const { return owned_->Contains(id); }
   // Seals owned `id` (a task's return) from its value on the wire; the refs
   // inside arrive with one registration each made for this process. False
-  // (the value dropped) when nothing refers to `id` any more.
-  bool SealFromProto(const std::string &id, const proto::ObjectValue &value);
+  // (the value dropped) when nothing refers to `id` any more. With
+  // `report_free`, Options::result_freed hears when it is freed.
+  bool SealFromProto(const std::string &id, const proto::ObjectValue &value,
+                     bool report_free = false);
   // What owned `id`'s value is on the wire (for a borrower or a task
   // argument); an ObjectLost error once it is gone.
   void OwnedValueToProto(const std::string &id, proto::ObjectValue *out) const;

@@ -378,7 +378,7 @@ TEST_F(ObjectProviderTest, ShutdownDeletesTheNodeStoreCopiesAndFreesRunNoMore) {
 }
 
 // (The task manager's lineage goes with the result it could rebuild.)
-TEST_F(ObjectProviderTest, AFreedResultIsHeardOfAtOnceButNotAnErrorOrAPut) {
+TEST_F(ObjectProviderTest, AFreedResultIsHeardOfAtOnceWhenAskedButNotAnErrorOrAPut) {
   const std::string value_id = ReturnId(1);
   const std::string error_id = ReturnId(2);
   for (const auto &id : {value_id, error_id}) {
@@ -387,21 +387,25 @@ TEST_F(ObjectProviderTest, AFreedResultIsHeardOfAtOnceButNotAnErrorOrAPut) {
   }
   proto::ObjectValue value;
   value.set_data("v");
-  EXPECT_TRUE(objects_.SealFromProto(value_id, value));
+  EXPECT_TRUE(objects_.SealFromProto(value_id, value, /*report_free=*/true));
   proto::ObjectValue error;
   error.set_is_error(true);
-  EXPECT_TRUE(objects_.SealFromProto(error_id, error));
+  EXPECT_TRUE(objects_.SealFromProto(error_id, error, true));
+  const std::string unreported = ReturnId(4);
+  owned_.CreatePending(unreported);
+  owned_.AddReference(unreported);
+  EXPECT_TRUE(objects_.SealFromProto(unreported, value, /*report_free=*/false));
   const std::string put = objects_.Put(Bytes(3), {});
   owned_.AddReference(put);
   EXPECT_TRUE(results_freed_.empty());
 
-  for (const auto &id : {value_id, error_id, put}) owned_.RemoveReference(id);
+  for (const auto &id : {value_id, error_id, put, unreported}) owned_.RemoveReference(id);
   EXPECT_EQ(results_freed_, (std::vector<std::string>{value_id})) << "not deferred";
   EXPECT_EQ(RunDeferred(), 0);
 
   // A result nobody refers to any more is dropped, and heard of as freed.
   const std::string gone = ReturnId(3);
-  EXPECT_FALSE(objects_.SealFromProto(gone, value));
+  EXPECT_FALSE(objects_.SealFromProto(gone, value, true));
   EXPECT_EQ(results_freed_.back(), gone);
 }
 

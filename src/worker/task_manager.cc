@@ -50,7 +50,7 @@ void TaskManager::Succeeded(PendingTask &task, const proto::ObjectValue &result)
                     !result.is_error() && task.retries.CanRetry();
   const std::string return_id = task.spec.return_id();
   if (keep) KeepLineage(std::move(record));
-  if (!sink_->StoreResult(return_id, result) && keep) ReleaseLineage(return_id);
+  if (!sink_->StoreResult(return_id, result, keep) && keep) ReleaseLineage(return_id);
   sink_->Release(std::exchange(task.held, {}));
 }
 

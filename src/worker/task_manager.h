@@ -40,7 +40,9 @@ class TaskResultSink {
   virtual ~TaskResultSink() = default;
   // The task's result (a value or an error on the wire) under `return_id`.
   // False if nothing refers to `return_id` any more (the value is dropped).
-  virtual bool StoreResult(const std::string &return_id, const proto::ObjectValue &result) = 0;
+  // With `report_free`, its freeing is reported (TaskManager::ReleaseLineage).
+  virtual bool StoreResult(const std::string &return_id, const proto::ObjectValue &result,
+                           bool report_free) = 0;
   virtual void StoreError(const std::string &return_id, ErrorInfo error) = 0;
   // Drops the references this process held for a task's arguments.
   virtual void Release(const std::vector<std::string> &object_ids) = 0;

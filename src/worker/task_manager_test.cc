@@ -16,10 +16,12 @@ namespace {
 
 class FakeSink : public TaskResultSink {
  public:
-  bool StoreResult(const std::string &return_id, const proto::ObjectValue &result) override {
+  bool StoreResult(const std::string &return_id, const proto::ObjectValue &result,
+                   bool report_free) override {
     absl::MutexLock lock(&mu);
     ++stores[return_id];
     values[return_id] = result.data();
+    if (report_free) reported.insert(return_id);
     return !freed_before.count(return_id);
   }
   void StoreError(const std::string &return_id, ErrorInfo error) override {
@@ -38,6 +40,7 @@ class FakeSink : public TaskResultSink {
   std::map<std::string, ErrorInfo> errors;
   std::vector<std::string> released;
   std::set<std::string> freed_before;  // results nobody refers to when they arrive
+  std::set<std::string> reported;      // results whose freeing is to be reported
 };
 
 std::shared_ptr<PendingTask> Task(const std::string &name, std::vector<std::string> held = {}) {
@@ -183,6 +186,7 @@ TEST_F(TaskManagerTest, ASucceededTaskWithRetriesLeftKeepsItsSpecUntilItsResultI
   ASSERT_TRUE(tasks_.Add(task));
   EXPECT_EQ(tasks_.Lineage("ret-f"), nullptr) << "not before it succeeds";
   tasks_.Succeeded(*task, Value("42"));
+  EXPECT_EQ(sink_.reported, (std::set<std::string>{"ret-f"})) << "its freeing releases it";
   std::shared_ptr<const proto::TaskSpec> spec = tasks_.Lineage("ret-f");
   ASSERT_NE(spec, nullptr);
   EXPECT_EQ(spec->function_name(), "f");
@@ -220,6 +224,8 @@ TEST_F(TaskManagerTest, NoLineageForErrorsActorCallsTasksWithoutRetriesOrResults
   tasks_.Succeeded(*unreferenced, Value("3"));
   EXPECT_EQ(tasks_.lineage_size(), 0u);
   EXPECT_EQ(tasks_.lineage_bytes(), 0u);
+  EXPECT_EQ(sink_.reported, (std::set<std::string>{"ret-unreferenced"}))
+      << "no free hook for results that keep no lineage";
 }
 
 TEST_F(TaskManagerTest, LineageBeyondItsBoundDropsTheOldestFirst) {

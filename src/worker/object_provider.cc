@@ -89,33 +89,34 @@ std::unique_ptr<NodeStore> NodeStoreOf(StoreClient *client) {
   return std::make_unique<StoreClientNodeStore>(client);
 }
 
-// Where an owned object's free action goes: Defer until Shutdown, nowhere
-// after.
+// Where an owned object's free actions go until Shutdown, nowhere after
+// (values may outlive the provider inside the memory store).
 struct ObjectProvider::DeferTarget {
   absl::Mutex mu;
   Defer defer ABSL_GUARDED_BY(mu);
+  std::function<void(const std::string &)> result_freed ABSL_GUARDED_BY(mu);
 };
 
 namespace {
 
 // Runs what must happen when an object is freed, from the destructor of the
-// last copy of its value: `now` at once, `later` (never under the memory
-// store's lock) deferred.
+// last copy of its value, unless the provider was shut down: `result_freed`
+// of `report` at once (when set), `later` deferred (never under the memory
+// store's lock).
 template <typename Target>
 class FreeHook {
  public:
-  FreeHook(std::shared_ptr<Target> target, std::function<void()> now, std::function<void()> later)
-      : target_(std::move(target)), now_(std::move(now)), later_(std::move(later)) {}
+  FreeHook(std::shared_ptr<Target> target, std::string report, std::function<void()> later)
+      : target_(std::move(target)), report_(std::move(report)), later_(std::move(later)) {}
   ~FreeHook() {
-    if (now_) now_();
-    if (!later_) return;
     absl::MutexLock lock(&target_->mu);
-    if (target_->defer) target_->defer(std::move(later_));
+    if (!report_.empty() && target_->result_freed) target_->result_freed(report_);
+    if (later_ && target_->defer) target_->defer(std::move(later_));
   }
 
  private:
   std::shared_ptr<Target> target_;
-  std::function<void()> now_;
+  std::string report_;  // empty: none
   std::function<void()> later_;
 };
 
@@ -131,6 +132,7 @@ ObjectProvider::ObjectProvider(Options options, MemoryStore *owned, ReferenceCou
       put_index_(RandomPutIndex()) {
   absl::MutexLock lock(&defer_target_->mu);
   defer_target_->defer = options_.defer;
+  defer_target_->result_freed = options_.result_freed;
 }
 
 uint32_t ObjectProvider::RandomPutIndex() {
@@ -151,14 +153,13 @@ std::string ObjectProvider::NewPutId() {
 std::shared_ptr<void> ObjectProvider::MakeFreeHook(const std::string &id, bool in_node_store,
                                                    std::vector<std::string> borrowed_contained,
                                                    bool result) {
-  std::function<void()> now;
-  if (result && options_.result_freed) now = [this, id] { options_.result_freed(id); };
+  std::string report = result && options_.result_freed ? id : std::string();
   if (!in_node_store && borrowed_contained.empty()) {
-    if (!now) return nullptr;
-    return std::make_shared<FreeHook<DeferTarget>>(defer_target_, std::move(now), nullptr);
+    if (report.empty()) return nullptr;
+    return std::make_shared<FreeHook<DeferTarget>>(defer_target_, std::move(report), nullptr);
   }
   return std::make_shared<FreeHook<DeferTarget>>(
-      defer_target_, std::move(now),
+      defer_target_, std::move(report),
       [this, id, in_node_store, borrowed = std::move(borrowed_contained)] {
         if (in_node_store) {
           {
@@ -424,6 +425,7 @@ void ObjectProvider::Shutdown() {
   {
     absl::MutexLock lock(&defer_target_->mu);
     defer_target_->defer = nullptr;
+    defer_target_->result_freed = nullptr;
   }
   // Objects this process put in the node store go with it.
   std::vector<ObjectID> in_store;

@@ -89,7 +89,7 @@ class ObjectProvider {
     // Runs when an owned task result sealed by SealFromProto with
     // `report_free` (a value, not an error) is freed, at once on the
     // freeing thread (perhaps under the memory store's lock: it must not
-    // call into it). May be empty.
+    // call into it); never after Shutdown. May be empty.
     std::function<void(const std::string &return_id)> result_freed;
   };
 

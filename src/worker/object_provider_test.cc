@@ -369,12 +369,20 @@ TEST_F(ObjectProviderTest, ShutdownDeletesTheNodeStoreCopiesAndFreesRunNoMore) {
   owned_.AddReference(kept);
   const std::string freed = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
   owned_.AddReference(freed);
+  const std::string result = ReturnId(1);
+  proto::ObjectValue value;
+  value.set_data("v");
+  owned_.CreatePending(result);
+  owned_.AddReference(result);
+  ASSERT_TRUE(objects_.SealFromProto(result, value, /*report_free=*/true));
   owned_.Shutdown();
   objects_.Shutdown();
   EXPECT_FALSE(node_store_.Has(kept));
   EXPECT_FALSE(node_store_.Has(freed));
   owned_.RemoveReference(freed);
+  owned_.RemoveReference(result);
   EXPECT_EQ(RunDeferred(), 0) << "nothing deferred after Shutdown";
+  EXPECT_TRUE(results_freed_.empty()) << "the task manager may be gone";
 }
 
 // (The task manager's lineage goes with the result it could rebuild.)

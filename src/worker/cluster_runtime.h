@@ -163,7 +163,6 @@ class ClusterRuntime : public ray::internal::RayRuntime,
 
  private:
   class Service;
-  struct Waiter;
   class ExitWatch;
 
   // --- objects (object_refs.cc; puts, reads and waits are the ObjectProvider's) ---

@@ -135,6 +135,14 @@ std::string AsString(const std::shared_ptr<ray::internal::ObjectBuffer> &buffer)
   return std::string(buffer->Data(), buffer->Size());
 }
 
+// Polls `condition` until it holds or 10 s passed; returns whether it held.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!condition() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  return condition();
+}
+
 std::string ReturnId(int index) { return ObjectID::ForTask(TaskID::FromRandom(), index).Binary(); }
 
 class ObjectProviderTest : public ::testing::Test {
@@ -252,7 +260,7 @@ TEST_F(ObjectProviderTest, AGetWaitsForAResultSealedOnAnotherThreadAndCountsAsBl
   owned_.AddReference(id);
   std::thread answer([&] {
     // (Once the Get blocks: what it waits for comes later.)
-    for (int i = 0; i < 2000 && blocked_ == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
+    (void)Eventually([&] { return blocked_ > 0; });
     proto::ObjectValue value;
     value.set_data("the result");
     objects_.SealFromProto(id, value);
@@ -327,7 +335,7 @@ TEST_F(ObjectProviderTest, ABorrowedValueIsFetchedFromItsOwner) {
   const std::string id = ReturnId(7);
   refs_.AddBorrowed(id, kOwner, 1);
   std::thread owner([&] {
-    for (int i = 0; i < 1000 && !owners_.Fetching(id); ++i) absl::SleepFor(absl::Milliseconds(5));
+    (void)Eventually([&] { return owners_.Fetching(id); });
     proto::ObjectValue value;
     value.set_data("borrowed value");
     owners_.Answer(id, value);

@@ -25,6 +25,7 @@
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "src/common/environment.h"
+#include "src/common/id.h"
 #include "src/common/log.h"
 #include "src/common/process.h"
 #include "src/common/resources.h"
@@ -324,7 +325,7 @@ int Status(const std::string &address_flag) {
   int pending = 0;
   int infeasible = 0;
   for (const auto &node : nodes.nodes()) {
-    std::cout << "  " << node.node_id() << "  " << node.address().ip() << ":"
+    std::cout << "  " << BinaryToHex(node.node_id()) << "  " << node.address().ip() << ":"
               << node.address().port() << "  "
               << (node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD") << "\n";
     if (node.state() != proto::NodeInfo::ALIVE) continue;

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/statusor.h"
+
 namespace sunray {
 
 template <typename Tag, size_t N>
@@ -87,6 +89,28 @@ using ActorID = BinaryId<ActorIdTag, 16>;
 using TaskID = BinaryId<TaskIdTag, 24>;
 using NodeID = BinaryId<NodeIdTag, 28>;
 using PlacementGroupID = BinaryId<PlacementGroupIdTag, 18>;
+
+// Every id travels as its bytes (a proto `bytes` field); hex is for people
+// (logs, error messages, the API's runtime context, environment variables).
+// Reads the id in a request's `field`: InvalidArgument naming the field and
+// what it held when it is not an id of that type.
+template <typename Id>
+absl::StatusOr<Id> IdFromWire(std::string_view field, std::string_view binary) {
+  if (binary.size() != Id::kSize) {
+    return absl::InvalidArgumentError(std::string(field) + " must be " + std::to_string(Id::kSize) +
+                                      " bytes, got " + std::to_string(binary.size()) + " ('" +
+                                      BinaryToHex(binary.substr(0, 64)) + "')");
+  }
+  return Id::FromBinary(binary);
+}
+
+// The `number`-th job of a cluster (the control service counts them from 1,
+// as Ray does, so they read well: job 1 is "01000000").
+inline JobID JobIdFromNumber(uint32_t number) {
+  JobID id;
+  std::memcpy(id.MutableData(), &number, sizeof(number));
+  return id;
+}
 
 class ObjectID : public BinaryId<ObjectIdTag, 28> {
  public:

@@ -71,7 +71,7 @@ absl::Status ActorDirectory::Create(const proto::CreateActorRequest &request) {
     actor.spec = request;
     proto::ActorInfo &info = actor.info;
     info.set_actor_id(id);
-    info.set_job_id(JobID::FromBinary(task.job_id()).Hex());
+    info.set_job_id(task.job_id());
     info.set_name(request.name());
     info.set_ray_namespace(request.ray_namespace());
     info.set_state(proto::ActorInfo::PENDING);
@@ -182,7 +182,7 @@ void ActorDirectory::OnWorkerDeath(const std::string &node_id, int64_t startup_t
     Actor &actor = actors_.at(hosted->second);
     WorkerGoneLocked(actor,
                      "its worker process " + std::to_string(pid != 0 ? pid : actor.pid) +
-                         " on node " + node_id + " " + reason,
+                         " on node " + BinaryToHex(node_id) + " " + reason,
                      &work);
   }
   for (auto &run : work) run();
@@ -197,7 +197,7 @@ void ActorDirectory::OnNodeDead(const std::string &node_id, const std::string &r
       // pending leases as it stops; a lost connection fails the call).
       if (actor.node_id != node_id) continue;
       if (actor.phase != Phase::kCreating && actor.phase != Phase::kAlive) continue;
-      WorkerGoneLocked(actor, "its node " + node_id + " died (" + reason + ")", &work);
+      WorkerGoneLocked(actor, "its node " + BinaryToHex(node_id) + " died (" + reason + ")", &work);
     }
   }
   for (auto &run : work) run();
@@ -217,7 +217,8 @@ void ActorDirectory::OnJobFinished(const std::string &job_id) {
       if (actor.info.job_id() != job_id || actor.info.detached() || actor.phase == Phase::kDead) {
         continue;
       }
-      actor.final_death = Describe(actor) + " died because its owner (job " + job_id + ") finished";
+      actor.final_death =
+          Describe(actor) + " died because its owner (job " + BinaryToHex(job_id) + ") finished";
       if (actor.phase == Phase::kQueued || actor.phase == Phase::kLeasing) {
         DieLocked(actor, DiedError(actor.final_death), &work);
       } else {

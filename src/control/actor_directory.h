@@ -117,7 +117,8 @@ class ActorDirectory {
     proto::CreateActorRequest spec;
     Phase phase = Phase::kQueued;
     uint64_t attempt = 0;  // tells current completions from stale ones
-    // The node and worker of the current attempt (kLeasing and later).
+    // The node (its id's bytes) and worker of the current attempt (kLeasing
+    // and later).
     std::string node_id;
     std::string node_address;
     int64_t lease_id = 0;

@@ -12,7 +12,7 @@ TEST_F(ActorDirectoryTest, ACreatedActorIsLeasedAWorkerAndBecomesAlive) {
   const std::string id = CreateOk(options);
   const proto::ActorInfo alive = WaitForState(id, proto::ActorInfo::ALIVE);
   EXPECT_EQ(alive.actor_id(), id);
-  EXPECT_EQ(alive.job_id(), "01000000");
+  EXPECT_EQ(alive.job_id(), JobIdFromNumber(1).Binary());
   EXPECT_EQ(alive.class_name(), "Counter");
   EXPECT_EQ(alive.node_id(), node_id_);
   EXPECT_EQ(alive.address(), "127.0.0.1:" + std::to_string(node_address_port_));
@@ -22,7 +22,7 @@ TEST_F(ActorDirectoryTest, ACreatedActorIsLeasedAWorkerAndBecomesAlive) {
 
   auto leases = node_.Leases();
   ASSERT_EQ(leases.size(), 1u);
-  EXPECT_EQ(leases[0].job_id(), "01000000");
+  EXPECT_EQ(leases[0].job_id(), JobIdFromNumber(1).Binary());
   EXPECT_EQ(leases[0].resources().amounts().at("CPU"), 10000);
   EXPECT_EQ(leases[0].argv(0), "/bin/worker");
   EXPECT_EQ(leases[0].env(0), "A=1");
@@ -136,7 +136,7 @@ TEST_F(ActorDirectoryTest, StopAnswersWaitingLongPolls) {
 }
 
 TEST_F(ActorDirectoryTest, AnActorWaitsForANodeThatFitsIt) {
-  RegisterNode(1, NodeID::FromRandom().Hex());
+  RegisterNode(1, NodeID::FromRandom().Binary());
   ActorOptions options;
   options.cpus = 2;
   const std::string id = CreateOk(options);

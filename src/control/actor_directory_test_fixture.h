@@ -379,7 +379,7 @@ class ActorDirectoryTest : public ::testing::Test {
     });
   }
 
-  const std::string node_id_ = NodeID::FromRandom().Hex();
+  const std::string node_id_ = NodeID::FromRandom().Binary();
   ControlService service_{{kToken, milliseconds(20)}};
   FakeNode node_;
   FakeWorker worker_;

@@ -29,7 +29,7 @@ TEST_F(ActorDirectoryTest, AWorkerDeathRestartsTheActorUntilMaxRestartsIsUsedUp)
   EXPECT_NE(message.find(BinaryToHex(id)), std::string::npos) << message;
   EXPECT_NE(message.find("Counter"), std::string::npos) << message;
   EXPECT_NE(message.find("10002"), std::string::npos) << message;
-  EXPECT_NE(message.find(node_id_), std::string::npos) << message;
+  EXPECT_NE(message.find(BinaryToHex(node_id_)), std::string::npos) << message;
   EXPECT_NE(message.find("killed by signal 11"), std::string::npos) << message;
   EXPECT_EQ(node_.Leases().size(), 2u);
 }
@@ -124,7 +124,7 @@ TEST_F(ActorDirectoryTest, MarkJobFinishedKillsTheJobsActorsExceptDetachedOnes) 
   RegisterNode(8);
   proto::AddJobReply job;
   ASSERT_TRUE(stub_->AddJob(Context().get(), {}, &job).ok());
-  ASSERT_EQ(job.job().job_id(), "01000000");
+  ASSERT_EQ(job.job().job_id(), JobIdFromNumber(1).Binary());
   ActorOptions owned;
   owned.max_restarts = -1;
   ActorOptions detached = owned;
@@ -140,7 +140,7 @@ TEST_F(ActorDirectoryTest, MarkJobFinishedKillsTheJobsActorsExceptDetachedOnes) 
   WaitForState(owned_id, proto::ActorInfo::ALIVE);
 
   proto::MarkJobFinishedRequest finish;
-  finish.set_job_id("01000000");
+  finish.set_job_id(JobIdFromNumber(1).Binary());
   proto::MarkJobFinishedReply finished;
   ASSERT_TRUE(stub_->MarkJobFinished(Context().get(), finish, &finished).ok());
   for (const std::string &id : {owned_id, pending_id}) {

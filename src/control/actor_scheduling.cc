@@ -5,6 +5,7 @@
 #include <map>
 
 #include "node.grpc.pb.h"
+#include "src/common/id.h"
 #include "src/common/log.h"
 #include "src/common/resources.h"
 #include "src/control/actor_directory.h"
@@ -162,8 +163,8 @@ void ActorDirectory::OnLeaseReply(const std::string &actor_id, uint64_t attempt,
 }
 
 void ActorDirectory::LeaseFailedLocked(Actor &actor, const grpc::Status &status, Work *work) {
-  const std::string failure =
-      "could not get a worker on node " + actor.node_id + ": " + status.error_message();
+  const std::string failure = "could not get a worker on node " + BinaryToHex(actor.node_id) +
+                              ": " + status.error_message();
   actor.node_id.clear();
   actor.node_address.clear();
   // The actor never ran on this worker: no restart is used up. A request the
@@ -220,7 +221,8 @@ void ActorDirectory::OnCreationReply(const std::string &actor_id, uint64_t attem
       StopWorkerLocked(actor, /*graceful=*/false, &work);
       WorkerGoneLocked(actor,
                        "its worker process " + std::to_string(actor.pid) + " on node " +
-                           actor.node_id + " failed while creating it: " + status.error_message(),
+                           BinaryToHex(actor.node_id) +
+                           " failed while creating it: " + status.error_message(),
                        &work);
     } else if (reply.result().is_error()) {
       StopWorkerLocked(actor, /*graceful=*/false, &work);

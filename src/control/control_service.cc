@@ -15,14 +15,6 @@ int64_t NowMs() {
       .count();
 }
 
-bool IsHexId(const std::string &text, size_t bytes) {
-  if (text.size() != bytes * 2) return false;
-  for (char c : text) {
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
 // Keys of namespace `ray_namespace` starting with `prefix`, in order:
 // `visit(kv, it)` returns the iterator to go on from.
 template <typename Map, typename Visit>
@@ -95,11 +87,8 @@ grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerConte
                                                        proto::RegisterNodeReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
     const proto::NodeInfo &node = request->node();
-    if (!IsHexId(node.node_id(), NodeID::kSize)) {
-      return absl::InvalidArgumentError("RegisterNode: node_id must be " +
-                                        std::to_string(NodeID::kSize * 2) + " hex digits, got '" +
-                                        node.node_id() + "'");
-    }
+    const absl::StatusOr<NodeID> id = IdFromWire<NodeID>("RegisterNode: node_id", node.node_id());
+    if (!id.ok()) return id.status();
     if (node.address().ip().empty() || node.address().port() <= 0 ||
         node.address().port() > 65535) {
       return absl::InvalidArgumentError("RegisterNode: the node's address needs an ip and a port");
@@ -123,12 +112,15 @@ grpc::ServerUnaryReactor *ControlService::UnregisterNode(
     grpc::CallbackServerContext *context, const proto::UnregisterNodeRequest *request,
     proto::UnregisterNodeReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    const absl::StatusOr<NodeID> id =
+        IdFromWire<NodeID>("UnregisterNode: node_id", request->node_id());
+    if (!id.ok()) return id.status();
     proto::Notification notification;
     {
       absl::MutexLock lock(&mu_);
       auto it = nodes_.find(request->node_id());
       if (it == nodes_.end()) {
-        return absl::NotFoundError("UnregisterNode: no node " + request->node_id());
+        return absl::NotFoundError("UnregisterNode: no node " + BinaryToHex(request->node_id()));
       }
       it->second.set_state(proto::NodeInfo::DEAD);
       it->second.set_death_reason(request->reason());
@@ -155,12 +147,9 @@ grpc::ServerUnaryReactor *ControlService::AddJob(grpc::CallbackServerContext *co
                                                  proto::AddJobReply *reply) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
     absl::MutexLock lock(&mu_);
-    // Job ids count up from 1, as Ray's do, so they read well in logs.
-    const uint32_t number = next_job_++;
-    JobID id;
-    std::memcpy(id.MutableData(), &number, sizeof(number));
-    proto::JobInfo &job = jobs_[id.Hex()];
-    job.set_job_id(id.Hex());
+    const JobID id = JobIdFromNumber(next_job_++);
+    proto::JobInfo &job = jobs_[id.Binary()];
+    job.set_job_id(id.Binary());
     job.set_driver_address(request->driver_address());
     job.set_driver_pid(request->driver_pid());
     job.set_ray_namespace(request->ray_namespace());
@@ -174,12 +163,15 @@ grpc::ServerUnaryReactor *ControlService::MarkJobFinished(
     grpc::CallbackServerContext *context, const proto::MarkJobFinishedRequest *request,
     proto::MarkJobFinishedReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    const absl::StatusOr<JobID> id =
+        IdFromWire<JobID>("MarkJobFinished: job_id", request->job_id());
+    if (!id.ok()) return id.status();
     // The job's actors die even if the job was never added (they name it).
     actors_.OnJobFinished(request->job_id());
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(request->job_id());
     if (it == jobs_.end()) {
-      return absl::NotFoundError("MarkJobFinished: no job " + request->job_id());
+      return absl::NotFoundError("MarkJobFinished: no job " + BinaryToHex(request->job_id()));
     }
     if (!it->second.finished()) {
       it->second.set_finished(true);
@@ -301,7 +293,10 @@ grpc::ServerUnaryReactor *ControlService::KillActor(grpc::CallbackServerContext 
 grpc::ServerUnaryReactor *ControlService::ReportWorkerDeath(
     grpc::CallbackServerContext *context, const proto::ReportWorkerDeathRequest *request,
     proto::ReportWorkerDeathReply *) {
-  return rpc::HandleUnary(context, options_.token, [&] {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    const absl::StatusOr<NodeID> id =
+        IdFromWire<NodeID>("ReportWorkerDeath: node_id", request->node_id());
+    if (!id.ok()) return id.status();
     actors_.OnWorkerDeath(request->node_id(), request->startup_token(), request->pid(),
                           request->reason());
     return absl::OkStatus();

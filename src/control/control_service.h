@@ -96,6 +96,7 @@ class ControlService final : public proto::ControlService::CallbackService {
 
   const Options options_;
   absl::Mutex mu_;
+  // By the id's bytes (NodeID::Binary, JobID::Binary), as on the wire.
   std::map<std::string, proto::NodeInfo> nodes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, proto::JobInfo> jobs_ ABSL_GUARDED_BY(mu_);
   uint32_t next_job_ ABSL_GUARDED_BY(mu_) = 1;

@@ -33,7 +33,7 @@ class ControlServiceTest : public ::testing::Test {
 
   proto::NodeInfo MakeNode() {
     proto::NodeInfo node;
-    node.set_node_id(NodeID::FromRandom().Hex());
+    node.set_node_id(NodeID::FromRandom().Binary());
     node.mutable_address()->set_ip("127.0.0.1");
     node.mutable_address()->set_port(4321);
     (*node.mutable_total()->mutable_amounts())["CPU"] = 2 * 10000;
@@ -72,11 +72,12 @@ TEST_F(ControlServiceTest, RegisteredNodesAreListedAndCanDie) {
 TEST_F(ControlServiceTest, MalformedNodeIsRejectedWithAClearError) {
   proto::RegisterNodeRequest request;
   *request.mutable_node() = MakeNode();
-  request.mutable_node()->set_node_id("not-hex");
+  request.mutable_node()->set_node_id("not-an-id");
   proto::RegisterNodeReply reply;
   grpc::Status status = stub_->RegisterNode(Context().get(), request, &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(status.error_message().find("not-hex"), std::string::npos);
+  EXPECT_NE(status.error_message().find("node_id must be 28 bytes, got 9"), std::string::npos)
+      << status.error_message();
   // The service keeps serving.
   proto::GetAllNodesReply nodes;
   EXPECT_TRUE(stub_->GetAllNodes(Context().get(), {}, &nodes).ok());
@@ -90,8 +91,8 @@ TEST_F(ControlServiceTest, JobsGetIncreasingIdsAndFinish) {
   proto::AddJobReply first, second;
   ASSERT_TRUE(stub_->AddJob(Context().get(), request, &first).ok());
   ASSERT_TRUE(stub_->AddJob(Context().get(), request, &second).ok());
-  EXPECT_EQ(first.job().job_id(), "01000000");
-  EXPECT_EQ(second.job().job_id(), "02000000");
+  EXPECT_EQ(first.job().job_id(), JobIdFromNumber(1).Binary());
+  EXPECT_EQ(second.job().job_id(), JobIdFromNumber(2).Binary());
 
   proto::MarkJobFinishedRequest finish;
   finish.set_job_id(first.job().job_id());
@@ -103,7 +104,7 @@ TEST_F(ControlServiceTest, JobsGetIncreasingIdsAndFinish) {
   EXPECT_TRUE(jobs.jobs(0).finished());
   EXPECT_FALSE(jobs.jobs(1).finished());
 
-  finish.set_job_id("ffffffff");
+  finish.set_job_id(JobIdFromNumber(0xffffffff).Binary());
   EXPECT_EQ(stub_->MarkJobFinished(Context().get(), finish, &finished).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }

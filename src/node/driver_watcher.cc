@@ -24,7 +24,7 @@ DriverWatcher::~DriverWatcher() {
 
 void DriverWatcher::WakeLocked() { waiter_.Wake(); }
 
-void DriverWatcher::Watch(const std::string &job_id, pid_t pid) {
+void DriverWatcher::Watch(const JobID &job_id, pid_t pid) {
   const int pidfd = OpenPidfd(pid);
   absl::MutexLock lock(&mu_);
   Driver &driver = drivers_[job_id];
@@ -33,7 +33,7 @@ void DriverWatcher::Watch(const std::string &job_id, pid_t pid) {
   WakeLocked();
 }
 
-bool DriverWatcher::Forget(const std::string &job_id) {
+bool DriverWatcher::Forget(const JobID &job_id) {
   absl::MutexLock lock(&mu_);
   auto it = drivers_.find(job_id);
   if (it == drivers_.end()) return false;
@@ -63,7 +63,7 @@ void DriverWatcher::PollLoop() {
       if (fd >= 0) close(fd);
     }
     to_close_.clear();
-    std::vector<std::string> exited;
+    std::vector<JobID> exited;
     for (auto it = drivers_.begin(); it != drivers_.end();) {
       if (!ExitedLocked(it->second)) {
         ++it;
@@ -75,7 +75,7 @@ void DriverWatcher::PollLoop() {
     }
     if (!exited.empty()) {
       mu_.Unlock();
-      for (const std::string &job_id : exited) on_exit_(job_id);
+      for (const JobID &job_id : exited) on_exit_(job_id);
       mu_.Lock();
       continue;  // the set may have changed meanwhile
     }

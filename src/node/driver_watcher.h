@@ -2,8 +2,8 @@
 // process is gone, its job is over (Ray's raylet does the same for drivers
 // that die without saying goodbye).
 //
-//   DriverWatcher drivers({}, [&](const std::string &job_id) { FinishJob(job_id); });
-//   drivers.Watch("01000000", driver_pid);
+//   DriverWatcher drivers({}, [&](const JobID &job_id) { FinishJob(job_id); });
+//   drivers.Watch(JobIdFromNumber(1), driver_pid);
 //
 // A thread sleeps until a watched driver exits (a pidfd per driver, opened
 // at Watch, so a reused pid is never mistaken for the driver) and calls
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "src/common/id.h"
 #include "src/common/process.h"
 
 namespace sunray {
@@ -31,7 +32,7 @@ class DriverWatcher {
   struct Options {
     std::chrono::milliseconds poll_interval{100};
   };
-  using ExitCallback = std::function<void(const std::string &job_id)>;
+  using ExitCallback = std::function<void(const JobID &job_id)>;
 
   // Starts the polling thread.
   DriverWatcher(Options options, ExitCallback on_exit);
@@ -40,9 +41,9 @@ class DriverWatcher {
   DriverWatcher &operator=(const DriverWatcher &) = delete;
 
   // Watches `pid` as the driver of `job_id` (replacing an earlier one).
-  void Watch(const std::string &job_id, pid_t pid);
+  void Watch(const JobID &job_id, pid_t pid);
   // Stops watching the job's driver; returns whether it was watched.
-  bool Forget(const std::string &job_id);
+  bool Forget(const JobID &job_id);
   // Stops the thread; no callback runs after it returns. Idempotent.
   void Stop();
 
@@ -59,7 +60,7 @@ class DriverWatcher {
   const ExitCallback on_exit_;
   ProcessWaiter waiter_;  // the thread sleeps here; woken when the set changes, or Stop
   absl::Mutex mu_;
-  std::map<std::string, Driver> drivers_ ABSL_GUARDED_BY(mu_);  // by job id
+  std::map<JobID, Driver> drivers_ ABSL_GUARDED_BY(mu_);  // by job id
   // pidfds of drivers no longer watched; only the thread closes them (it
   // may be polling them).
   std::vector<int> to_close_ ABSL_GUARDED_BY(mu_);

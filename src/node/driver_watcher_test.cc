@@ -29,19 +29,19 @@ class DriverWatcherTest : public ::testing::Test {
   }
 
   absl::Mutex mu_;
-  std::vector<std::string> exited_ ABSL_GUARDED_BY(mu_);
-  DriverWatcher watcher_{{milliseconds(10)}, [this](const std::string &job_id) {
+  std::vector<JobID> exited_ ABSL_GUARDED_BY(mu_);
+  DriverWatcher watcher_{{milliseconds(10)}, [this](const JobID &job_id) {
                            absl::MutexLock lock(&mu_);
                            exited_.push_back(job_id);
                          }};
   pid_t driver_ = 0;
 
   // Waits until some job was reported; returns the reports.
-  std::vector<std::string> WaitForAReport() {
+  std::vector<JobID> WaitForAReport() {
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(
         absl::Condition(
-            +[](std::vector<std::string> *exited) { return !exited->empty(); }, &exited_),
+            +[](std::vector<JobID> *exited) { return !exited->empty(); }, &exited_),
         absl::FromChrono(kDeadline));
     return exited_;
   }
@@ -50,28 +50,28 @@ class DriverWatcherTest : public ::testing::Test {
 TEST_F(DriverWatcherTest, ReportsTheJobOnceItsDriverExits) {
   const pid_t driver = StartDriver();
   ASSERT_GT(driver, 0);
-  watcher_.Watch("01000000", driver);
-  watcher_.Watch("02000000", getpid());  // alive throughout
+  watcher_.Watch(JobIdFromNumber(1), driver);
+  watcher_.Watch(JobIdFromNumber(2), getpid());  // alive throughout
   kill(driver, SIGKILL);
-  EXPECT_EQ(WaitForAReport(), std::vector<std::string>{"01000000"});
+  EXPECT_EQ(WaitForAReport(), std::vector<JobID>{JobIdFromNumber(1)});
   // Reported once: the job is no longer watched.
-  EXPECT_FALSE(watcher_.Forget("01000000"));
-  EXPECT_TRUE(watcher_.Forget("02000000"));
+  EXPECT_FALSE(watcher_.Forget(JobIdFromNumber(1)));
+  EXPECT_TRUE(watcher_.Forget(JobIdFromNumber(2)));
 }
 
 TEST_F(DriverWatcherTest, AForgottenDriverIsNotReported) {
   const pid_t driver = StartDriver();
   ASSERT_GT(driver, 0);
-  watcher_.Watch("01000000", driver);
-  EXPECT_TRUE(watcher_.Forget("01000000"));
+  watcher_.Watch(JobIdFromNumber(1), driver);
+  EXPECT_TRUE(watcher_.Forget(JobIdFromNumber(1)));
   kill(driver, SIGKILL);
   ASSERT_TRUE(TerminateProcess(driver, milliseconds(0)));
   // A driver that exits later is reported in a later polling round than
   // the forgotten one would have been: only it is reported.
   const pid_t other = StartDriver();
-  watcher_.Watch("02000000", other);
+  watcher_.Watch(JobIdFromNumber(2), other);
   kill(other, SIGKILL);
-  EXPECT_EQ(WaitForAReport(), std::vector<std::string>{"02000000"});
+  EXPECT_EQ(WaitForAReport(), std::vector<JobID>{JobIdFromNumber(2)});
 }
 
 // The watcher sleeps until a driver exits: with an hour between looks, the
@@ -79,20 +79,20 @@ TEST_F(DriverWatcherTest, AForgottenDriverIsNotReported) {
 // 100 ms poll).
 TEST(DriverWatcherEventsTest, AnExitIsReportedWithoutWaitingForAPoll) {
   absl::Mutex mu;
-  std::vector<std::string> exited;
-  DriverWatcher watcher({std::chrono::hours(1)}, [&](const std::string &job_id) {
+  std::vector<JobID> exited;
+  DriverWatcher watcher({std::chrono::hours(1)}, [&](const JobID &job_id) {
     absl::MutexLock lock(&mu);
     exited.push_back(job_id);
   });
   auto driver = SpawnProcess({"/bin/sleep", "1000"}, {});
   ASSERT_TRUE(driver.ok()) << driver.status();
-  watcher.Watch("01000000", *driver);
+  watcher.Watch(JobIdFromNumber(1), *driver);
   kill(*driver, SIGKILL);
   {
     absl::MutexLock lock(&mu);
     EXPECT_TRUE(
         mu.AwaitWithTimeout(absl::Condition(
-                                +[](std::vector<std::string> *e) { return !e->empty(); }, &exited),
+                                +[](std::vector<JobID> *e) { return !e->empty(); }, &exited),
                             absl::FromChrono(kDeadline)));
   }
   watcher.Stop();
@@ -102,7 +102,7 @@ TEST(DriverWatcherEventsTest, AnExitIsReportedWithoutWaitingForAPoll) {
 TEST_F(DriverWatcherTest, StopIsIdempotent) {
   watcher_.Stop();
   watcher_.Stop();
-  watcher_.Watch("01000000", 1);  // ignored: nothing polls any more
+  watcher_.Watch(JobIdFromNumber(1), 1);  // ignored: nothing polls any more
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ int64_t CpuOf(const ResourceSet &resources) {
 LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool)
     : total_(std::move(total)), pool_(pool), available_(total_) {}
 
-LeaseManager::RequestId LeaseManager::RequestLease(const std::string &job_id,
+LeaseManager::RequestId LeaseManager::RequestLease(const JobID &job_id,
                                                    const ResourceSet &resources,
                                                    const WorkerPool::Launch &launch, bool detached,
                                                    Callback callback) {
@@ -30,7 +30,7 @@ LeaseManager::RequestId LeaseManager::RequestLease(const std::string &job_id,
       work.push_back([callback] { callback(absl::UnavailableError("the node is stopping")); });
     } else if (!detached && finished_jobs_.contains(job_id)) {
       work.push_back([callback, job_id] {
-        callback(absl::CancelledError("the job " + job_id + " finished"));
+        callback(absl::CancelledError("the job " + job_id.Hex() + " finished"));
       });
     } else {
       pending_.push_back(Request{id, job_id, resources, launch, detached, std::move(callback)});
@@ -161,7 +161,7 @@ void LeaseManager::ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
   DispatchLocked(work);
 }
 
-int LeaseManager::CancelJob(const std::string &job_id) {
+int LeaseManager::CancelJob(const JobID &job_id) {
   std::vector<Callback> cancelled;
   {
     absl::MutexLock lock(&mu_);
@@ -176,7 +176,7 @@ int LeaseManager::CancelJob(const std::string &job_id) {
     }
   }
   for (auto &callback : cancelled) {
-    callback(absl::CancelledError("the job " + job_id + " finished"));
+    callback(absl::CancelledError("the job " + job_id.Hex() + " finished"));
   }
   return static_cast<int>(cancelled.size());
 }

@@ -46,7 +46,7 @@ class LeaseManager {
   // `detached`: the worker will host a detached actor (see WorkerPool).
   // `callback` runs exactly once: with the lease, or with why there is none.
   // Returns the request's id, for CancelRequest.
-  RequestId RequestLease(const std::string &job_id, const ResourceSet &resources,
+  RequestId RequestLease(const JobID &job_id, const ResourceSet &resources,
                          const WorkerPool::Launch &launch, bool detached, Callback callback);
   // The caller gave up: a request still waiting is dropped (its callback runs
   // with Cancelled). Returns false if it is no longer waiting: it was served
@@ -65,7 +65,7 @@ class LeaseManager {
   // with Cancelled, and those that arrive later (a request sent before its
   // driver died can arrive after the node saw the death). Returns how many
   // were waiting.
-  int CancelJob(const std::string &job_id);
+  int CancelJob(const JobID &job_id);
   // Fails every waiting request (and later ones) with Unavailable.
   void Stop();
 
@@ -76,7 +76,7 @@ class LeaseManager {
  private:
   struct Request {
     RequestId id = 0;
-    std::string job_id;
+    JobID job_id;
     ResourceSet resources;
     WorkerPool::Launch launch;
     bool detached = false;
@@ -95,7 +95,7 @@ class LeaseManager {
   ResourceSet available_ ABSL_GUARDED_BY(mu_);
   std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> finished_jobs_ ABSL_GUARDED_BY(mu_);  // job ids are never reused
+  std::set<JobID> finished_jobs_ ABSL_GUARDED_BY(mu_);  // job ids are never reused
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   RequestId next_request_ ABSL_GUARDED_BY(mu_) = 1;
 };

@@ -42,7 +42,7 @@ class LeaseManagerTest : public ::testing::Test {
 
   std::future<absl::StatusOr<Lease>> Request(const ResourceSet &resources,
                                              const WorkerPool::Launch &launch,
-                                             const std::string &job = "job") {
+                                             const JobID &job = JobIdFromNumber(1)) {
     auto promise = std::make_shared<std::promise<absl::StatusOr<Lease>>>();
     auto future = promise->get_future();
     leases_->RequestLease(job, resources, launch, /*detached=*/false,
@@ -70,7 +70,7 @@ TEST_F(LeaseManagerTest, ACancelledRequestStopsWaitingAndIsAnsweredCancelled) {
   MakeManager({{"CPU", kResourceUnit}});
   std::promise<absl::StatusOr<Lease>> answered;
   const LeaseManager::RequestId id = leases_->RequestLease(
-      "job", {{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), false,
+      JobIdFromNumber(1), {{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), false,
       [&](absl::StatusOr<Lease> lease) { answered.set_value(std::move(lease)); });
   EXPECT_EQ(leases_->NumPending(), 1);
   EXPECT_EQ(leases_->NumInfeasible(), 1);
@@ -211,9 +211,11 @@ TEST_F(LeaseManagerTest, ReturningADeadWorkerKillsItInsteadOfReusingIt) {
 
 TEST_F(LeaseManagerTest, CancelJobFailsTheJobsWaitingRequestsOnly) {
   MakeManager({{"CPU", kResourceUnit}});
-  auto impossible = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), "job");
-  auto other = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), "other");
-  EXPECT_EQ(leases_->CancelJob("job"), 1);
+  auto impossible =
+      Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), JobIdFromNumber(1));
+  auto other =
+      Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), JobIdFromNumber(2));
+  EXPECT_EQ(leases_->CancelJob(JobIdFromNumber(1)), 1);
   ASSERT_EQ(impossible.wait_for(kDeadline), std::future_status::ready);
   EXPECT_TRUE(absl::IsCancelled(impossible.get().status()));
   EXPECT_EQ(other.wait_for(milliseconds(0)), std::future_status::timeout);
@@ -225,13 +227,15 @@ TEST_F(LeaseManagerTest, CancelJobFailsTheJobsWaitingRequestsOnly) {
 // left waiting forever. Detached actors' requests still go through.
 TEST_F(LeaseManagerTest, ARequestForAFinishedJobIsCancelledUnlessDetached) {
   MakeManager({{"CPU", kResourceUnit}});
-  EXPECT_EQ(leases_->CancelJob("job"), 0);
-  auto late = Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), "job");
+  EXPECT_EQ(leases_->CancelJob(JobIdFromNumber(1)), 0);
+  auto late =
+      Request({{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), JobIdFromNumber(1));
   ASSERT_EQ(late.wait_for(kDeadline), std::future_status::ready);
   const auto refused = late.get();
   EXPECT_TRUE(absl::IsCancelled(refused.status())) << refused.status();
-  EXPECT_NE(refused.status().message().find("the job job finished"), std::string::npos);
-  leases_->RequestLease("job", {{"GPU", kResourceUnit}}, testing::FakeWorker(directory_),
+  EXPECT_NE(refused.status().message().find("the job 01000000 finished"), std::string::npos);
+  leases_->RequestLease(JobIdFromNumber(1), {{"GPU", kResourceUnit}},
+                        testing::FakeWorker(directory_),
                         /*detached=*/true, [](absl::StatusOr<Lease>) {});
   EXPECT_EQ(leases_->NumPending(), 1);  // waits (no GPU here), as any request
 }

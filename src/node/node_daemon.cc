@@ -76,8 +76,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   auto control = proto::ControlService::NewStub(rpc::MakeChannel(options.control_address));
   proto::RegisterNodeRequest request;
   proto::NodeInfo *node = request.mutable_node();
-  node->set_node_id(node_id.Hex());
-  node->mutable_address()->set_node_id(node_id.Hex());
+  node->set_node_id(node_id.Binary());
+  node->mutable_address()->set_node_id(node_id.Binary());
   node->mutable_address()->set_ip(options.host);
   node->mutable_address()->set_port(*port);
   FillResourceMap(options.resources, node->mutable_total());
@@ -106,7 +106,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   const int signal_number = WaitForStopSignal();
   logger->info("stopping on signal {}", signal_number);
   proto::UnregisterNodeRequest unregister;
-  unregister.set_node_id(node_id.Hex());
+  unregister.set_node_id(node_id.Binary());
   unregister.set_reason("stopped");
   proto::UnregisterNodeReply unregistered;
   // Best effort: the control service may already be gone.

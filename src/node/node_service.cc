@@ -24,7 +24,7 @@ NodeService::NodeService(Options options, ObjectStore &store, WorkerPool &worker
       leases_(leases),
       control_calls_(options_.token),
       drivers_({options_.driver_poll_interval},
-               [this](const std::string &job_id) { FinishJob(job_id); }) {}
+               [this](const JobID &job_id) { FinishJob(job_id); }) {}
 
 NodeService::~NodeService() { Stop(); }
 
@@ -37,7 +37,7 @@ void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how)
   leases_.OnWorkerExit(worker.startup_token);
   store_.DeleteOwnedBy(worker.address);  // nobody can free them any more
   proto::ReportWorkerDeathRequest request;
-  request.set_node_id(options_.node_id.Hex());
+  request.set_node_id(options_.node_id.Binary());
   request.set_startup_token(worker.startup_token);
   request.set_pid(worker.pid);
   request.set_reason(how);
@@ -53,7 +53,7 @@ void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how)
       });
 }
 
-void NodeService::FinishJob(const std::string &job_id) {
+void NodeService::FinishJob(const JobID &job_id) {
   std::string driver;
   {
     absl::MutexLock lock(&mu_);
@@ -66,16 +66,16 @@ void NodeService::FinishJob(const std::string &job_id) {
   store_.DeleteOwnedBy(driver);
   const int cancelled = leases_.CancelJob(job_id);
   const int killed = workers_.KillJobWorkers(job_id);
-  Logger().info("job {} finished: stopping {} worker(s), dropped {} lease request(s)", job_id,
+  Logger().info("job {} finished: stopping {} worker(s), dropped {} lease request(s)", job_id.Hex(),
                 killed, cancelled);
   proto::MarkJobFinishedRequest request;
-  request.set_job_id(job_id);
+  request.set_job_id(job_id.Binary());
   control_calls_.Call<proto::ControlService>(
       options_.control_address, &proto::ControlService::Stub::async::MarkJobFinished, request,
       kControlTimeout, [job_id](const grpc::Status &status, const proto::MarkJobFinishedReply &) {
         const grpc::StatusCode code = status.error_code();
         if (code != grpc::StatusCode::OK && code != grpc::StatusCode::CANCELLED) {
-          Logger().warn("could not mark job {} finished with the control service: {}", job_id,
+          Logger().warn("could not mark job {} finished with the control service: {}", job_id.Hex(),
                         status.error_message());
         }
       });
@@ -85,7 +85,7 @@ grpc::ServerUnaryReactor *NodeService::GetNodeStats(grpc::CallbackServerContext 
                                                     const proto::GetNodeStatsRequest *,
                                                     proto::GetNodeStatsReply *reply) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
-    reply->set_node_id(options_.node_id.Hex());
+    reply->set_node_id(options_.node_id.Binary());
     FillResourceMap(options_.resources, reply->mutable_total());
     FillResourceMap(leases_.Available(), reply->mutable_available());
     reply->set_pending_leases(leases_.NumPending());
@@ -187,6 +187,11 @@ grpc::ServerUnaryReactor *NodeService::RequestWorkerLease(
                                  "RequestWorkerLease: argv names no worker program"));
     return waiting;
   }
+  absl::StatusOr<JobID> job = IdFromWire<JobID>("RequestWorkerLease: job_id", request->job_id());
+  if (!job.ok()) {
+    waiting->Finish(rpc::ToGrpcStatus(job.status()));
+    return waiting;
+  }
   ResourceSet resources;
   for (const auto &[name, amount] : request->resources().amounts()) {
     if (amount < 0) {
@@ -199,7 +204,7 @@ grpc::ServerUnaryReactor *NodeService::RequestWorkerLease(
   WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()},
                             {request->env().begin(), request->env().end()}};
   // Answered when granted; the reply object lives until Finish.
-  waiting->Wait(leases_.RequestLease(request->job_id(), resources, launch, request->detached(),
+  waiting->Wait(leases_.RequestLease(*job, resources, launch, request->detached(),
                                      [waiting, reply](absl::StatusOr<Lease> lease) {
                                        waiting->Granted(std::move(lease), reply);
                                      }));
@@ -236,16 +241,17 @@ grpc::ServerUnaryReactor *NodeService::RegisterDriver(grpc::CallbackServerContex
                                                       const proto::RegisterDriverRequest *request,
                                                       proto::RegisterDriverReply *) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
-    if (request->job_id().empty() || request->pid() <= 0) {
-      return absl::InvalidArgumentError("RegisterDriver: needs a job id and a pid, got '" +
-                                        request->job_id() + "' and " +
+    absl::StatusOr<JobID> job = IdFromWire<JobID>("RegisterDriver: job_id", request->job_id());
+    if (!job.ok()) return job.status();
+    if (request->pid() <= 0) {
+      return absl::InvalidArgumentError("RegisterDriver: needs a driver pid, got " +
                                         std::to_string(request->pid()));
     }
     {
       absl::MutexLock lock(&mu_);
-      driver_addresses_[request->job_id()] = request->address();
+      driver_addresses_[*job] = request->address();
     }
-    drivers_.Watch(request->job_id(), request->pid());
+    drivers_.Watch(*job, request->pid());
     return absl::OkStatus();
   });
 }
@@ -254,8 +260,10 @@ grpc::ServerUnaryReactor *NodeService::UnregisterDriver(
     grpc::CallbackServerContext *context, const proto::UnregisterDriverRequest *request,
     proto::UnregisterDriverReply *) {
   return rpc::HandleUnary(context, options_.token, [&] {
-    drivers_.Forget(request->job_id());
-    FinishJob(request->job_id());
+    absl::StatusOr<JobID> job = IdFromWire<JobID>("UnregisterDriver: job_id", request->job_id());
+    if (!job.ok()) return job.status();
+    drivers_.Forget(*job);
+    FinishJob(*job);
     return absl::OkStatus();
   });
 }

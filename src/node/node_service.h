@@ -57,7 +57,7 @@ class NodeService final : public proto::NodeService::CallbackService {
   void OnWorkerExit(const WorkerInfo &worker, const std::string &how);
   // The job is over on this node (its driver exited or said so): its
   // workers stop and the driver's store objects are deleted. Idempotent.
-  void FinishJob(const std::string &job_id);
+  void FinishJob(const JobID &job_id);
   // Idempotent.
   void Stop();
 
@@ -96,7 +96,7 @@ class NodeService final : public proto::NodeService::CallbackService {
   rpc::AsyncCaller control_calls_;
   absl::Mutex mu_;
   // Each running job's driver address (owner of its puts).
-  absl::flat_hash_map<std::string, std::string> driver_addresses_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<JobID, std::string> driver_addresses_ ABSL_GUARDED_BY(mu_);
   DriverWatcher drivers_;  // last: its thread calls FinishJob until it stops
 };
 

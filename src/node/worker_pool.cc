@@ -159,8 +159,8 @@ void WorkerPool::SetExitCallback(ExitCallback callback) {
   on_exit_ = std::move(callback);
 }
 
-void WorkerPool::PopWorker(const std::string &job_id, const Launch &launch, bool detached,
-                           bool uses_cpu, Callback callback) {
+void WorkerPool::PopWorker(const JobID &job_id, const Launch &launch, bool detached, bool uses_cpu,
+                           Callback callback) {
   std::vector<std::function<void()>> ready;
   {
     absl::MutexLock lock(&mu_);
@@ -268,7 +268,7 @@ absl::Status WorkerPool::KillWorker(int64_t startup_token, bool force) {
   return absl::OkStatus();
 }
 
-int WorkerPool::KillJobWorkers(const std::string &job_id) {
+int WorkerPool::KillJobWorkers(const JobID &job_id) {
   std::vector<Callback> failed;
   int killed = 0;
   {
@@ -288,7 +288,7 @@ int WorkerPool::KillJobWorkers(const std::string &job_id) {
     }
   }
   for (auto &callback : failed) {
-    callback(absl::CancelledError("the job " + job_id + " finished"));
+    callback(absl::CancelledError("the job " + job_id.Hex() + " finished"));
   }
   return killed;
 }

@@ -40,6 +40,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "src/common/id.h"
 #include "src/common/process.h"
 
 namespace sunray {
@@ -47,7 +48,7 @@ namespace sunray {
 struct WorkerInfo {
   int64_t startup_token = 0;
   pid_t pid = 0;
-  std::string job_id;
+  JobID job_id;
   std::string address;       // set at registration: its WorkerService
   std::string task_address;  // and where it takes task streams
   std::string log_path;
@@ -85,7 +86,7 @@ class WorkerPool {
   // Hands out a worker of `job_id` (marked `detached` if it will host a
   // detached actor) through `callback`. `uses_cpu`: the worker's lease holds
   // CPU, so it counts against the soft limit.
-  void PopWorker(const std::string &job_id, const Launch &launch, bool detached, bool uses_cpu,
+  void PopWorker(const JobID &job_id, const Launch &launch, bool detached, bool uses_cpu,
                  Callback callback);
   // The worker finished its lease and may serve the job again.
   void PushWorker(int64_t startup_token);
@@ -107,7 +108,7 @@ class WorkerPool {
   // The job finished: kills its workers (starting, idle or busy) except
   // detached ones, and fails its waiting requests that are not for
   // detached actors with Cancelled. Returns how many workers it killed.
-  int KillJobWorkers(const std::string &job_id);
+  int KillJobWorkers(const JobID &job_id);
 
   // Kills every worker and fails every pending request. Idempotent.
   void Stop();
@@ -141,7 +142,7 @@ class WorkerPool {
     bool register_expired = false;  // killed for not registering in time
   };
   struct Request {
-    std::string job_id;
+    JobID job_id;
     Launch launch;
     bool detached = false;
     bool uses_cpu = true;

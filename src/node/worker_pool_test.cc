@@ -69,8 +69,7 @@ class WorkerPoolTest : public ::testing::Test {
   }
 
   // Pops a worker and returns a future for the result.
-  std::future<absl::StatusOr<WorkerInfo>> Pop(const std::string &job,
-                                              const WorkerPool::Launch &launch,
+  std::future<absl::StatusOr<WorkerInfo>> Pop(const JobID &job, const WorkerPool::Launch &launch,
                                               bool detached = false, bool uses_cpu = true) {
     auto promise = std::make_shared<std::promise<absl::StatusOr<WorkerInfo>>>();
     auto future = promise->get_future();
@@ -88,7 +87,7 @@ class WorkerPoolTest : public ::testing::Test {
 
 TEST_F(WorkerPoolTest, StartsAWorkerHandsItOutOnceRegisteredAndCapturesItsOutput) {
   MakePool(2);
-  auto popped = Pop("job1", FakeWorker(directory_));
+  auto popped = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   const pid_t pid = RegisterWhenStarted(1);
   ASSERT_NE(pid, 0);
   ASSERT_EQ(popped.wait_for(kDeadline), std::future_status::ready);
@@ -110,7 +109,7 @@ TEST_F(WorkerPoolTest, AWorkerOutlivesTheThreadThatAskedForIt) {
   MakePool(1);
   RecordExits();
   std::future<absl::StatusOr<WorkerInfo>> popped;
-  std::thread asker([&] { popped = Pop("job", FakeWorker(directory_)); });
+  std::thread asker([&] { popped = Pop(JobIdFromNumber(1), FakeWorker(directory_)); });
   asker.join();  // the thread is gone before its worker even registers
   const pid_t pid = RegisterWhenStarted(1);
   ASSERT_NE(pid, 0);
@@ -124,16 +123,16 @@ TEST_F(WorkerPoolTest, AWorkerOutlivesTheThreadThatAskedForIt) {
 
 TEST_F(WorkerPoolTest, AReturnedWorkerIsReusedForTheSameJobOnly) {
   MakePool(4);
-  auto first = Pop("job1", FakeWorker(directory_));
+  auto first = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(1), 0);
   auto worker = first.get();
   ASSERT_TRUE(worker.ok());
   pool_->PushWorker(worker->startup_token);
-  auto again = Pop("job1", FakeWorker(directory_));
+  auto again = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_EQ(again.wait_for(kDeadline), std::future_status::ready);
   EXPECT_EQ(again.get()->pid, worker->pid);
   EXPECT_EQ(pool_->NumProcesses(), 1);
-  auto other_job = Pop("job2", FakeWorker(directory_));
+  auto other_job = Pop(JobIdFromNumber(2), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(2), 0);
   ASSERT_EQ(other_job.wait_for(kDeadline), std::future_status::ready);
   EXPECT_NE(other_job.get()->pid, worker->pid);
@@ -144,29 +143,29 @@ TEST_F(WorkerPoolTest, AnIdleWorkerIsReusedOnlyWithTheSameEnvironment) {
   MakePool(4);
   WorkerPool::Launch with_env = FakeWorker(directory_);
   with_env.env.push_back("TASK_VAR=1");
-  auto first = Pop("job", with_env);
+  auto first = Pop(JobIdFromNumber(1), with_env);
   ASSERT_NE(RegisterWhenStarted(1), 0);
   auto worker = first.get();
   ASSERT_TRUE(worker.ok());
   pool_->PushWorker(worker->startup_token);
   // Another environment: a new process.
-  auto plain = Pop("job", FakeWorker(directory_));
+  auto plain = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(2), 0);
   ASSERT_EQ(plain.wait_for(kDeadline), std::future_status::ready);
   EXPECT_NE(plain.get()->pid, worker->pid);
   // The same one: the idle worker.
-  auto again = Pop("job", with_env);
+  auto again = Pop(JobIdFromNumber(1), with_env);
   ASSERT_EQ(again.wait_for(kDeadline), std::future_status::ready);
   EXPECT_EQ(again.get()->pid, worker->pid);
 }
 
 TEST_F(WorkerPoolTest, SoftLimitQueuesRequestsUntilAWorkerIsFreeOrBlocked) {
   MakePool(1);
-  auto first = Pop("job", FakeWorker(directory_));
+  auto first = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(1), 0);
   auto busy = first.get();
   ASSERT_TRUE(busy.ok());
-  auto second = Pop("job", FakeWorker(directory_));
+  auto second = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   EXPECT_EQ(second.wait_for(milliseconds(100)), std::future_status::timeout);
   EXPECT_EQ(pool_->NumProcesses(), 1);  // no second process beyond the limit
   // A worker blocked in Get does not count: a second one starts.
@@ -179,21 +178,21 @@ TEST_F(WorkerPoolTest, SoftLimitQueuesRequestsUntilAWorkerIsFreeOrBlocked) {
 TEST_F(WorkerPoolTest, WorkersWithoutCpuDoNotCountAgainstTheSoftLimit) {
   MakePool(1);
   // Two actor-style workers (leased without CPU) start beside each other...
-  auto actor1 = Pop("job", FakeWorker(directory_), false, /*uses_cpu=*/false);
+  auto actor1 = Pop(JobIdFromNumber(1), FakeWorker(directory_), false, /*uses_cpu=*/false);
   ASSERT_NE(RegisterWhenStarted(1), 0);
-  auto actor2 = Pop("job", FakeWorker(directory_), false, /*uses_cpu=*/false);
+  auto actor2 = Pop(JobIdFromNumber(1), FakeWorker(directory_), false, /*uses_cpu=*/false);
   ASSERT_NE(RegisterWhenStarted(2), 0);
   ASSERT_TRUE(actor1.get().ok());
   ASSERT_TRUE(actor2.get().ok());
   // ...and a CPU task still gets the one slot.
-  auto task = Pop("job", FakeWorker(directory_));
+  auto task = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(3), 0);
   ASSERT_EQ(task.wait_for(kDeadline), std::future_status::ready);
   auto worker = task.get();
   ASSERT_TRUE(worker.ok());
   // A second CPU request waits, but one without CPU behind it does not.
-  auto waiting = Pop("job", FakeWorker(directory_));
-  auto actor3 = Pop("job", FakeWorker(directory_), false, /*uses_cpu=*/false);
+  auto waiting = Pop(JobIdFromNumber(1), FakeWorker(directory_));
+  auto actor3 = Pop(JobIdFromNumber(1), FakeWorker(directory_), false, /*uses_cpu=*/false);
   ASSERT_NE(RegisterWhenStarted(4), 0);
   ASSERT_EQ(actor3.wait_for(kDeadline), std::future_status::ready);
   EXPECT_EQ(waiting.wait_for(milliseconds(100)), std::future_status::timeout);
@@ -206,10 +205,11 @@ TEST_F(WorkerPoolTest, WorkersWithoutCpuDoNotCountAgainstTheSoftLimit) {
 // 127"; why (here: a missing shared library) was in a log it never saw.
 TEST_F(WorkerPoolTest, AWorkerThatExitsBeforeRegisteringFailsItsRequestWithItsLogsEnd) {
   MakePool(1);
-  auto popped = Pop("job", {{"/bin/sh", "-c",
-                             "echo starting; echo 'libsunray.so.0: cannot open shared object "
-                             "file' >&2; exit 127"},
-                            {}});
+  auto popped =
+      Pop(JobIdFromNumber(1), {{"/bin/sh", "-c",
+                                "echo starting; echo 'libsunray.so.0: cannot open shared object "
+                                "file' >&2; exit 127"},
+                               {}});
   ASSERT_EQ(popped.wait_for(kDeadline), std::future_status::ready);
   auto worker = popped.get();
   ASSERT_TRUE(absl::IsUnavailable(worker.status())) << worker.status();
@@ -223,7 +223,7 @@ TEST_F(WorkerPoolTest, AWorkerThatExitsBeforeRegisteringFailsItsRequestWithItsLo
 
 TEST_F(WorkerPoolTest, AWorkerThatNeverRegistersIsKilledAfterTheTimeout) {
   MakePool(1, milliseconds(200));
-  auto popped = Pop("job", FakeWorker(directory_));
+  auto popped = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_EQ(popped.wait_for(kDeadline), std::future_status::ready);
   auto worker = popped.get();
   ASSERT_FALSE(worker.ok());
@@ -233,7 +233,7 @@ TEST_F(WorkerPoolTest, AWorkerThatNeverRegistersIsKilledAfterTheTimeout) {
 TEST_F(WorkerPoolTest, RegistrationWithAnUnknownTokenOrWrongPidIsRefused) {
   MakePool(1);
   EXPECT_TRUE(absl::IsNotFound(Register(*pool_, 99, 1234, "x", "y")));
-  auto popped = Pop("job", FakeWorker(directory_));
+  auto popped = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   const std::string marker = directory_ + "/started-1";
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
   while (!fs::exists(marker) && std::chrono::steady_clock::now() < deadline) {
@@ -244,11 +244,11 @@ TEST_F(WorkerPoolTest, RegistrationWithAnUnknownTokenOrWrongPidIsRefused) {
 
 TEST_F(WorkerPoolTest, StopKillsEveryWorkerAndFailsWaitingRequests) {
   MakePool(1);
-  auto first = Pop("job", FakeWorker(directory_));
+  auto first = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   const pid_t pid = RegisterWhenStarted(1);
   ASSERT_NE(pid, 0);
   ASSERT_TRUE(first.get().ok());
-  auto waiting = Pop("job", FakeWorker(directory_));
+  auto waiting = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   pool_->Stop();
   EXPECT_FALSE(ProcessAlive(pid));
   EXPECT_EQ(pool_->NumProcesses(), 0);
@@ -259,7 +259,7 @@ TEST_F(WorkerPoolTest, StopKillsEveryWorkerAndFailsWaitingRequests) {
 TEST_F(WorkerPoolTest, ARegisteredWorkerThatExitsIsReportedWithHowItEnded) {
   MakePool(2);
   RecordExits();
-  auto popped = Pop("job", FakeWorker(directory_));
+  auto popped = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   const pid_t pid = RegisterWhenStarted(1);
   ASSERT_NE(pid, 0);
   ASSERT_TRUE(popped.get().ok());
@@ -280,9 +280,9 @@ TEST_F(WorkerPoolTest, KillWorkerTerminatesThenKillsAfterTheGrace) {
   pool_ = std::make_unique<WorkerPool>(
       WorkerPool::Options{directory_, 4, milliseconds(30000), milliseconds(200)});
   RecordExits();
-  auto polite = Pop("job", FakeWorker(directory_));
+  auto polite = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(1), 0);
-  auto stubborn = Pop("job", StubbornWorker(directory_));
+  auto stubborn = Pop(JobIdFromNumber(1), StubbornWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(2), 0);
   ASSERT_TRUE(polite.get().ok());
   ASSERT_TRUE(stubborn.get().ok());
@@ -299,13 +299,13 @@ TEST_F(WorkerPoolTest, AKilledIdleWorkerIsNotHandedOutAgain) {
   pool_ = std::make_unique<WorkerPool>(
       WorkerPool::Options{directory_, 4, milliseconds(30000), milliseconds(300)});
   RecordExits();
-  auto first = Pop("job", StubbornWorker(directory_));
+  auto first = Pop(JobIdFromNumber(1), StubbornWorker(directory_));
   const pid_t pid = RegisterWhenStarted(1);
   ASSERT_NE(pid, 0);
   ASSERT_TRUE(first.get().ok());
   pool_->PushWorker(1);
   ASSERT_TRUE(pool_->KillWorker(1, /*force=*/false).ok());  // dies after the grace
-  auto second = Pop("job", FakeWorker(directory_));
+  auto second = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(2), 0);
   ASSERT_EQ(second.wait_for(kDeadline), std::future_status::ready);
   EXPECT_EQ(second.get()->startup_token, 2);
@@ -314,18 +314,18 @@ TEST_F(WorkerPoolTest, AKilledIdleWorkerIsNotHandedOutAgain) {
 TEST_F(WorkerPoolTest, KillJobWorkersSparesDetachedWorkersAndOtherJobs) {
   MakePool(3);
   RecordExits();
-  auto owned = Pop("job1", FakeWorker(directory_));
+  auto owned = Pop(JobIdFromNumber(1), FakeWorker(directory_));
   ASSERT_NE(RegisterWhenStarted(1), 0);
-  auto detached = Pop("job1", FakeWorker(directory_), /*detached=*/true);
+  auto detached = Pop(JobIdFromNumber(1), FakeWorker(directory_), /*detached=*/true);
   const pid_t detached_pid = RegisterWhenStarted(2);
   ASSERT_NE(detached_pid, 0);
-  auto other = Pop("job2", FakeWorker(directory_));
+  auto other = Pop(JobIdFromNumber(2), FakeWorker(directory_));
   const pid_t other_pid = RegisterWhenStarted(3);
   ASSERT_NE(other_pid, 0);
   for (auto *popped : {&owned, &detached, &other}) ASSERT_TRUE(popped->get().ok());
-  auto waiting = Pop("job1", FakeWorker(directory_));  // beyond the limit of 3
+  auto waiting = Pop(JobIdFromNumber(1), FakeWorker(directory_));  // beyond the limit of 3
 
-  EXPECT_EQ(pool_->KillJobWorkers("job1"), 1);
+  EXPECT_EQ(pool_->KillJobWorkers(JobIdFromNumber(1)), 1);
   EXPECT_EQ(WaitForExit(1), "killed by signal 15");
   ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
   EXPECT_TRUE(absl::IsCancelled(waiting.get().status()));

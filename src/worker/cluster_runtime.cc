@@ -205,7 +205,12 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   proto::GetNodeStatsReply stats;
   Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
         "reach the node daemon at " + node_address);
-  node_id_ = NodeID::FromBinary(HexToBinary(stats.node_id()));
+  absl::StatusOr<NodeID> node_id = IdFromWire<NodeID>("node_id", stats.node_id());
+  if (!node_id.ok()) {
+    throw RayException("The node daemon at " + node_address +
+                       " gave a malformed answer: " + std::string(node_id.status().message()));
+  }
+  node_id_ = *node_id;
   // Every node's totals, at connect (this one's: single-node clusters).
   std::vector<ResourceSet> node_totals = {ResourceSetOf(stats.total())};
 
@@ -269,7 +274,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
                    entry(env::kNamespace, namespace_),
                    entry(env::kDetachedActors, options_.detached_actors ? "1" : "0")};
     NormalTaskSubmitter::Options submitting;
-    submitting.lease_template.set_job_id(job_id_.Hex());
+    submitting.lease_template.set_job_id(job_id_.Binary());
     for (const auto &arg : options_.worker_argv) submitting.lease_template.add_argv(arg);
     for (const auto &entry : worker_env_) submitting.lease_template.add_env(entry);
     submitting.node_totals = std::move(node_totals);
@@ -301,10 +306,15 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       proto::AddJobReply reply;
       Check(control_->AddJob(Context(kConnectTimeoutMs).get(), request, &reply),
             "register the job with the control service");
-      job_id_ = JobID::FromBinary(HexToBinary(reply.job().job_id()));
+      absl::StatusOr<JobID> job_id = IdFromWire<JobID>("job_id", reply.job().job_id());
+      if (!job_id.ok()) {
+        throw RayException("The control service gave a malformed answer to AddJob: " +
+                           std::string(job_id.status().message()));
+      }
+      job_id_ = *job_id;
       start_submitting();
       proto::RegisterDriverRequest driver;
-      driver.set_job_id(job_id_.Hex());
+      driver.set_job_id(job_id_.Binary());
       driver.set_pid(getpid());
       driver.set_address(my_address_);
       proto::RegisterDriverReply driver_reply;
@@ -331,11 +341,11 @@ void ClusterRuntime::Shutdown() {
   actor_calls_.Shutdown();
   if (!options_.worker_mode && !my_address_.empty()) {
     proto::UnregisterDriverRequest request;
-    request.set_job_id(job_id_.Hex());
+    request.set_job_id(job_id_.Binary());
     proto::UnregisterDriverReply reply;
     (void)node_->UnregisterDriver(Context(kShortCallTimeoutMs).get(), request, &reply);
     proto::MarkJobFinishedRequest finished;
-    finished.set_job_id(job_id_.Hex());
+    finished.set_job_id(job_id_.Binary());
     proto::MarkJobFinishedReply finished_reply;
     (void)control_->MarkJobFinished(Context(kShortCallTimeoutMs).get(), finished, &finished_reply);
   }

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 
+#include "src/common/id.h"
 #include "src/worker/submitter_fakes.h"
 
 namespace sunray {
@@ -65,7 +66,7 @@ class NormalTaskSubmitterTest : public ::testing::Test {
 
   void Make() {
     NormalTaskSubmitter::Options options;
-    options.lease_template.set_job_id("01000000");
+    options.lease_template.set_job_id(JobIdFromNumber(1).Binary());
     options.lease_template.add_env("SUNRAY_JOB_ID=01000000");
     options.node_totals = {ResourceSetFromUnits(std::map<std::string, double>{{"CPU", 2}})};
     options.node_name = "node-a";
@@ -103,7 +104,7 @@ TEST_F(NormalTaskSubmitterTest, ATaskRunsOnALeasedWorkerAndItsAnswerSettlesIt) {
   Submit("f");
   ASSERT_EQ(node_.requests.size(), 1u);
   const auto &request = node_.requests[0].request;
-  EXPECT_EQ(request.job_id(), "01000000");
+  EXPECT_EQ(request.job_id(), JobIdFromNumber(1).Binary());
   EXPECT_EQ(request.resources().amounts().at("CPU"), kResourceUnit);
   ASSERT_EQ(request.env_size(), 1);
   node_.Grant(0, 1);

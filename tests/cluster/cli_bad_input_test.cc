@@ -16,8 +16,8 @@
 #include <string>
 
 #include "node.grpc.pb.h"
-#include "src/common/session.h"
 #include "src/common/process.h"
+#include "src/common/session.h"
 #include "src/rpc/rpc.h"
 #include "tests/cluster/cli_test_support.h"
 
@@ -70,8 +70,10 @@ TEST_F(CliTest, ALeaseRequestWhoseCallerGaveUpStopsWaiting) {
   Cluster cluster;
   StartCluster(1, &cluster);
   const std::string &node = cluster.node, &token = cluster.token;
-  auto infeasible = RequestLease(node, token, "GPU", 1, "01000000", false, milliseconds(300));
-  auto waiting = RequestLease(node, token, "CPU", 2, "01000000", false, milliseconds(300));
+  auto infeasible =
+      RequestLease(node, token, "GPU", 1, JobIdFromNumber(1).Binary(), false, milliseconds(300));
+  auto waiting =
+      RequestLease(node, token, "CPU", 2, JobIdFromNumber(1).Binary(), false, milliseconds(300));
   EXPECT_EQ(infeasible.get().first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(waiting.get().first.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   proto::GetNodeStatsReply stats;
@@ -100,6 +102,44 @@ TEST_F(CliTest, AWorkerRegistrationWithoutATaskAddressIsRefusedNamingIt) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("task address"), std::string::npos)
       << status.error_message();
+}
+
+// Ids travel as their bytes: an id in another form (here the hex of job 1,
+// as the wire carried it before) is refused naming the field, and nothing
+// waits on it.
+TEST_F(CliTest, AnIdOfTheWrongSizeIsRefusedNamingTheField) {
+  Cluster cluster;
+  StartCluster(1, &cluster);
+  auto lease = RequestLease(cluster.node, cluster.token, "CPU", 1, "01000000").get();
+  EXPECT_EQ(lease.first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(lease.first.error_message().find("RequestWorkerLease: job_id must be 4 bytes, got 8"),
+            std::string::npos)
+      << lease.first.error_message();
+
+  proto::RegisterDriverRequest driver;
+  driver.set_pid(getpid());
+  proto::RegisterDriverReply registered;
+  grpc::Status status =
+      cluster.node_stub->RegisterDriver(cluster.Context().get(), driver, &registered);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("RegisterDriver: job_id must be 4 bytes, got 0"),
+            std::string::npos)
+      << status.error_message();
+
+  proto::MarkJobFinishedRequest finished;
+  finished.set_job_id("01000000");
+  proto::MarkJobFinishedReply finished_reply;
+  status =
+      cluster.control_stub->MarkJobFinished(cluster.Context().get(), finished, &finished_reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("MarkJobFinished: job_id must be 4 bytes"),
+            std::string::npos)
+      << status.error_message();
+
+  proto::GetNodeStatsReply stats;
+  ASSERT_TRUE(cluster.node_stub->GetNodeStats(cluster.Context().get(), {}, &stats).ok());
+  EXPECT_EQ(stats.node_id().size(), NodeID::kSize);
+  EXPECT_EQ(stats.pending_leases(), 0);
 }
 
 // Regression: `sunray start --head --include-dashboard false` (as Ray users

@@ -377,7 +377,7 @@ std::string CreateFakeActor(const Cluster &cluster, int max_restarts) {
   proto::CreateActorRequest request;
   request.mutable_creation_task()->set_type(proto::TaskSpec::ACTOR_CREATION);
   request.mutable_creation_task()->set_actor_id(id);
-  request.mutable_creation_task()->set_job_id(std::string("\x01\0\0\0", 4));
+  request.mutable_creation_task()->set_job_id(JobIdFromNumber(1).Binary());
   request.mutable_creation_task()->set_class_name("Fake");
   (*request.mutable_resources()->mutable_amounts())["CPU"] = 10000;
   request.add_argv(SUNRAY_FAKE_WORKER_PATH);
@@ -437,24 +437,27 @@ TEST_F(CliTest, WhenADriverExitsItsJobsWorkersStopExceptDetachedOnes) {
   ASSERT_NO_FATAL_FAILURE(StartCluster(4, &cluster));
   proto::AddJobReply job;
   ASSERT_TRUE(cluster.control_stub->AddJob(cluster.Context().get(), {}, &job).ok());
-  ASSERT_EQ(job.job().job_id(), "01000000");
+  ASSERT_EQ(job.job().job_id(), JobIdFromNumber(1).Binary());
   auto driver = SpawnProcess({"/bin/sleep", "1000"}, {});
   ASSERT_TRUE(driver.ok());
   proto::RegisterDriverRequest register_driver;
-  register_driver.set_job_id("01000000");
+  register_driver.set_job_id(JobIdFromNumber(1).Binary());
   register_driver.set_pid(*driver);
   proto::RegisterDriverReply registered;
   ASSERT_TRUE(
       cluster.node_stub->RegisterDriver(cluster.Context().get(), register_driver, &registered)
           .ok());
 
-  auto owned = RequestLease(cluster.node, cluster.token, "CPU", 1, "01000000").get();
-  auto detached = RequestLease(cluster.node, cluster.token, "CPU", 1, "01000000", true).get();
-  auto other = RequestLease(cluster.node, cluster.token, "CPU", 1, "02000000").get();
+  auto owned =
+      RequestLease(cluster.node, cluster.token, "CPU", 1, JobIdFromNumber(1).Binary()).get();
+  auto detached =
+      RequestLease(cluster.node, cluster.token, "CPU", 1, JobIdFromNumber(1).Binary(), true).get();
+  auto other =
+      RequestLease(cluster.node, cluster.token, "CPU", 1, JobIdFromNumber(2).Binary()).get();
   for (auto *lease : {&owned, &detached, &other}) {
     ASSERT_TRUE(lease->first.ok()) << lease->first.error_message();
   }
-  auto waiting = RequestLease(cluster.node, cluster.token, "GPU", 1, "01000000");
+  auto waiting = RequestLease(cluster.node, cluster.token, "GPU", 1, JobIdFromNumber(1).Binary());
 
   kill(*driver, SIGKILL);
   EXPECT_TRUE(Eventually([&] { return !ProcessAlive(owned.second.worker_pid()); }));
@@ -471,7 +474,7 @@ TEST_F(CliTest, WhenADriverExitsItsJobsWorkersStopExceptDetachedOnes) {
 
   // UnregisterDriver does the same at once (and may repeat).
   proto::UnregisterDriverRequest unregister;
-  unregister.set_job_id("02000000");
+  unregister.set_job_id(JobIdFromNumber(2).Binary());
   proto::UnregisterDriverReply unregistered;
   for (int i = 0; i < 2; ++i) {
     ASSERT_TRUE(

@@ -19,6 +19,7 @@
 
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
+#include "src/common/id.h"
 #include "src/common/session.h"
 #include "src/rpc/rpc.h"
 
@@ -85,7 +86,7 @@ class CliTest : public ::testing::Test {
 // Asks the node for a lease running the fake worker; returns the reply.
 inline std::future<std::pair<grpc::Status, proto::RequestWorkerLeaseReply>> RequestLease(
     const std::string &node, const std::string &token, const std::string &resource, double amount,
-    const std::string &job_id = "01000000", bool detached = false,
+    const std::string &job_id = JobIdFromNumber(1).Binary(), bool detached = false,
     milliseconds timeout = milliseconds(20000)) {
   return std::async(std::launch::async, [=] {
     auto stub = proto::NodeService::NewStub(rpc::MakeChannel(node));

@@ -131,16 +131,15 @@ void ClusterRuntime::RegisterActor(std::shared_ptr<PendingTask> task, const std:
     return;
   }
   *request->mutable_creation_task() = task->spec;
-  proto::CreateActorReply reply;
-  grpc::Status status = control_->CreateActor(Context(kControlTimeoutMs).get(), *request, &reply);
-  if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+  const absl::Status status = control_.CreateActor(*request, kControlTimeout);
+  if (absl::IsAlreadyExists(status)) {
     fail("An actor named '" + request->name() + "' already exists in namespace '" +
              request->ray_namespace() + "'.",
          true);
     return;
   }
   if (!status.ok()) {
-    fail("The actor " + class_name + " cannot be created: " + status.error_message(), false);
+    fail("The actor " + class_name + " cannot be created: " + std::string(status.message()), false);
     return;
   }
   actor_calls_.Created(actor_id, std::move(task->held));
@@ -148,33 +147,26 @@ void ClusterRuntime::RegisterActor(std::shared_ptr<PendingTask> task, const std:
 }
 
 void ClusterRuntime::WatchActor(const std::string &actor_id, int64_t after_version) {
-  proto::GetActorInfoRequest request;
-  request.set_actor_id(actor_id);
-  request.set_after_version(after_version);
-  CallAsync<proto::GetActorInfoReply>(
-      std::move(request), 60000,
-      [this](auto *context, auto *req, auto *reply, auto callback) {
-        control_->async()->GetActorInfo(context, req, reply, std::move(callback));
-      },
-      [this, actor_id, after_version](const grpc::Status &status, proto::GetActorInfoReply &reply) {
-        if (status.ok()) {
-          actor_calls_.OnActorInfo(actor_id, reply.actor());
-          if (reply.actor().state() != proto::ActorInfo::DEAD) {
-            WatchActor(actor_id, reply.actor().version());
-          }
+  control_.WatchActor(
+      actor_id, after_version,
+      [this, actor_id, after_version](absl::StatusOr<proto::ActorInfo> info) {
+        if (info.ok()) {
+          actor_calls_.OnActorInfo(actor_id, *info);
+          if (info->state() != proto::ActorInfo::DEAD) WatchActor(actor_id, info->version());
           return;
         }
-        if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        if (absl::IsDeadlineExceeded(info.status())) {
           WatchActor(actor_id, after_version);  // the long poll ran out; ask again
           return;
         }
-        if (status.error_code() == grpc::StatusCode::CANCELLED) return;  // shutting down
+        if (absl::IsCancelled(info.status())) return;  // shutting down
         actor_calls_.OnActorInfo(
-            actor_id, DeadActorInfo(actor_id, status.error_code() == grpc::StatusCode::NOT_FOUND
-                                                  ? "no such actor in this cluster."
-                                                  : "its state cannot be read from the control "
-                                                    "service (" +
-                                                        status.error_message() + ")."));
+            actor_id,
+            DeadActorInfo(actor_id, absl::IsNotFound(info.status())
+                                        ? "no such actor in this cluster."
+                                        : "its state cannot be read from the control "
+                                          "service (" +
+                                              std::string(info.status().message()) + ")."));
       });
 }
 
@@ -208,31 +200,25 @@ std::string ClusterRuntime::CallActor(const ray::internal::RemoteFunctionHolder 
 }
 
 std::string ClusterRuntime::GetActorId(const std::string &name, const std::string &ray_namespace) {
-  proto::GetNamedActorRequest request;
-  request.set_name(name);
-  request.set_ray_namespace(ray_namespace.empty() ? namespace_ : ray_namespace);
-  proto::GetNamedActorReply reply;
-  grpc::Status status = control_->GetNamedActor(Context(kControlTimeoutMs).get(), request, &reply);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return {};
-  if (!status.ok()) {
+  absl::StatusOr<proto::ActorInfo> actor = control_.GetNamedActor(
+      name, ray_namespace.empty() ? namespace_ : ray_namespace, kControlTimeout);
+  if (absl::IsNotFound(actor.status())) return {};
+  if (!actor.ok()) {
     throw RayException("Sunray could not look up the actor '" + name +
-                       "': " + status.error_message());
+                       "': " + std::string(actor.status().message()));
   }
-  return reply.actor().actor_id();
+  return actor->actor_id();
 }
 
 void ClusterRuntime::KillActor(const std::string &actor_id, bool no_restart) {
-  proto::KillActorRequest request;
-  request.set_actor_id(actor_id);
-  request.set_no_restart(no_restart);
-  proto::KillActorReply reply;
-  grpc::Status status = control_->KillActor(Context(kControlTimeoutMs).get(), request, &reply);
-  if (!status.ok()) {
+  absl::StatusOr<proto::ActorInfo> actor =
+      control_.KillActor(actor_id, no_restart, kControlTimeout);
+  if (!actor.ok()) {
     throw RayException("Cannot kill actor " + BinaryToHex(actor_id) + ": " +
-                       status.error_message());
+                       std::string(actor.status().message()));
   }
   // Calls made from now on see the restart (or the death) at once.
-  if (reply.has_actor()) actor_calls_.OnActorInfo(actor_id, reply.actor());
+  if (!actor->actor_id().empty()) actor_calls_.OnActorInfo(actor_id, *actor);
 }
 
 std::string ClusterRuntime::SerializeActorHandle(const std::string &actor_id) { return actor_id; }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "ray/api/ray_exception.h"
+#include "src/common/log.h"
 #include "src/core/execution_context.h"
 #include "src/worker/runtime_state.h"
 #include "src/worker/task_stream.h"
@@ -20,12 +21,17 @@ using ray::internal::RayException;
 
 namespace {
 
-constexpr int kConnectTimeoutMs = 10000;
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker"));
+  return **logger;
+}
 
-void Check(const grpc::Status &status, const std::string &what) {
+// Where the runtime meets the API: a failed call to connect is thrown.
+void Check(const absl::Status &status, const std::string &what) {
   if (status.ok()) return;
-  throw RayException("Sunray could not " + what + ": " + status.error_message() + " (gRPC code " +
-                     std::to_string(status.error_code()) + ").");
+  throw RayException("Sunray could not " + what + ": " + std::string(status.message()) + " (" +
+                     absl::StatusCodeToString(status.code()) + ").");
 }
 
 }  // namespace
@@ -181,14 +187,11 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   if (!options_.code_search_description.empty()) {
     executor_.SetSearchDescription(options_.code_search_description);
   }
-  control_ = proto::ControlService::NewStub(rpc::MakeChannel(options_.control_address));
-
   std::string node_address = options_.node_address;
   if (node_address.empty()) {
-    proto::GetAllNodesReply nodes;
-    Check(control_->GetAllNodes(Context(kConnectTimeoutMs).get(), {}, &nodes),
-          "reach the control service at " + options_.control_address);
-    for (const auto &node : nodes.nodes()) {
+    absl::StatusOr<std::vector<proto::NodeInfo>> nodes = control_.GetAllNodes(kConnectTimeout);
+    Check(nodes.status(), "reach the control service at " + options_.control_address);
+    for (const auto &node : *nodes) {
       if (node.state() != proto::NodeInfo::ALIVE) continue;
       if (node_address.empty() || node.address().ip() == options_.host) {
         node_address = node.address().ip() + ":" + std::to_string(node.address().port());
@@ -198,19 +201,13 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       throw RayException("The cluster at " + options_.control_address + " has no live node.");
     }
   }
-  node_ = proto::NodeService::NewStub(rpc::MakeChannel(node_address));
   node_client_ = std::make_unique<GrpcNodeClient>(options_.token, node_address);
   lease_returner_ = std::make_unique<LeaseReturner>(node_client_.get());
   blocked_notifier_ = std::make_unique<BlockedNotifier>(node_client_.get(), options_.startup_token);
-  proto::GetNodeStatsReply stats;
-  Check(node_->GetNodeStats(Context(kConnectTimeoutMs).get(), {}, &stats),
-        "reach the node daemon at " + node_address);
-  absl::StatusOr<NodeID> node_id = IdFromWire<NodeID>("node_id", stats.node_id());
-  if (!node_id.ok()) {
-    throw RayException("The node daemon at " + node_address +
-                       " gave a malformed answer: " + std::string(node_id.status().message()));
-  }
-  node_id_ = *node_id;
+  absl::StatusOr<proto::GetNodeStatsReply> node_stats = node_client_->GetNodeStats(kConnectTimeout);
+  Check(node_stats.status(), "reach the node daemon at " + node_address);
+  const proto::GetNodeStatsReply &stats = *node_stats;
+  node_id_ = NodeID::FromBinary(stats.node_id());
   // Every node's totals, at connect (this one's: single-node clusters).
   std::vector<ResourceSet> node_totals = {ResourceSetOf(stats.total())};
 
@@ -295,30 +292,22 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       request.set_pid(getpid());
       request.set_address(my_address_);
       request.set_task_address(task_address_);
-      proto::RegisterWorkerReply reply;
-      Check(node_->RegisterWorker(Context(kConnectTimeoutMs).get(), request, &reply),
+      Check(node_client_->RegisterWorker(request, kConnectTimeout),
             "register this worker with the node daemon at " + node_address);
     } else {
       proto::AddJobRequest request;
       request.set_driver_address(my_address_);
       request.set_driver_pid(getpid());
       request.set_ray_namespace(namespace_);
-      proto::AddJobReply reply;
-      Check(control_->AddJob(Context(kConnectTimeoutMs).get(), request, &reply),
-            "register the job with the control service");
-      absl::StatusOr<JobID> job_id = IdFromWire<JobID>("job_id", reply.job().job_id());
-      if (!job_id.ok()) {
-        throw RayException("The control service gave a malformed answer to AddJob: " +
-                           std::string(job_id.status().message()));
-      }
-      job_id_ = *job_id;
+      absl::StatusOr<proto::JobInfo> job = control_.AddJob(request, kConnectTimeout);
+      Check(job.status(), "register the job with the control service");
+      job_id_ = JobID::FromBinary(job->job_id());
       start_submitting();
       proto::RegisterDriverRequest driver;
       driver.set_job_id(job_id_.Binary());
       driver.set_pid(getpid());
       driver.set_address(my_address_);
-      proto::RegisterDriverReply driver_reply;
-      Check(node_->RegisterDriver(Context(kConnectTimeoutMs).get(), driver, &driver_reply),
+      Check(node_client_->RegisterDriver(driver, kConnectTimeout),
             "register the driver with the node daemon");
     }
   } catch (...) {
@@ -340,26 +329,21 @@ void ClusterRuntime::Shutdown() {
   if (normal_ != nullptr) normal_->Shutdown(/*return_leases=*/!options_.worker_mode);
   actor_calls_.Shutdown();
   if (!options_.worker_mode && !my_address_.empty()) {
-    proto::UnregisterDriverRequest request;
-    request.set_job_id(job_id_.Binary());
-    proto::UnregisterDriverReply reply;
-    (void)node_->UnregisterDriver(Context(kShortCallTimeoutMs).get(), request, &reply);
-    proto::MarkJobFinishedRequest finished;
-    finished.set_job_id(job_id_.Binary());
-    proto::MarkJobFinishedReply finished_reply;
-    (void)control_->MarkJobFinished(Context(kShortCallTimeoutMs).get(), finished, &finished_reply);
+    // The node also ends the job when it sees this process exit, and tells
+    // the control service: a failure here is logged, not fatal.
+    if (absl::Status status = node_client_->UnregisterDriver(job_id_, kShortCallTimeout);
+        !status.ok()) {
+      Logger().warn("could not unregister job {}'s driver with its node: {}", job_id_.Hex(),
+                    status.message());
+    }
+    if (absl::Status status = control_.MarkJobFinished(job_id_, kShortCallTimeout); !status.ok()) {
+      Logger().warn("could not mark job {} finished with the control service: {}", job_id_.Hex(),
+                    status.message());
+    }
   }
   // Cancel what is in flight and wait for the callbacks.
-  {
-    absl::MutexLock lock(&calls_mu_);
-    calls_closed_ = true;
-    for (grpc::ClientContext *context : calls_) context->TryCancel();
-  }
+  control_.Stop();
   task_streams_.CancelAllAndWait();
-  {
-    absl::MutexLock lock(&calls_mu_);
-    while (!calls_.empty()) calls_idle_.Wait(&calls_mu_);
-  }
   if (node_client_ != nullptr) node_client_->Stop();
   peers_.Stop();
   owned_.Shutdown();
@@ -382,17 +366,6 @@ void ClusterRuntime::Shutdown() {
   }
   frames_.Stop();
   server_.Stop();
-}
-
-std::unique_ptr<grpc::ClientContext> ClusterRuntime::Context(int timeout_ms) const {
-  return rpc::MakeClientContext(options_.token, std::chrono::milliseconds(timeout_ms));
-}
-
-std::shared_ptr<proto::WorkerService::Stub> ClusterRuntime::WorkerStub(const std::string &address) {
-  absl::MutexLock lock(&mu_);
-  auto &stub = stubs_[address];
-  if (stub == nullptr) stub = proto::WorkerService::NewStub(rpc::MakeChannel(address));
-  return stub;
 }
 
 void ClusterRuntime::RunDeferred(std::function<void()> work) {

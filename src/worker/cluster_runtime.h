@@ -42,8 +42,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "control.grpc.pb.h"
-#include "node.grpc.pb.h"
 #include "ray/api/ray_runtime.h"
 #include "src/common/environment.h"
 #include "src/common/id.h"
@@ -55,6 +53,7 @@
 #include "src/rpc/frame_loop.h"
 #include "src/rpc/rpc.h"
 #include "src/worker/actor_task_submitter.h"
+#include "src/worker/control_client.h"
 #include "src/worker/dependency_resolver.h"
 #include "src/worker/node_client.h"
 #include "src/worker/normal_task_submitter.h"
@@ -227,14 +226,6 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   class BlockedScope;
   friend class BlockedScope;
 
-  // --- plumbing ---
-  std::shared_ptr<proto::WorkerService::Stub> WorkerStub(const std::string &address);
-  std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) const;
-  // Starts an asynchronous call; `done` runs on a gRPC thread. Shutdown
-  // cancels calls still in flight and waits for their callbacks.
-  template <typename Reply, typename Request, typename Start, typename Done>
-  void CallAsync(Request request, int timeout_ms, Start start, Done done);
-
   const ClusterRuntimeOptions options_;
   std::string namespace_;
   JobID job_id_;
@@ -245,8 +236,8 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   std::string task_address_;  // where a worker takes task streams (frames_)
   std::vector<std::string> worker_env_;
 
-  std::shared_ptr<proto::ControlService::Stub> control_;
-  std::shared_ptr<proto::NodeService::Stub> node_;
+  // Calls to the control service (its watches stopped at Shutdown).
+  GrpcControlClient control_{options_.token, options_.control_address};
   std::unique_ptr<StoreClient> store_;
   FunctionExecutor executor_;
   MemoryStore owned_;
@@ -259,7 +250,8 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // with `refs_`).
   std::unique_ptr<NodeStore> node_store_;
   std::unique_ptr<ObjectProvider> objects_;
-  // Leases from the node (made once the node's address is known).
+  // Calls to the node: leases, connecting (made once the node's address is
+  // known).
   std::unique_ptr<GrpcNodeClient> node_client_;
   std::unique_ptr<LeaseReturner> lease_returner_;
   // Workers: tells the node when the running task blocks in Get.
@@ -286,18 +278,10 @@ class ClusterRuntime : public ray::internal::RayRuntime,
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::shared_ptr<proto::WorkerService::Stub>> stubs_
-      ABSL_GUARDED_BY(mu_);
   // Borrower side: owners' WatchExit calls, answered at Shutdown.
   absl::Mutex watchers_mu_;
   std::vector<ExitWatch *> exit_watches_ ABSL_GUARDED_BY(watchers_mu_);
   bool exiting_ ABSL_GUARDED_BY(watchers_mu_) = false;
-
-  // Calls in flight, cancelled at Shutdown.
-  absl::Mutex calls_mu_;
-  absl::flat_hash_set<grpc::ClientContext *> calls_ ABSL_GUARDED_BY(calls_mu_);
-  bool calls_closed_ ABSL_GUARDED_BY(calls_mu_) = false;
-  absl::CondVar calls_idle_;
 
   // Work that must not run under other locks (frees), and lease upkeep.
   absl::Mutex deferred_mu_;

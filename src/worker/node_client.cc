@@ -49,6 +49,46 @@ void GrpcNodeClient::NotifyBlocked(const proto::NotifyBlockedRequest &request,
       });
 }
 
+std::unique_ptr<proto::NodeService::Stub> GrpcNodeClient::Stub() {
+  return proto::NodeService::NewStub(calls_.Channel(address_));
+}
+
+absl::StatusOr<proto::GetNodeStatsReply> GrpcNodeClient::GetNodeStats(
+    std::chrono::milliseconds timeout) {
+  proto::GetNodeStatsReply reply;
+  const grpc::Status status =
+      Stub()->GetNodeStats(rpc::MakeClientContext(token_, timeout).get(), {}, &reply);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  absl::StatusOr<NodeID> id = IdFromWire<NodeID>("GetNodeStats' node_id", reply.node_id());
+  if (!id.ok()) {
+    return absl::InternalError("the node daemon gave a malformed answer: " +
+                               std::string(id.status().message()));
+  }
+  return reply;
+}
+
+absl::Status GrpcNodeClient::RegisterWorker(const proto::RegisterWorkerRequest &request,
+                                            std::chrono::milliseconds timeout) {
+  proto::RegisterWorkerReply reply;
+  return rpc::FromGrpcStatus(
+      Stub()->RegisterWorker(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
+}
+
+absl::Status GrpcNodeClient::RegisterDriver(const proto::RegisterDriverRequest &request,
+                                            std::chrono::milliseconds timeout) {
+  proto::RegisterDriverReply reply;
+  return rpc::FromGrpcStatus(
+      Stub()->RegisterDriver(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
+}
+
+absl::Status GrpcNodeClient::UnregisterDriver(const JobID &job, std::chrono::milliseconds timeout) {
+  proto::UnregisterDriverRequest request;
+  request.set_job_id(job.Binary());
+  proto::UnregisterDriverReply reply;
+  return rpc::FromGrpcStatus(
+      Stub()->UnregisterDriver(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
+}
+
 void BlockedNotifier::Set(bool blocked) {
   {
     absl::MutexLock lock(&mu_);

@@ -4,7 +4,10 @@
 // NodeClient: asynchronous; `done` runs exactly once, on any thread (also
 // before the call returns, e.g. with Cancelled once the client is stopped).
 // GrpcNodeClient: over rpc::AsyncCaller; Stop cancels what is in flight and
-// waits for the callbacks. Thread-safe.
+// waits for the callbacks. It also makes the facade's blocking calls of
+// connecting and shutting down (GetNodeStats, RegisterWorker, the driver's
+// registration), which no component needs; they wait at most `timeout` and
+// must not run on a gRPC callback thread. Thread-safe.
 //
 // LeaseReturner gives a lease back to the node without blocking, retrying a
 // return the node did not confirm: a lease the node never hears back about
@@ -21,7 +24,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "node.pb.h"
+#include "node.grpc.pb.h"
+#include "src/common/id.h"
 #include "src/rpc/async_caller.h"
 
 namespace sunray {
@@ -44,7 +48,7 @@ class NodeClient {
 class GrpcNodeClient : public NodeClient {
  public:
   GrpcNodeClient(std::string token, std::string node_address)
-      : address_(std::move(node_address)), calls_(std::move(token)) {}
+      : token_(token), address_(std::move(node_address)), calls_(std::move(token)) {}
 
   void RequestWorkerLease(
       const proto::RequestWorkerLeaseRequest &request,
@@ -53,11 +57,23 @@ class GrpcNodeClient : public NodeClient {
                     std::function<void(absl::Status)> done) override;
   void NotifyBlocked(const proto::NotifyBlockedRequest &request, std::chrono::milliseconds timeout,
                      std::function<void(absl::Status)> done) override;
+  // The node's id checked (InternalError naming it when malformed).
+  [[nodiscard]] absl::StatusOr<proto::GetNodeStatsReply> GetNodeStats(
+      std::chrono::milliseconds timeout);
+  [[nodiscard]] absl::Status RegisterWorker(const proto::RegisterWorkerRequest &request,
+                                            std::chrono::milliseconds timeout);
+  [[nodiscard]] absl::Status RegisterDriver(const proto::RegisterDriverRequest &request,
+                                            std::chrono::milliseconds timeout);
+  [[nodiscard]] absl::Status UnregisterDriver(const JobID &job, std::chrono::milliseconds timeout);
+
   // Cancels the calls in flight and waits for their callbacks; later calls
   // end Cancelled at once. Idempotent.
   void Stop() { calls_.Stop(); }
 
  private:
+  std::unique_ptr<proto::NodeService::Stub> Stub();
+
+  const std::string token_;
   const std::string address_;
   rpc::AsyncCaller calls_;
 };

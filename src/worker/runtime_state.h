@@ -28,10 +28,6 @@
 
 namespace sunray {
 
-// Shared by the runtime's files.
-inline constexpr int kControlTimeoutMs = 30000;
-inline constexpr int kShortCallTimeoutMs = 10000;
-
 // A runtime env's env_vars as environment entries, NAME=value.
 inline std::vector<std::string> EnvEntries(const std::map<std::string, std::string> &vars) {
   std::vector<std::string> entries;
@@ -68,38 +64,5 @@ class ClusterRuntime::BlockedScope {
   ClusterRuntime *runtime_;
   bool active_ = false;
 };
-
-template <typename Reply, typename Request, typename Start, typename Done>
-void ClusterRuntime::CallAsync(Request request, int timeout_ms, Start start, Done done) {
-  struct Call {
-    grpc::ClientContext context;
-    Request request;
-    Reply reply;
-  };
-  auto call = std::make_shared<Call>();
-  call->context.AddMetadata(rpc::kTokenHeader, options_.token);
-  if (timeout_ms >= 0) {
-    call->context.set_deadline(std::chrono::system_clock::now() +
-                               std::chrono::milliseconds(timeout_ms));
-  }
-  call->request = std::move(request);
-  bool closed;
-  {
-    absl::MutexLock lock(&calls_mu_);
-    closed = calls_closed_;
-    if (!closed) calls_.insert(&call->context);
-  }
-  if (closed) {
-    done(grpc::Status(grpc::StatusCode::CANCELLED, "Sunray is shutting down"), call->reply);
-    return;
-  }
-  start(&call->context, &call->request, &call->reply,
-        [this, call, done = std::move(done)](grpc::Status status) mutable {
-          done(status, call->reply);
-          absl::MutexLock lock(&calls_mu_);
-          calls_.erase(&call->context);
-          if (calls_.empty()) calls_idle_.SignalAll();
-        });
-}
 
 }  // namespace sunray

@@ -8,10 +8,20 @@
 #include <iostream>
 
 #include "ray/api/ray_exception.h"
+#include "src/common/log.h"
 #include "src/core/execution_context.h"
 #include "src/worker/runtime_state.h"
 
 namespace sunray {
+namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.receiver"));
+  return **logger;
+}
+
+}  // namespace
 
 ClusterRuntime::BlockedScope::BlockedScope(ClusterRuntime *runtime) : runtime_(runtime) {
   const ExecutionContext *context = CurrentExecutionContext();
@@ -101,11 +111,15 @@ ExecutionResult ClusterRuntime::Create(const proto::TaskSpec &spec, void **insta
 }
 
 void ClusterRuntime::FinishActorExit(const std::string &actor_id) {
-  proto::KillActorRequest kill;
-  kill.set_actor_id(actor_id);
-  kill.set_no_restart(true);
-  proto::KillActorReply kill_reply;
-  (void)control_->KillActor(Context(5000).get(), kill, &kill_reply);
+  // The process ends either way. If the control service did not hear this,
+  // it learns of the exit from the node and takes it for a death it may
+  // restart the actor after.
+  if (absl::StatusOr<proto::ActorInfo> killed =
+          control_.KillActor(actor_id, /*no_restart=*/true, std::chrono::seconds(5));
+      !killed.ok()) {
+    Logger().warn("ray::ExitActor could not tell the control service that actor {} exits: {}",
+                  BinaryToHex(actor_id), killed.status().message());
+  }
   ExitProcess(0);
 }
 

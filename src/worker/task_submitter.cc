@@ -153,17 +153,11 @@ void ClusterRuntime::Cancel(const std::string &object_id, bool force, bool /*rec
   const std::string &pushed_to = outcome.worker_address;
   // An actor's running call is never forced: that would end the actor.
   if (task->spec.type() == proto::TaskSpec::ACTOR_TASK) force = false;
-  proto::CancelTaskRequest request;
-  request.set_return_id(object_id);
-  request.set_force(force);
-  proto::CancelTaskReply reply;
-  const grpc::Status status =
-      WorkerStub(pushed_to)->CancelTask(Context(5000).get(), request, &reply);
-  if (!status.ok()) {
+  if (absl::Status status = peers_.CancelTask(pushed_to, object_id, force); !status.ok()) {
     // A dead worker fails the task as cancelled when its stream breaks; a
     // live one that did not answer goes on running it.
     Logger().warn("ray::Cancel could not reach the worker at {} running {}: {}", pushed_to,
-                  task->spec.function_name(), status.error_message());
+                  task->spec.function_name(), status.message());
   }
 }
 

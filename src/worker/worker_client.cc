@@ -1,13 +1,9 @@
 #include "src/worker/worker_client.h"
 
+#include "src/worker/timeouts.h"
 #include "worker.grpc.pb.h"
 
 namespace sunray {
-namespace {
-
-constexpr std::chrono::milliseconds kShortCall{10000};
-
-}  // namespace
 
 absl::Status WorkerClient::AddBorrower(const std::string &owner, const std::string &id,
                                        const std::string &borrower) {
@@ -17,7 +13,7 @@ absl::Status WorkerClient::AddBorrower(const std::string &owner, const std::stri
   proto::AddBorrowerReply reply;
   auto stub = proto::WorkerService::NewStub(calls_.Channel(owner));
   const grpc::Status status =
-      stub->AddBorrower(rpc::MakeClientContext(token_, kShortCall).get(), request, &reply);
+      stub->AddBorrower(rpc::MakeClientContext(token_, kShortCallTimeout).get(), request, &reply);
   if (!status.ok()) return rpc::FromGrpcStatus(status);
   if (!reply.found()) return absl::NotFoundError("the owner no longer has the object");
   return absl::OkStatus();
@@ -32,7 +28,7 @@ void WorkerClient::RemoveBorrower(const std::string &owner, const std::string &i
   // Nothing to do on failure: an owner that cannot be reached is gone, and
   // its count with it.
   calls_.Call<proto::WorkerService>(
-      owner, &proto::WorkerService::Stub::async::RemoveBorrower, request, kShortCall,
+      owner, &proto::WorkerService::Stub::async::RemoveBorrower, request, kShortCallTimeout,
       [](const grpc::Status &, const proto::RemoveBorrowerReply &) {});
 }
 
@@ -59,6 +55,17 @@ void WorkerClient::GetOwnedObject(const std::string &owner, const std::string &i
         }
         done(std::move(*reply.mutable_value()));
       });
+}
+
+absl::Status WorkerClient::CancelTask(const std::string &worker, const std::string &return_id,
+                                      bool force) {
+  proto::CancelTaskRequest request;
+  request.set_return_id(return_id);
+  request.set_force(force);
+  proto::CancelTaskReply reply;
+  auto stub = proto::WorkerService::NewStub(calls_.Channel(worker));
+  return rpc::FromGrpcStatus(
+      stub->CancelTask(rpc::MakeClientContext(token_, kShortCallTimeout).get(), request, &reply));
 }
 
 }  // namespace sunray

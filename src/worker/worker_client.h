@@ -3,7 +3,7 @@
 //
 // Asynchronous calls go through an rpc::AsyncCaller: Stop cancels those in
 // flight and waits for their callbacks (a WatchExit then ends Cancelled).
-// Thread-safe; the blocking AddBorrower must not run on a gRPC callback
+// Thread-safe; the blocking AddBorrower and CancelTask must not run on a gRPC callback
 // thread.
 #pragma once
 
@@ -25,6 +25,11 @@ class WorkerClient : public OwnerClient {
   void WatchExit(const std::string &address, std::function<void(absl::Status)> done) override;
   void GetOwnedObject(const std::string &owner, const std::string &id,
                       std::function<void(absl::StatusOr<proto::ObjectValue>)> done) override;
+
+  // Asks the worker at `worker` to cancel the task with `return_id`
+  // (blocking, kShortCallTimeout; ray::Cancel's thread).
+  [[nodiscard]] absl::Status CancelTask(const std::string &worker, const std::string &return_id,
+                                        bool force);
 
   // Cancels the calls in flight and waits for their callbacks; later calls
   // fail Cancelled at once. Idempotent.

@@ -3,8 +3,8 @@
 #include <atomic>
 #include <cstring>
 
-#include "ray/api/ray_exception.h"
 #include "src/common/id.h"
+#include "src/core/object_error.h"
 
 namespace sunray {
 
@@ -18,8 +18,8 @@ MemoryStore::Key::Key(std::string_view id) : size_(static_cast<uint32_t>(id.size
 
 namespace {
 
-[[noreturn]] void ThrowShutDown() {
-  throw ray::internal::RayException("Sunray is shutting down: the call was abandoned.");
+absl::Status ShutDownStatus() {
+  return absl::CancelledError("Sunray is shutting down: the call was abandoned.");
 }
 
 absl::Time DeadlineAfter(int timeout_ms) {
@@ -74,43 +74,45 @@ size_t MemoryStore::CountSealedLocked(const std::vector<std::string> &ids) const
   return sealed;
 }
 
-std::vector<MemoryStore::Value> MemoryStore::Get(const std::vector<std::string> &ids,
-                                                 int timeout_ms) {
+absl::StatusOr<std::vector<MemoryStore::Value>> MemoryStore::Get(
+    const std::vector<std::string> &ids, int timeout_ms) {
   const absl::Time deadline = DeadlineAfter(timeout_ms);
   absl::MutexLock lock(&mu_);
   while (!shut_down_ && !AllSealedLocked(ids)) {
     if (sealed_cv_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
   }
-  if (shut_down_) ThrowShutDown();
+  if (shut_down_) return ShutDownStatus();
   std::vector<Value> values;
   values.reserve(ids.size());
   for (const auto &id : ids) {
     auto it = entries_.find(id);
     if (it == entries_.end()) {
-      throw ray::internal::UnreconstructableException(
+      return ObjectErrorStatus(ErrorInfo{
+          ErrorType::kObjectLost,
           "Object " + BinaryToHex(id) +
-          " is not available: it was freed (no reference to it was left) or never existed in "
-          "this runtime.");
+              " is not available: it was freed (no reference to it was left) or never existed in "
+              "this runtime.",
+          "", "", ""});
     }
     if (!it->second.sealed) {
-      throw ray::internal::RayTimeoutException("Get timed out: object " + BinaryToHex(id) +
-                                               " was not ready within " +
-                                               std::to_string(timeout_ms) + " ms.");
+      return absl::DeadlineExceededError("Get timed out: object " + BinaryToHex(id) +
+                                         " was not ready within " + std::to_string(timeout_ms) +
+                                         " ms.");
     }
     values.push_back(it->second.value);
   }
   return values;
 }
 
-std::vector<bool> MemoryStore::Wait(const std::vector<std::string> &ids, int num_objects,
-                                    int timeout_ms) {
+absl::StatusOr<std::vector<bool>> MemoryStore::Wait(const std::vector<std::string> &ids,
+                                                    int num_objects, int timeout_ms) {
   const absl::Time deadline = DeadlineAfter(timeout_ms);
   absl::MutexLock lock(&mu_);
   const size_t wanted = static_cast<size_t>(std::max(num_objects, 0));
   while (!shut_down_ && CountSealedLocked(ids) < wanted) {
     if (sealed_cv_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
   }
-  if (shut_down_) ThrowShutDown();
+  if (shut_down_) return ShutDownStatus();
   std::vector<bool> ready;
   ready.reserve(ids.size());
   for (const auto &id : ids) {

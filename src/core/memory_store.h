@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "ray/api/serializer.h"
 #include "src/core/object_error.h"
@@ -75,14 +76,17 @@ class MemoryStore {
   bool Seal(const std::string &id, Value value, const std::vector<std::string> &contained);
 
   // Blocks until every id is sealed; returns their values in order.
-  // timeout_ms < 0 waits forever. Throws RayTimeoutException on expiry,
-  // UnreconstructableException for an id that is not in the store, and
-  // RayException once the store is shut down.
-  std::vector<Value> Get(const std::vector<std::string> &ids, int timeout_ms);
+  // timeout_ms < 0 waits forever. DeadlineExceeded on expiry, an ObjectLost
+  // error (ObjectErrorStatus) for an id that is not in the store, Cancelled
+  // once the store is shut down.
+  [[nodiscard]] absl::StatusOr<std::vector<Value>> Get(const std::vector<std::string> &ids,
+                                                       int timeout_ms);
 
   // Blocks until `num_objects` of `ids` are sealed or the timeout passed;
   // returns which are sealed. Unknown ids count as sealed (Get reports them).
-  std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects, int timeout_ms);
+  // Cancelled once the store is shut down.
+  [[nodiscard]] absl::StatusOr<std::vector<bool>> Wait(const std::vector<std::string> &ids,
+                                                       int num_objects, int timeout_ms);
 
   // Runs `callback` once every id is sealed or unknown (at once if they all
   // are already). Runs it on the thread that seals the last one.

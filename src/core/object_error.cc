@@ -3,6 +3,55 @@
 #include "ray/api/ray_exception.h"
 
 namespace sunray {
+namespace {
+
+// The payload's type URL (a name only: nothing is fetched from it).
+constexpr char kErrorInfoUrl[] = "sunray.dev/proto/sunray.proto.ErrorInfo";
+
+absl::StatusCode CodeOf(ErrorType type) {
+  switch (type) {
+    case ErrorType::kTaskExecution:
+      return absl::StatusCode::kAborted;
+    case ErrorType::kActorDied:
+    case ErrorType::kWorkerDied:
+      return absl::StatusCode::kUnavailable;
+    case ErrorType::kObjectLost:
+    case ErrorType::kFunctionNotFound:
+      return absl::StatusCode::kNotFound;
+    case ErrorType::kTaskCancelled:
+      return absl::StatusCode::kCancelled;
+    case ErrorType::kTaskUnschedulable:
+    case ErrorType::kRuntimeEnv:
+      return absl::StatusCode::kFailedPrecondition;
+  }
+  return absl::StatusCode::kUnknown;
+}
+
+}  // namespace
+
+absl::Status ObjectErrorStatus(const ErrorInfo &error) {
+  absl::Status status(CodeOf(error.type), error.message);
+  proto::ErrorInfo wire;
+  ErrorToProto(error, &wire);
+  status.SetPayload(kErrorInfoUrl, absl::Cord(wire.SerializeAsString()));
+  return status;
+}
+
+std::optional<ErrorInfo> ObjectErrorOf(const absl::Status &status) {
+  auto payload = status.GetPayload(kErrorInfoUrl);  // absl::optional
+  if (!payload) return std::nullopt;
+  proto::ErrorInfo wire;
+  if (!wire.ParseFromString(std::string(*payload))) return std::nullopt;
+  return ErrorFromProto(wire);
+}
+
+void ThrowStatus(const absl::Status &status) {
+  if (std::optional<ErrorInfo> error = ObjectErrorOf(status)) ThrowObjectError(*error);
+  if (absl::IsDeadlineExceeded(status)) {
+    throw ray::internal::RayTimeoutException(std::string(status.message()));
+  }
+  throw ray::internal::RayException(std::string(status.message()));
+}
 
 void ThrowObjectError(const ErrorInfo &error) {
   using namespace ray::internal;

@@ -3,8 +3,10 @@
 // exception types.
 #pragma once
 
+#include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "worker.pb.h"
 
 namespace sunray {
@@ -34,6 +36,19 @@ struct ErrorInfo {
 
 // Throws the public exception for `error`.
 [[noreturn]] void ThrowObjectError(const ErrorInfo &error);
+
+// Inside the runtimes errors travel as absl::Status; an object's error rides
+// in one as a payload, so that the API's edge throws the right exception.
+//   absl::Status ObjectErrorStatus(error): code by type (kObjectLost →
+//     NotFound, kTaskCancelled → Cancelled, ... kTaskExecution → Aborted),
+//     the message, and `error` itself.
+//   ObjectErrorOf(status): the error a status carries, if any.
+//   ThrowStatus(status): the exception for a failed status — the object
+//     error it carries, RayTimeoutException for DeadlineExceeded, otherwise
+//     RayException with the status's message.
+absl::Status ObjectErrorStatus(const ErrorInfo &error);
+std::optional<ErrorInfo> ObjectErrorOf(const absl::Status &status);
+[[noreturn]] void ThrowStatus(const absl::Status &status);
 
 // Short name of an error type, for logs (the proto enum's name).
 const char *ErrorTypeName(ErrorType type);

@@ -201,7 +201,7 @@ std::shared_ptr<ActorTaskSubmitter::Channel> ActorTaskSubmitter::OpenLocked(
   channel->stream = streams_->Open(
       actor->info.task_address(),
       [this, actor, channel](proto::TaskResults &results) { OnResults(actor, channel, results); },
-      [this, actor, channel](const grpc::Status &status) { OnChannelEnd(actor, channel, status); });
+      [this, actor, channel](const absl::Status &status) { OnChannelEnd(actor, channel, status); });
   if (channel->stream == nullptr) return nullptr;
   return channel;
 }
@@ -220,13 +220,13 @@ void ActorTaskSubmitter::OnResults(const std::shared_ptr<Actor> &actor,
     }
   }
   for (const auto &[task, reply] : answered) {
-    Settle(actor, channel->address, task, grpc::Status::OK, reply);
+    Settle(actor, channel->address, task, absl::OkStatus(), reply);
   }
 }
 
 void ActorTaskSubmitter::OnChannelEnd(const std::shared_ptr<Actor> &actor,
                                       const std::shared_ptr<Channel> &channel,
-                                      const grpc::Status &status) {
+                                      const absl::Status &status) {
   std::vector<std::shared_ptr<PendingTask>> lost;
   {
     absl::MutexLock lock(&mu_);
@@ -238,16 +238,15 @@ void ActorTaskSubmitter::OnChannelEnd(const std::shared_ptr<Actor> &actor,
   // In their submission order, so that resent calls keep it.
   std::sort(lost.begin(), lost.end(),
             [](const auto &a, const auto &b) { return a->order < b->order; });
-  const grpc::Status why = status.ok()
-                               ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                              "the actor's stream ended with calls unanswered")
-                               : status;
+  const absl::Status why =
+      status.ok() ? absl::UnavailableError("the actor's stream ended with calls unanswered")
+                  : status;
   for (const auto &task : lost) Settle(actor, channel->address, task, why, nullptr);
 }
 
 void ActorTaskSubmitter::Settle(const std::shared_ptr<Actor> &actor, const std::string &address,
                                 const std::shared_ptr<PendingTask> &task,
-                                const grpc::Status &status, const proto::PushTaskReply *reply) {
+                                const absl::Status &status, const proto::PushTaskReply *reply) {
   if (reply != nullptr && reply->actor_exiting()) {
     // ray::ExitActor(): this call and every later one fail; the actor
     // is dead for good (its worker told the control service so).
@@ -310,7 +309,7 @@ void ActorTaskSubmitter::Settle(const std::shared_ptr<Actor> &actor, const std::
   }
   error.message = "The actor " + BinaryToHex(actor->id) + " (" + actor->class_name +
                   ") died while the call " + task->spec.function_name() + " was in flight: " +
-                  (stale ? std::string("it was killed") : status.error_message());
+                  (stale ? std::string("it was killed") : std::string(status.message()));
   outcomes_->Failed(*task, std::move(error));
 }
 

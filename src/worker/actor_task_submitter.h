@@ -133,10 +133,10 @@ class ActorTaskSubmitter {
   void OnResults(const std::shared_ptr<Actor> &actor, const std::shared_ptr<Channel> &channel,
                  const proto::TaskResults &results);
   void OnChannelEnd(const std::shared_ptr<Actor> &actor, const std::shared_ptr<Channel> &channel,
-                    const grpc::Status &status);
+                    const absl::Status &status);
   // A sent call's end: answered (`reply`), or lost with `status`.
   void Settle(const std::shared_ptr<Actor> &actor, const std::string &address,
-              const std::shared_ptr<PendingTask> &task, const grpc::Status &status,
+              const std::shared_ptr<PendingTask> &task, const absl::Status &status,
               const proto::PushTaskReply *reply);
   ErrorInfo DeathErrorLocked(const Actor &actor, const std::string &function) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -129,7 +129,7 @@ TEST_F(ActorTaskSubmitterTest, ARestartResendsTheUnansweredCallsInOrderFromNumbe
   Call("b");
   Call("c");
   Stream(0).Answer("ret-a", "A");
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset"));
+  Stream(0).End(absl::UnavailableError("connection reset"));
   EXPECT_FALSE(outcomes_.settled("ret-b"));
   Call("d");
   EXPECT_EQ(streams_.opened.size(), 1u) << "held until the directory says where the actor is";
@@ -144,7 +144,7 @@ TEST_F(ActorTaskSubmitterTest, ARestartResendsTheUnansweredCallsInOrderFromNumbe
   EXPECT_EQ(Stream(1).sequence_numbers, (std::vector<int64_t>{0, 1, 2}));
 
   // The second loss is past max_task_retries for b and c, not for d.
-  Stream(1).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone again"));
+  Stream(1).End(absl::UnavailableError("gone again"));
   EXPECT_EQ(outcomes_.errors["ret-b"].type, ErrorType::kActorDied);
   EXPECT_NE(
       outcomes_.errors["ret-b"].message.find("died while the call b was in flight: gone again"),
@@ -160,7 +160,7 @@ TEST_F(ActorTaskSubmitterTest, WithoutRetriesALostCallFailsAndLaterCallsWaitForT
   Create();
   Alive(1, 1);
   Call("a");
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "reset"));
+  Stream(0).End(absl::UnavailableError("reset"));
   EXPECT_EQ(outcomes_.errors["ret-a"].type, ErrorType::kActorDied);
   Call("b");
   EXPECT_EQ(streams_.opened.size(), 1u) << "the old address is suspect";
@@ -214,7 +214,7 @@ TEST_F(ActorTaskSubmitterTest, ExitActorFailsThatCallAndEveryLaterOne) {
   EXPECT_NE(outcomes_.errors["ret-a"].message.find("it exited through ray::ExitActor in a."),
             std::string::npos)
       << outcomes_.errors["ret-a"].message;
-  Stream(0).End(grpc::Status::OK);  // the worker exits
+  Stream(0).End(absl::OkStatus());  // the worker exits
   EXPECT_EQ(outcomes_.errors["ret-b"].type, ErrorType::kActorDied)
       << "not resent, whatever the retries";
   Call("c");
@@ -250,7 +250,7 @@ TEST_F(ActorTaskSubmitterTest, CancelFailsAQueuedCallAndMarksASentOneNotToResend
   EXPECT_EQ(outcome.kind, CancelOutcome::kPushed);
   EXPECT_EQ(outcome.worker_address, "actor-at-1");
   EXPECT_FALSE(outcomes_.settled("ret-b"));
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "reset"));
+  Stream(0).End(absl::UnavailableError("reset"));
   EXPECT_TRUE(outcomes_.settled("ret-b")) << "a cancelled call is not resent";
 }
 
@@ -266,7 +266,7 @@ TEST_F(ActorTaskSubmitterTest, TheCreationTasksReferencesGoWhenTheActorIsDeadFor
   State(3, proto::ActorInfo::DEAD);
   EXPECT_EQ(released_, (std::vector<std::string>{"arg-1", "arg-2"}));
   EXPECT_FALSE(outcomes_.settled("ret-a")) << "a sent call settles when its stream ends";
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "reset"));
+  Stream(0).End(absl::UnavailableError("reset"));
   EXPECT_EQ(outcomes_.errors["ret-a"].type, ErrorType::kActorDied);
 }
 
@@ -283,7 +283,7 @@ TEST_F(ActorTaskSubmitterTest, AfterShutdownNothingIsResentOrTaken) {
   Alive(1, 1, /*max_task_retries=*/-1);
   Call("a");
   submitter_.Shutdown();
-  Stream(0).End(grpc::Status(grpc::StatusCode::CANCELLED, "shutting down"));
+  Stream(0).End(absl::CancelledError("shutting down"));
   EXPECT_EQ(outcomes_.errors["ret-a"].type, ErrorType::kActorDied);
   auto late = std::make_shared<PendingTask>();
   late->spec.set_actor_id(kActor);

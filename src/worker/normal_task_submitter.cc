@@ -202,7 +202,7 @@ void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
     auto stream = streams_->Open(
         worker->task_address,
         [this, cls, worker](proto::TaskResults &results) { OnResults(cls, worker, results); },
-        [this, cls, worker](const grpc::Status &end) { OnStreamEnd(cls, worker, end); });
+        [this, cls, worker](const absl::Status &end) { OnStreamEnd(cls, worker, end); });
     absl::MutexLock lock(&mu_);
     worker->stream = std::move(stream);
   }
@@ -280,7 +280,7 @@ void NormalTaskSubmitter::OnResults(SchedulingClass *cls,
       worker->tasks.erase(it);
       // The worker's last word says whether it is blocked.
       worker->bounced = result.reply().bounced();
-      if (SettleLocked(*held, *worker, grpc::Status::OK, &result.reply(), &settle)) {
+      if (SettleLocked(*held, *worker, absl::OkStatus(), &result.reply(), &settle)) {
         again.push_back(std::move(held));
       }
     }
@@ -299,10 +299,9 @@ void NormalTaskSubmitter::OnResults(SchedulingClass *cls,
 
 void NormalTaskSubmitter::OnStreamEnd(SchedulingClass *cls,
                                       const std::shared_ptr<LeasedWorker> &worker,
-                                      const grpc::Status &status) {
-  const grpc::Status why =
-      status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 "the worker ended its task stream with tasks unanswered")
+                                      const absl::Status &status) {
+  const absl::Status why =
+      status.ok() ? absl::UnavailableError("the worker ended its task stream with tasks unanswered")
                   : status;
   Work settle;
   Work work;
@@ -330,7 +329,7 @@ void NormalTaskSubmitter::OnStreamEnd(SchedulingClass *cls,
 }
 
 bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
-                                       const grpc::Status &status,
+                                       const absl::Status &status,
                                        const proto::PushTaskReply *reply, Work *settle) {
   PendingTask &task = *held.task;
   const bool bounced = reply != nullptr && reply->bounced();
@@ -343,7 +342,7 @@ bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
     retry = true;
     if (reply == nullptr) {
       Logger().warn("the worker running {} (pid {}) died: {}; the task runs again",
-                    task.spec.function_name(), worker.pid, status.error_message());
+                    task.spec.function_name(), worker.pid, status.message());
     }
   }
   if (retry) {
@@ -365,7 +364,7 @@ bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
                ErrorInfo{ErrorType::kWorkerDied,
                          "The worker running " + task.spec.function_name() + " (pid " +
                              std::to_string(worker.pid) + ", node " + options_.node_name +
-                             ") died before the task finished: " + status.error_message(),
+                             ") died before the task finished: " + std::string(status.message()),
                          "", "", ""},
                settle);
   }

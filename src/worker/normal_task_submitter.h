@@ -121,11 +121,11 @@ class NormalTaskSubmitter {
   void OnResults(SchedulingClass *cls, const std::shared_ptr<LeasedWorker> &worker,
                  proto::TaskResults &results);
   void OnStreamEnd(SchedulingClass *cls, const std::shared_ptr<LeasedWorker> &worker,
-                   const grpc::Status &status);
+                   const absl::Status &status);
   // Settles `held`, answered (`reply`) or lost with its worker (`reply`
   // null, `status` says why). Returns whether it goes back in the queue;
   // otherwise `settle` gets what to tell TaskOutcomes.
-  bool SettleLocked(Held &held, const LeasedWorker &worker, const grpc::Status &status,
+  bool SettleLocked(Held &held, const LeasedWorker &worker, const absl::Status &status,
                     const proto::PushTaskReply *reply, Work *settle)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends `held` here; `settle` gets the call to TaskOutcomes.

@@ -149,7 +149,7 @@ TEST_F(NormalTaskSubmitterTest, ADeepBacklogIsPipelinedBehindTheWorkersTasks) {
 TEST_F(NormalTaskSubmitterTest, AWorkerDeathRetriesTheTaskOnANewLease) {
   auto task = Submit("f", /*retries=*/1);
   node_.Grant(0, 1);
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset"));
+  Stream(0).End(absl::UnavailableError("connection reset"));
   ASSERT_EQ(node_.returns.size(), 1u);
   EXPECT_TRUE(node_.returns[0].worker_dead()) << "a dead worker is not leased again";
   EXPECT_FALSE(outcomes_.settled("ret-f"));
@@ -164,7 +164,7 @@ TEST_F(NormalTaskSubmitterTest, AWorkerDeathRetriesTheTaskOnANewLease) {
 TEST_F(NormalTaskSubmitterTest, AWorkerDeathWithNoRetriesLeftFailsNamingTheWorker) {
   Submit("f");
   node_.Grant(0, 3);
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset"));
+  Stream(0).End(absl::UnavailableError("connection reset"));
   ASSERT_TRUE(outcomes_.errors.count("ret-f"));
   const ErrorInfo &error = outcomes_.errors["ret-f"];
   EXPECT_EQ(error.type, ErrorType::kWorkerDied);
@@ -227,7 +227,7 @@ TEST_F(NormalTaskSubmitterTest, ACancelledRunningTaskIsNotRetriedWhenItsWorkerDi
   const auto outcome = submitter_->Cancel("ret-f");
   EXPECT_EQ(outcome.kind, NormalTaskSubmitter::CancelOutcome::kPushed);
   EXPECT_EQ(outcome.worker_address, "worker-1");
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "killed"));
+  Stream(0).End(absl::UnavailableError("killed"));
   ASSERT_TRUE(outcomes_.errors.count("ret-f"));
   EXPECT_EQ(outcomes_.errors["ret-f"].type, ErrorType::kTaskCancelled);
   EXPECT_EQ(node_.requests.size(), 1u);
@@ -296,7 +296,7 @@ TEST_F(NormalTaskSubmitterTest, AStreamThatOpensResetsTheCountOfFailedOpens) {
   EXPECT_EQ(outcomes_.values["ret-f"], "1");
   // Back to a full count: the next task survives as many failed opens.
   streams_.refuse = true;
-  Stream(0).End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the worker exited"));
+  Stream(0).End(absl::UnavailableError("the worker exited"));
   Submit("g");
   const size_t first = node_.requests.size() - 1;
   for (size_t i = 0; i + 1 < kMaxFailedStreamOpens; ++i) {
@@ -329,7 +329,7 @@ TEST_F(NormalTaskSubmitterTest, AfterShutdownNothingIsRetriedAndLeasesGoBack) {
   submitter_->Shutdown(/*return_leases=*/true);
   ASSERT_EQ(node_.returns.size(), 1u);
   EXPECT_TRUE(Stream(0).closed);
-  Stream(0).End(grpc::Status(grpc::StatusCode::CANCELLED, "shutting down"));
+  Stream(0).End(absl::CancelledError("shutting down"));
   EXPECT_EQ(outcomes_.errors["ret-running"].type, ErrorType::kWorkerDied);
   EXPECT_EQ(node_.requests.size(), 2u) << "no lease asked for after Shutdown";
   auto late = std::make_shared<PendingTask>();

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/random/random.h"
-#include "ray/api/ray_exception.h"
+#include "src/common/log.h"
 #include "src/core/execution_context.h"
 #include "src/objstore/store_client.h"
 #include "src/rpc/frame_loop.h"
@@ -11,9 +11,26 @@
 
 namespace sunray {
 
-using ray::internal::RayException;
-
 namespace {
+
+// This file's logger.
+spdlog::logger &Logger() {
+  static const auto *logger = new std::shared_ptr<spdlog::logger>(log::Get("worker.objects"));
+  return **logger;
+}
+
+// A put the node store refused, with its reason (and code).
+absl::Status PutFailed(const absl::Status &why) {
+  return absl::Status(why.code(), "Put failed: " + std::string(why.message()));
+}
+
+// Cleanup that may fail without harm to the caller, which is failing
+// already: logged, not dropped.
+void LogIfFailed(const absl::Status &status, const char *what, const std::string &id) {
+  if (!status.ok()) {
+    Logger().warn("could not {} {}: {}", what, BinaryToHex(id), status.message());
+  }
+}
 
 // Puts count their index from here so they never collide with returns.
 constexpr uint32_t kFirstPutIndex = 1u << 31;
@@ -166,14 +183,15 @@ std::shared_ptr<void> ObjectProvider::MakeFreeHook(const std::string &id, bool i
             absl::MutexLock lock(&mu_);
             in_store_.erase(id);
           }
-          (void)node_store_->Delete({ObjectID::FromBinary(id)});
+          LogIfFailed(node_store_->Delete({ObjectID::FromBinary(id)}), "delete the freed object",
+                      id);
         }
         for (const auto &inner : borrowed) refs_->RemoveLocalReference(inner);
       });
 }
 
-std::string ObjectProvider::Put(std::shared_ptr<msgpack::sbuffer> data,
-                                const std::vector<std::string> &contained_ids) {
+absl::StatusOr<std::string> ObjectProvider::Put(std::shared_ptr<msgpack::sbuffer> data,
+                                                const std::vector<std::string> &contained_ids) {
   std::string id = NewPutId();
   MemoryStore::Value value;
   const bool large = data->size() > kMaxInlineObjectBytes;
@@ -185,16 +203,17 @@ std::string ObjectProvider::Put(std::shared_ptr<msgpack::sbuffer> data,
                                   std::string_view(data->data(), data->size()),
                                   options_.my_address);
         });
-    if (!stored.ok()) throw RayException("Put failed: " + std::string(stored.message()));
+    if (!stored.ok()) return PutFailed(stored);
   } else {
     value.data = std::make_shared<SharedSbufferObject>(std::move(data));
   }
   return RegisterPut(id, std::move(value), large, contained_ids);
 }
 
-std::string ObjectProvider::PutDirect(size_t size, const std::function<void(char *)> &write,
-                                      const std::vector<std::string> &contained_ids) {
-  if (size <= kMaxInlineObjectBytes) return {};
+absl::StatusOr<std::string> ObjectProvider::PutDirect(
+    size_t size, const std::function<void(char *)> &write,
+    const std::vector<std::string> &contained_ids) {
+  if (size <= kMaxInlineObjectBytes) return std::string();
   std::string id = NewPutId();
   auto destination = WriteUnderFreePutId(
       &id, [this] { return NewRandomPutId(); },
@@ -202,27 +221,26 @@ std::string ObjectProvider::PutDirect(size_t size, const std::function<void(char
         return node_store_->Create(ObjectID::FromBinary(at), size, options_.my_address);
       });
   const ObjectID object = ObjectID::FromBinary(id);
-  if (!destination.ok()) {
-    throw RayException("Put failed: " + std::string(destination.status().message()));
-  }
+  if (!destination.ok()) return PutFailed(destination.status());
   try {
     write(*destination);
   } catch (...) {
-    (void)node_store_->Seal(object);  // then gone: nobody refers to it
-    (void)node_store_->Delete({object});
+    // Then gone: nobody refers to it (the user's exception goes on).
+    LogIfFailed(node_store_->Seal(object), "seal the unfinished put", id);
+    LogIfFailed(node_store_->Delete({object}), "delete the unfinished put", id);
     throw;
   }
   absl::Status sealed = node_store_->Seal(object);
   if (!sealed.ok()) {
-    (void)node_store_->Delete({object});
-    throw RayException("Put failed: " + std::string(sealed.message()));
+    LogIfFailed(node_store_->Delete({object}), "delete the put that did not seal", id);
+    return PutFailed(sealed);
   }
   return RegisterPut(id, MemoryStore::Value(), /*in_store=*/true, contained_ids);
 }
 
-std::string ObjectProvider::RegisterPut(const std::string &id, MemoryStore::Value value,
-                                        bool in_store,
-                                        const std::vector<std::string> &contained_ids) {
+absl::StatusOr<std::string> ObjectProvider::RegisterPut(
+    const std::string &id, MemoryStore::Value value, bool in_store,
+    const std::vector<std::string> &contained_ids) {
   if (in_store) {
     absl::MutexLock lock(&mu_);
     in_store_.insert(id);
@@ -240,7 +258,7 @@ std::string ObjectProvider::RegisterPut(const std::string &id, MemoryStore::Valu
   value.on_free = MakeFreeHook(id, in_store, std::move(borrowed_contained));
   owned_->CreatePending(id);
   if (!owned_->Seal(id, std::move(value), owned_contained)) {
-    throw RayException("Put failed: Sunray is shutting down.");
+    return absl::CancelledError("Put failed: Sunray is shutting down.");
   }
   return id;
 }
@@ -285,15 +303,15 @@ bool ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectVal
 }
 
 void ObjectProvider::OwnedValueToProto(const std::string &id, proto::ObjectValue *out) const {
-  std::vector<MemoryStore::Value> values;
-  try {
-    values = owned_->Get({id}, 0);
-  } catch (const RayException &e) {
+  absl::StatusOr<std::vector<MemoryStore::Value>> values = owned_->Get({id}, 0);
+  if (!values.ok()) {
     out->set_is_error(true);
-    ErrorToProto(ErrorInfo{ErrorType::kObjectLost, e.what(), "", "", ""}, out->mutable_error());
+    ErrorToProto(
+        ErrorInfo{ErrorType::kObjectLost, std::string(values.status().message()), "", "", ""},
+        out->mutable_error());
     return;
   }
-  const MemoryStore::Value &value = values[0];
+  const MemoryStore::Value &value = values->at(0);
   if (value.error) {
     out->set_is_error(true);
     ErrorToProto(*value.error, out->mutable_error());
@@ -375,44 +393,51 @@ void ObjectProvider::ReadAnswersHere(Waiter &waiter, size_t num, absl::Time dead
   waiter.reading = nullptr;
 }
 
-std::shared_ptr<ray::internal::ObjectBuffer> ObjectProvider::ReadNodeStore(
+absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::ReadNodeStore(
     const std::string &id) const {
   auto view = node_store_->Get(ObjectID::FromBinary(id));
   if (!view.ok()) {
-    ThrowObjectError(ErrorInfo{ErrorType::kObjectLost,
-                               "Object " + BinaryToHex(id) +
-                                   " is lost: it is not in the node's object store (" +
-                                   std::string(view.status().message()) + ").",
-                               "", "", ""});
+    return ObjectErrorStatus(ErrorInfo{ErrorType::kObjectLost,
+                                       "Object " + BinaryToHex(id) +
+                                           " is lost: it is not in the node's object store (" +
+                                           std::string(view.status().message()) + ").",
+                                       "", "", ""});
   }
   return std::move(*view);
 }
 
-std::shared_ptr<ray::internal::ObjectBuffer> ObjectProvider::ReadValue(const std::string &id) {
+absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::ReadValue(
+    const std::string &id) {
   if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(id)) {
-    if (borrowed->is_error()) ThrowObjectError(ErrorFromProto(borrowed->error()));
+    if (borrowed->is_error()) return ObjectErrorStatus(ErrorFromProto(borrowed->error()));
     if (borrowed->in_store()) return ReadNodeStore(id);
     return std::make_shared<StringObject>(std::move(*borrowed->mutable_data()));
   }
-  MemoryStore::Value value = owned_->Get({id}, 0).at(0);  // throws for unknown ids
-  if (value.error) ThrowObjectError(*value.error);
+  absl::StatusOr<std::vector<MemoryStore::Value>> values = owned_->Get({id}, 0);
+  if (!values.ok()) return values.status();  // e.g. an id not in the store
+  MemoryStore::Value &value = values->at(0);
+  if (value.error) return ObjectErrorStatus(*value.error);
   if (value.in_node_store) return ReadNodeStore(id);
-  return value.data;
+  return std::move(value.data);
 }
 
-std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::Get(
+absl::StatusOr<std::vector<std::shared_ptr<ray::internal::ObjectBuffer>>> ObjectProvider::Get(
     const std::vector<std::string> &ids, int timeout_ms) {
   std::vector<bool> ready = WaitReady(ids, ids.size(), timeout_ms);
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!ready[i]) {
-      throw ray::internal::RayTimeoutException("Get timed out: object " + BinaryToHex(ids[i]) +
-                                               " was not ready within " +
-                                               std::to_string(timeout_ms) + " ms.");
+      return absl::DeadlineExceededError("Get timed out: object " + BinaryToHex(ids[i]) +
+                                         " was not ready within " + std::to_string(timeout_ms) +
+                                         " ms.");
     }
   }
   std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> buffers;
   buffers.reserve(ids.size());
-  for (const auto &id : ids) buffers.push_back(ReadValue(id));
+  for (const auto &id : ids) {
+    absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> value = ReadValue(id);
+    if (!value.ok()) return value.status();
+    buffers.push_back(*std::move(value));
+  }
   return buffers;
 }
 
@@ -434,7 +459,12 @@ void ObjectProvider::Shutdown() {
     for (const auto &id : in_store_) in_store.push_back(ObjectID::FromBinary(id));
     in_store_.clear();
   }
-  if (!in_store.empty()) (void)node_store_->Delete(in_store);
+  if (!in_store.empty()) {
+    if (absl::Status deleted = node_store_->Delete(in_store); !deleted.ok()) {
+      Logger().warn("could not delete this process's {} object(s) from the node store: {}",
+                    in_store.size(), deleted.message());
+    }
+  }
 }
 
 size_t ObjectProvider::NodeStoreCopies() const {

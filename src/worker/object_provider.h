@@ -18,10 +18,11 @@
 //
 // Thread-safety: thread-safe; one lock (which ids have node-store copies),
 // never held while calling out.
-// Errors: Put and PutDirect throw RayException naming the store's reason
-// (and leave nothing behind); Get throws RayTimeoutException naming the
-// first id not ready, and the object's error (ObjectLost for a node-store
-// copy that is gone) for one that failed.
+// Errors (absl::Status; the runtime's API edge throws them, ThrowStatus):
+// Put and PutDirect fail with the store's reason (and leave nothing behind);
+// Get fails DeadlineExceeded naming the first id not ready, or with the
+// object's error (ObjectErrorStatus; ObjectLost for a node-store copy that
+// is gone) for one that failed.
 #pragma once
 
 #include <functional>
@@ -100,12 +101,14 @@ class ObjectProvider {
   ObjectProvider &operator=(const ObjectProvider &) = delete;
 
   // --- puts ---
-  std::string Put(std::shared_ptr<msgpack::sbuffer> data,
-                  const std::vector<std::string> &contained_ids);
+  [[nodiscard]] absl::StatusOr<std::string> Put(std::shared_ptr<msgpack::sbuffer> data,
+                                                const std::vector<std::string> &contained_ids);
   // A value of `size` bytes written in place by `write` (empty for sizes
-  // that travel inline: the caller puts them with Put).
-  std::string PutDirect(size_t size, const std::function<void(char *)> &write,
-                        const std::vector<std::string> &contained_ids);
+  // that travel inline: the caller puts them with Put). An exception from
+  // `write` goes on to the caller, the object gone.
+  [[nodiscard]] absl::StatusOr<std::string> PutDirect(
+      size_t size, const std::function<void(char *)> &write,
+      const std::vector<std::string> &contained_ids);
 
   // --- owned objects ---
   bool Owns(const std::string &id) const { return owned_->Contains(id); }
@@ -120,11 +123,12 @@ class ObjectProvider {
   void OwnedValueToProto(const std::string &id, proto::ObjectValue *out) const;
 
   // --- reading ---
-  std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> Get(const std::vector<std::string> &ids,
-                                                                int timeout_ms);
+  [[nodiscard]] absl::StatusOr<std::vector<std::shared_ptr<ray::internal::ObjectBuffer>>> Get(
+      const std::vector<std::string> &ids, int timeout_ms);
   std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects, int timeout_ms);
-  // `id`'s copy in the node store; throws ObjectLost naming `id` if absent.
-  std::shared_ptr<ray::internal::ObjectBuffer> ReadNodeStore(const std::string &id) const;
+  // `id`'s copy in the node store; an ObjectLost error naming `id` if absent.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ReadNodeStore(
+      const std::string &id) const;
   // A task's large result under its return id (see NodeStore::PutIdempotent).
   absl::Status PutResult(const std::string &return_id, std::string_view data,
                          const std::string &owner) {
@@ -146,9 +150,11 @@ class ObjectProvider {
   // A put id from a new random place (the index was taken).
   std::string NewRandomPutId();
   static uint32_t RandomPutIndex();
-  // Records a new put (its value inline, or `in_store`) as owned here.
-  std::string RegisterPut(const std::string &id, MemoryStore::Value value, bool in_store,
-                          const std::vector<std::string> &contained_ids);
+  // Records a new put (its value inline, or `in_store`) as owned here;
+  // Cancelled once the memory store is shut down.
+  absl::StatusOr<std::string> RegisterPut(const std::string &id, MemoryStore::Value value,
+                                          bool in_store,
+                                          const std::vector<std::string> &contained_ids);
   // What to do when an owned object is freed (`result`: a task result whose
   // freeing `result_freed` hears of).
   std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
@@ -160,7 +166,8 @@ class ObjectProvider {
   // Reads the task stream this thread last sent on until `num` are ready,
   // the deadline, or the answer comes another way (see ReadHere).
   void ReadAnswersHere(Waiter &waiter, size_t num, absl::Time deadline);
-  std::shared_ptr<ray::internal::ObjectBuffer> ReadValue(const std::string &id);
+  // A ready object's value, or its error.
+  absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ReadValue(const std::string &id);
 
   const Options options_;
   MemoryStore *const owned_;

@@ -191,14 +191,14 @@ class ObjectProviderTest : public ::testing::Test {
 };
 
 TEST_F(ObjectProviderTest, ASmallPutStaysInlineAndALargeOneGoesToTheNodeStore) {
-  const std::string small = objects_.Put(Bytes(10, 's'), {});
-  const std::string large = objects_.Put(Bytes(kMaxInlineObjectBytes + 1, 'l'), {});
+  const std::string small = objects_.Put(Bytes(10, 's'), {}).value();
+  const std::string large = objects_.Put(Bytes(kMaxInlineObjectBytes + 1, 'l'), {}).value();
   EXPECT_TRUE(objects_.Owns(small));
   EXPECT_TRUE(objects_.Owns(large));
   EXPECT_FALSE(node_store_.Has(small));
   EXPECT_TRUE(node_store_.Has(large));
   EXPECT_EQ(node_store_.owners[large], kMe);
-  auto values = objects_.Get({small, large}, 0);
+  auto values = objects_.Get({small, large}, 0).value();
   EXPECT_EQ(AsString(values[0]), std::string(10, 's'));
   EXPECT_EQ(AsString(values[1]), std::string(kMaxInlineObjectBytes + 1, 'l'));
   EXPECT_EQ(blocked_, 0) << "nothing to wait for";
@@ -208,7 +208,7 @@ TEST_F(ObjectProviderTest, ASmallPutStaysInlineAndALargeOneGoesToTheNodeStore) {
 }
 
 TEST_F(ObjectProviderTest, FreeingALargePutDeletesItsNodeStoreCopyLaterOffTheLock) {
-  const std::string large = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  const std::string large = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {}).value();
   owned_.AddReference(large);
   EXPECT_EQ(objects_.NodeStoreCopies(), 1u);
   owned_.RemoveReference(large);
@@ -221,34 +221,32 @@ TEST_F(ObjectProviderTest, FreeingALargePutDeletesItsNodeStoreCopyLaterOffTheLoc
 
 TEST_F(ObjectProviderTest, APutWhoseIdAnEarlierAttemptTookDrawsAnother) {
   node_store_.taken_writes = 2;
-  const std::string id = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  const std::string id = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {}).value();
   EXPECT_TRUE(node_store_.Has(id));
   EXPECT_TRUE(objects_.Owns(id));
   EXPECT_EQ(node_store_.objects.size(), 1u);
 }
 
-TEST_F(ObjectProviderTest, APutTheStoreCannotTakeThrowsItsReasonAndLeavesNothing) {
+TEST_F(ObjectProviderTest, APutTheStoreCannotTakeFailsWithItsReasonAndLeavesNothing) {
   node_store_.full = true;
-  try {
-    objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
-    FAIL() << "no exception";
-  } catch (const ray::internal::RayException &e) {
-    EXPECT_NE(std::string(e.what()).find("object store full"), std::string::npos) << e.what();
-  }
+  const absl::StatusOr<std::string> put = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  ASSERT_FALSE(put.ok());
+  EXPECT_NE(put.status().message().find("Put failed: object store full"), std::string::npos)
+      << put.status();
   EXPECT_EQ(owned_.Size(), 0u);
   EXPECT_EQ(objects_.NodeStoreCopies(), 0u);
 }
 
 TEST_F(ObjectProviderTest, PutDirectWritesInPlaceAndAWriteThatThrowsLeavesNothing) {
-  EXPECT_EQ(objects_.PutDirect(10, [](char *) {}, {}), "") << "small: the caller puts it";
+  EXPECT_EQ(objects_.PutDirect(10, [](char *) {}, {}).value(), "") << "small: the caller puts it";
   const size_t size = kMaxInlineObjectBytes + 5;
   const std::string id =
-      objects_.PutDirect(size, [&](char *at) { std::fill(at, at + size, 'd'); }, {});
-  EXPECT_EQ(AsString(objects_.Get({id}, 0)[0]), std::string(size, 'd'));
+      objects_.PutDirect(size, [&](char *at) { std::fill(at, at + size, 'd'); }, {}).value();
+  EXPECT_EQ(AsString(objects_.Get({id}, 0).value()[0]), std::string(size, 'd'));
 
-  EXPECT_THROW(
-      objects_.PutDirect(size, [](char *) { throw std::runtime_error("the writer failed"); }, {}),
-      std::runtime_error);
+  EXPECT_THROW((void)objects_.PutDirect(
+                   size, [](char *) { throw std::runtime_error("the writer failed"); }, {}),
+               std::runtime_error);
   EXPECT_EQ(node_store_.objects.size(), 1u) << "only the first";
   EXPECT_TRUE(node_store_.unsealed.empty());
   EXPECT_EQ(owned_.Size(), 1u);
@@ -265,7 +263,7 @@ TEST_F(ObjectProviderTest, AGetWaitsForAResultSealedOnAnotherThreadAndCountsAsBl
     value.set_data("the result");
     objects_.SealFromProto(id, value);
   });
-  auto values = objects_.Get({id}, 10000);
+  auto values = objects_.Get({id}, 10000).value();
   answer.join();
   EXPECT_EQ(AsString(values[0]), "the result");
   EXPECT_EQ(blocked_, 1);
@@ -277,20 +275,19 @@ TEST_F(ObjectProviderTest, GetTimesOutNamingTheObjectAndWaitSaysWhichAreReady) {
   const std::string pending = ReturnId(1);
   owned_.CreatePending(pending);
   owned_.AddReference(pending);
-  const std::string ready = objects_.Put(Bytes(3), {});
-  try {
-    objects_.Get({ready, pending}, 30);
-    FAIL() << "no timeout";
-  } catch (const ray::internal::RayTimeoutException &e) {
-    EXPECT_NE(std::string(e.what()).find(BinaryToHex(pending)), std::string::npos) << e.what();
-  }
+  const std::string ready = objects_.Put(Bytes(3), {}).value();
+  const auto timed_out = objects_.Get({ready, pending}, 30);
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(timed_out.status())) << timed_out.status();
+  EXPECT_NE(timed_out.status().message().find(BinaryToHex(pending)), std::string::npos)
+      << timed_out.status();
   EXPECT_EQ(objects_.Wait({pending, ready}, 1, 1000), (std::vector<bool>{false, true}));
   EXPECT_EQ(objects_.Wait({pending, ready}, 2, 30), (std::vector<bool>{false, true}));
   EXPECT_EQ(objects_.Wait({pending}, 1, 0), (std::vector<bool>{false})) << "a poll";
   owned_.RemoveReference(pending);
 }
 
-TEST_F(ObjectProviderTest, AnErrorSealedFromTheWireIsThrownByGet) {
+TEST_F(ObjectProviderTest, AnErrorSealedFromTheWireIsWhatGetFailsWith) {
   const std::string id = ReturnId(1);
   owned_.CreatePending(id);
   owned_.AddReference(id);
@@ -298,12 +295,13 @@ TEST_F(ObjectProviderTest, AnErrorSealedFromTheWireIsThrownByGet) {
   value.set_is_error(true);
   ErrorToProto(ErrorInfo{ErrorType::kTaskExecution, "f threw", "f", "", ""}, value.mutable_error());
   objects_.SealFromProto(id, value);
-  try {
-    objects_.Get({id}, 0);
-    FAIL() << "no exception";
-  } catch (const ray::internal::RayException &e) {
-    EXPECT_NE(std::string(e.what()).find("f threw"), std::string::npos) << e.what();
-  }
+  const auto failed = objects_.Get({id}, 0);
+  ASSERT_FALSE(failed.ok());
+  const std::optional<ErrorInfo> error = ObjectErrorOf(failed.status());
+  ASSERT_TRUE(error.has_value()) << failed.status();
+  EXPECT_EQ(error->type, ErrorType::kTaskExecution);
+  EXPECT_EQ(error->message, "f threw");
+  EXPECT_THROW(ThrowStatus(failed.status()), ray::internal::RayTaskException);
   proto::ObjectValue wire;
   objects_.OwnedValueToProto(id, &wire);
   EXPECT_TRUE(wire.is_error());
@@ -318,16 +316,14 @@ TEST_F(ObjectProviderTest, AResultInTheNodeStoreIsReadThereAndLostWhenItIsGone) 
   proto::ObjectValue value;
   value.set_in_store(true);
   objects_.SealFromProto(id, value);
-  EXPECT_EQ(AsString(objects_.Get({id}, 0)[0]), "big result");
+  EXPECT_EQ(AsString(objects_.Get({id}, 0).value()[0]), "big result");
   EXPECT_EQ(objects_.NodeStoreCopies(), 1u);
 
   ASSERT_TRUE(node_store_.Delete({ObjectID::FromBinary(id)}).ok());
-  try {
-    objects_.Get({id}, 0);
-    FAIL() << "no exception";
-  } catch (const ray::internal::RayException &e) {
-    EXPECT_NE(std::string(e.what()).find("is lost"), std::string::npos) << e.what();
-  }
+  const auto lost = objects_.Get({id}, 0);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_NE(lost.status().message().find("is lost"), std::string::npos) << lost.status();
+  EXPECT_THROW(ThrowStatus(lost.status()), ray::internal::UnreconstructableException);
   owned_.RemoveReference(id);
 }
 
@@ -340,14 +336,14 @@ TEST_F(ObjectProviderTest, ABorrowedValueIsFetchedFromItsOwner) {
     value.set_data("borrowed value");
     owners_.Answer(id, value);
   });
-  auto values = objects_.Get({id}, 10000);
+  auto values = objects_.Get({id}, 10000).value();
   owner.join();
   EXPECT_EQ(AsString(values[0]), "borrowed value");
   refs_.RemoveLocalReference(id);
 }
 
 TEST_F(ObjectProviderTest, RefsInsideAResultAreHeldUntilItIsFreed) {
-  const std::string inner_owned = objects_.Put(Bytes(3), {});
+  const std::string inner_owned = objects_.Put(Bytes(3), {}).value();
   owned_.AddReference(inner_owned);  // the registration the worker made for us
   const std::string inner_borrowed = ReturnId(9);
   const std::string outer = ReturnId(1);
@@ -373,9 +369,9 @@ TEST_F(ObjectProviderTest, RefsInsideAResultAreHeldUntilItIsFreed) {
 }
 
 TEST_F(ObjectProviderTest, ShutdownDeletesTheNodeStoreCopiesAndFreesRunNoMore) {
-  const std::string kept = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  const std::string kept = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {}).value();
   owned_.AddReference(kept);
-  const std::string freed = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {});
+  const std::string freed = objects_.Put(Bytes(kMaxInlineObjectBytes + 1), {}).value();
   owned_.AddReference(freed);
   const std::string result = ReturnId(1);
   proto::ObjectValue value;
@@ -411,7 +407,7 @@ TEST_F(ObjectProviderTest, AFreedResultIsHeardOfAtOnceWhenAskedButNotAnErrorOrAP
   owned_.CreatePending(unreported);
   owned_.AddReference(unreported);
   EXPECT_TRUE(objects_.SealFromProto(unreported, value, /*report_free=*/false));
-  const std::string put = objects_.Put(Bytes(3), {});
+  const std::string put = objects_.Put(Bytes(3), {}).value();
   owned_.AddReference(put);
   EXPECT_TRUE(results_freed_.empty());
 

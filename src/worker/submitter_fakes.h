@@ -44,7 +44,7 @@ class FakeStream : public TaskSender {
     }
     on_results(results);
   }
-  void End(grpc::Status status) {
+  void End(absl::Status status) {
     ASSERT_TRUE(on_end) << "the stream ended twice";
     auto end = std::move(on_end);
     on_end = nullptr;
@@ -81,7 +81,7 @@ class FakeStreams : public TaskStreamOpener {
     stream->on_end = std::move(on_end);
     opened.push_back(stream);
     // A connection refused at once: its end can come before Open returns.
-    if (end_at_once) stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"));
+    if (end_at_once) stream->End(absl::UnavailableError("refused"));
     return stream;
   }
 

@@ -76,18 +76,20 @@ void ClusterRuntime::HandlePushTask(const proto::PushTaskRequest *request,
 bool ClusterRuntime::ArgumentViews(const proto::TaskSpec &spec, ray::internal::ArgsViewList *views,
                                    std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> *keep,
                                    ExecutionResult *failed) {
-  try {
-    for (const auto &arg : spec.args()) {
-      if (arg.value().in_store()) {
-        keep->push_back(objects_->ReadNodeStore(arg.object_id()));
-        views->push_back({keep->back()->Data(), keep->back()->Size()});
-      } else {
-        views->push_back({arg.value().data().data(), arg.value().data().size()});
+  for (const auto &arg : spec.args()) {
+    if (arg.value().in_store()) {
+      absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> value =
+          objects_->ReadNodeStore(arg.object_id());
+      if (!value.ok()) {
+        failed->error = ErrorInfo{ErrorType::kObjectLost, std::string(value.status().message()),
+                                  spec.function_name(), "", ""};
+        return false;
       }
+      keep->push_back(*std::move(value));
+      views->push_back({keep->back()->Data(), keep->back()->Size()});
+    } else {
+      views->push_back({arg.value().data().data(), arg.value().data().size()});
     }
-  } catch (const ray::internal::RayException &e) {
-    failed->error = ErrorInfo{ErrorType::kObjectLost, e.what(), spec.function_name(), "", ""};
-    return false;
   }
   return true;
 }

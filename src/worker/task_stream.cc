@@ -33,13 +33,10 @@ bool SendInFrames(rpc::FrameConnection &connection, uint8_t type,
   return bytes == 0 || flush();
 }
 
-grpc::Status StatusOfClose(const absl::Status &status, const std::string &address) {
-  if (status.code() == absl::StatusCode::kCancelled) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, std::string(status.message()));
-  }
-  return grpc::Status(
-      grpc::StatusCode::UNAVAILABLE,
-      "the task stream to the worker at " + address + " broke: " + std::string(status.message()));
+absl::Status StatusOfClose(const absl::Status &status, const std::string &address) {
+  if (absl::IsCancelled(status)) return status;
+  return absl::UnavailableError("the task stream to the worker at " + address +
+                                " broke: " + std::string(status.message()));
 }
 
 }  // namespace
@@ -123,7 +120,7 @@ void TaskStreamClient::OnFrame(uint8_t type, std::string &payload) {
       return;
     }
     got_end_ = true;
-    end_status_ = grpc::Status(static_cast<grpc::StatusCode>(end.code()), end.message());
+    end_status_ = absl::Status(static_cast<absl::StatusCode>(end.code()), end.message());
   } else {
     Connection()->Abort(absl::InternalError("a frame of unknown type " + std::to_string(type) +
                                             " from the worker"));
@@ -145,8 +142,8 @@ void TaskStreamClient::OnClosed(const absl::Status &status) {
   } else if (got_end_) {
     on_end(end_status_);
   } else {
-    on_end(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "the worker at " + address_ + " closed its task stream without an end"));
+    on_end(absl::UnavailableError("the worker at " + address_ +
+                                  " closed its task stream without an end"));
   }
 }
 
@@ -171,7 +168,7 @@ TaskStreamServer::TaskStreamServer(std::shared_ptr<rpc::FrameConnection> connect
 void TaskStreamServer::OnFrame(uint8_t type, std::string &payload) {
   if (!authenticated_) {
     if (type != kHello || !rpc::TokenMatches(payload, token_)) {
-      End(rpc::UnauthenticatedStatus());  // nothing else is read
+      End(rpc::FromGrpcStatus(rpc::UnauthenticatedStatus()));  // nothing else is read
       return;
     }
     authenticated_ = true;
@@ -180,9 +177,9 @@ void TaskStreamServer::OnFrame(uint8_t type, std::string &payload) {
   }
   proto::TaskBatch batch;
   if (type != kTasks || !batch.ParseFromString(payload)) {
-    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     type != kTasks ? "a frame of unexpected type " + std::to_string(type)
-                                    : "a malformed task batch"));
+    End(absl::InvalidArgumentError(type != kTasks
+                                       ? "a frame of unexpected type " + std::to_string(type)
+                                       : "a malformed task batch"));
     return;
   }
   {
@@ -202,7 +199,7 @@ void TaskStreamServer::OnReadEnd() {
     end = unanswered_ == 0 && !ended_;
   }
   // The owner closed its side (or went away): end once all is answered.
-  if (end) End(grpc::Status::OK);
+  if (end) End(absl::OkStatus());
 }
 
 void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
@@ -231,17 +228,17 @@ void TaskStreamServer::Answer(std::string return_id, proto::PushTaskReply reply,
     done = DoneLocked();
   }
   if (!sent && after_written) after_written();  // dropped: the owner is gone
-  if (end) End(grpc::Status::OK);
+  if (end) End(absl::OkStatus());
   if (done) delete this;
 }
 
-void TaskStreamServer::End(const grpc::Status &status) {
+void TaskStreamServer::End(const absl::Status &status) {
   absl::MutexLock lock(&mu_);
   if (ended_) return;
   ended_ = true;
   proto::StreamEnd end;
-  end.set_code(static_cast<int32_t>(status.error_code()));
-  end.set_message(status.error_message());
+  end.set_code(static_cast<int32_t>(status.code()));
+  end.set_message(std::string(status.message()));
   (void)connection_->Send(kEnd, end.SerializeAsString());
   connection_->CloseWrite();
 }
@@ -272,7 +269,7 @@ std::shared_ptr<TaskSender> TaskStreams::Open(const std::string &address,
   auto registered = std::make_shared<TaskStreamClient *>(nullptr);
   auto stream = TaskStreamClient::Open(
       loop_, address, token_, std::move(on_results),
-      [this, registered, on_end = std::move(on_end)](const grpc::Status &status) {
+      [this, registered, on_end = std::move(on_end)](const absl::Status &status) {
         on_end(status);
         absl::MutexLock lock(&mu_);
         open_.erase(*registered);

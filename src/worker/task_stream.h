@@ -26,8 +26,6 @@
 // EndHandler on the loop thread. None may block.
 #pragma once
 
-#include <grpcpp/grpcpp.h>
-
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -35,6 +33,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "src/rpc/frame_loop.h"
 #include "worker.pb.h"
@@ -54,7 +53,7 @@ class TaskSender {
   // Runs once, on the loop thread, after the last ResultsHandler call: OK
   // when the stream ended after Close, an error when the worker (or the
   // connection) went away, CANCELLED after Cancel.
-  using EndHandler = std::function<void(const grpc::Status &status)>;
+  using EndHandler = std::function<void(const absl::Status &status)>;
 
   virtual ~TaskSender() = default;
   // Sends `tasks` now, on this thread. False once the stream is closed or
@@ -119,7 +118,7 @@ class TaskStreamClient : public TaskSender {
 
   // The connection's reader's (on_frame), then on_closed's.
   bool got_end_ = false;
-  grpc::Status end_status_;
+  absl::Status end_status_;
 
   absl::Mutex mu_;  // orders Sends: tasks go out in the order they were given
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
@@ -179,7 +178,7 @@ class TaskStreamServer {
   void OnReadEnd();
   void OnClosed();
   // Ends the stream with `status` (kEnd, then the end of writing).
-  void End(const grpc::Status &status);
+  void End(const absl::Status &status);
   // Once the connection is gone and nothing is unanswered: the last use.
   bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ && unanswered_ == 0; }
 

@@ -84,7 +84,7 @@ struct Outcome {
   absl::Mutex mu;
   std::vector<std::string> answered ABSL_GUARDED_BY(mu);  // return ids, in arrival order
   int messages ABSL_GUARDED_BY(mu) = 0;
-  std::promise<grpc::Status> ended;
+  std::promise<absl::Status> ended;
 };
 
 class TaskStreamTest : public ::testing::Test {
@@ -109,7 +109,7 @@ class TaskStreamTest : public ::testing::Test {
             outcome->answered.push_back(result.return_id());
           }
         },
-        [outcome](const grpc::Status &status) { outcome->ended.set_value(status); });
+        [outcome](const absl::Status &status) { outcome->ended.set_value(status); });
   }
 
   static std::vector<proto::TaskSpec> Tasks(const std::vector<std::string> &ids) {
@@ -131,10 +131,10 @@ class TaskStreamTest : public ::testing::Test {
     return outcome->mu.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(10));
   }
 
-  static grpc::Status WaitForEnd(Outcome *outcome) {
+  static absl::Status WaitForEnd(Outcome *outcome) {
     auto ended = outcome->ended.get_future();
     if (ended.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the stream did not end");
+      return absl::DeadlineExceededError("the stream did not end");
     }
     return ended.get();
   }
@@ -227,7 +227,7 @@ TEST_F(TaskStreamTest, AnAnswersAfterWrittenActionRunsOnceItIsWrittenOrDropped) 
   EXPECT_TRUE(WaitForAnswers(&outcome, 1));
   // After the owner has gone the answer is dropped, and the action runs.
   stream->Cancel();
-  EXPECT_EQ(WaitForEnd(&outcome).error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(WaitForEnd(&outcome).code(), absl::StatusCode::kCancelled);
   std::promise<void> dropped;
   worker_.Answer("2", [&] { dropped.set_value(); });
   EXPECT_EQ(dropped.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
@@ -238,7 +238,7 @@ TEST_F(TaskStreamTest, AStreamWithoutTheTokenIsRefused) {
     Outcome outcome;
     auto stream = Open(&outcome, token);
     (void)stream->Send(Tasks({"1"}));
-    EXPECT_EQ(WaitForEnd(&outcome).error_code(), grpc::StatusCode::UNAUTHENTICATED) << token;
+    EXPECT_EQ(WaitForEnd(&outcome).code(), absl::StatusCode::kUnauthenticated) << token;
     EXPECT_EQ(worker_.WaitForTasks(0).size(), 0u);
   }
 }
@@ -250,9 +250,9 @@ TEST_F(TaskStreamTest, TheOwnersEndLearnsWhenTheWorkerGoesAway) {
   worker_.WaitForTasks(1);
   // The worker's loop stops with the task unanswered (as when it dies).
   std::thread stopper([&] { worker_.Stop(); });
-  const grpc::Status status = WaitForEnd(&outcome);
+  const absl::Status status = WaitForEnd(&outcome);
   EXPECT_FALSE(status.ok());
-  EXPECT_NE(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_NE(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
   EXPECT_FALSE(stream->Send(Tasks({"2"})));
   // The answer that comes after is dropped, and the worker's end goes.
   worker_.Answer("1");
@@ -269,8 +269,8 @@ TEST_F(TaskStreamTest, StreamsToNobodyEndUnavailableAndNeverCrash) {
     Outcome outcome;
     auto stream = Open(&outcome);
     if (stream == nullptr) continue;  // refused at once: nothing to end
-    const grpc::Status status = WaitForEnd(&outcome);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    const absl::Status status = WaitForEnd(&outcome);
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   }
 }
 
@@ -280,7 +280,7 @@ TEST_F(TaskStreamTest, TheWorkersEndFinishesAfterTheOwnerCancels) {
   ASSERT_TRUE(stream->Send(Tasks({"1", "2"})));
   worker_.WaitForTasks(2);
   stream->Cancel();
-  EXPECT_EQ(WaitForEnd(&outcome).error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(WaitForEnd(&outcome).code(), absl::StatusCode::kCancelled);
   // Answers after the owner left are dropped; the worker's end then
   // goes (ASan reports it otherwise).
   worker_.Answer("1");
@@ -371,7 +371,7 @@ TEST_F(TaskStreamTest, TasksBeforeTheTokenAreRefusedUnread) {
   ASSERT_TRUE(got.has_value());
   auto end = EndIn(*got);
   ASSERT_TRUE(end.has_value());
-  EXPECT_EQ(end->code(), static_cast<int>(grpc::StatusCode::UNAUTHENTICATED));
+  EXPECT_EQ(end->code(), static_cast<int>(absl::StatusCode::kUnauthenticated));
   EXPECT_EQ(worker_.WaitForTasks(0).size(), 0u);
 }
 
@@ -384,7 +384,7 @@ TEST_F(TaskStreamTest, AMalformedTaskBatchEndsTheStreamNamingIt) {
   ASSERT_TRUE(got.has_value());
   auto end = EndIn(*got);
   ASSERT_TRUE(end.has_value());
-  EXPECT_EQ(end->code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(end->code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
   EXPECT_NE(end->message().find("malformed task batch"), std::string::npos) << end->message();
 }
 

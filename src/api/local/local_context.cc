@@ -26,15 +26,16 @@ std::optional<ErrorInfo> LocalServices::ResolveArgs(const std::vector<ray::inter
       resolved->views.push_back({arg.buffer->data(), arg.buffer->size()});
       continue;
     }
-    MemoryStore::Value value;
-    try {
+    absl::StatusOr<std::vector<MemoryStore::Value>> values;
+    {
       TaskPool::BlockedScope blocked;
-      value = store.Get({arg.object_id}, -1).at(0);
-    } catch (const ray::internal::UnreconstructableException &e) {
-      return ErrorInfo{ErrorType::kObjectLost, e.what(), "", "", ""};
-    } catch (const ray::internal::RayException &e) {
-      return ErrorInfo{ErrorType::kWorkerDied, e.what(), "", "", ""};
+      values = store.Get({arg.object_id}, -1);
     }
+    if (!values.ok()) {
+      if (std::optional<ErrorInfo> error = ObjectErrorOf(values.status())) return error;
+      return ErrorInfo{ErrorType::kWorkerDied, std::string(values.status().message()), "", "", ""};
+    }
+    MemoryStore::Value &value = values->at(0);
     if (value.error) return *value.error;  // a failed dependency fails the call the same way
     resolved->views.push_back({value.data->Data(), value.data->Size()});
     resolved->keep_alive.push_back(std::move(value.data));

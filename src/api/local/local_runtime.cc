@@ -72,14 +72,15 @@ std::string LocalModeRuntime::Put(std::shared_ptr<msgpack::sbuffer> data,
 
 std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> LocalModeRuntime::Get(
     const std::vector<std::string> &ids, int timeout_ms) {
-  std::vector<MemoryStore::Value> values;
+  absl::StatusOr<std::vector<MemoryStore::Value>> values;
   {
     TaskPool::BlockedScope blocked;
     values = store_.Get(ids, timeout_ms);
   }
+  if (!values.ok()) ThrowStatus(values.status());
   std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> buffers;
-  buffers.reserve(values.size());
-  for (auto &value : values) {
+  buffers.reserve(values->size());
+  for (auto &value : *values) {
     if (value.error) ThrowObjectError(*value.error);
     buffers.push_back(std::move(value.data));
   }
@@ -88,8 +89,13 @@ std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> LocalModeRuntime::Get(
 
 std::vector<bool> LocalModeRuntime::Wait(const std::vector<std::string> &ids, int num_objects,
                                          int timeout_ms) {
-  TaskPool::BlockedScope blocked;
-  return store_.Wait(ids, num_objects, timeout_ms);
+  absl::StatusOr<std::vector<bool>> ready;
+  {
+    TaskPool::BlockedScope blocked;
+    ready = store_.Wait(ids, num_objects, timeout_ms);
+  }
+  if (!ready.ok()) ThrowStatus(ready.status());
+  return *std::move(ready);
 }
 
 void LocalModeRuntime::AddLocalReference(const std::string &id) { store_.AddReference(id); }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start 2: installs what is missing, builds, checks the lock
 # annotations with clang's thread-safety analysis, and runs the whole test
-# suite. `scripts/run-tests.sh asan` runs it under the sanitizers instead.
+# suite. `scripts/run-tests.sh asan` (or `tsan`) runs it under a sanitizer
+# instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-default}"

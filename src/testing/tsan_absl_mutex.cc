@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 // The mangled names below spell Debian's inline namespace.
 #define SUNRAY_STRINGIFY(x) #x
@@ -219,6 +220,39 @@ bool CondVar::WaitWithDeadline(Mutex *mu, absl::Time deadline) {
   const bool timed_out = real(this, mu, deadline);
   if (entry.outermost()) Retaken(mu);
   return timed_out;
+}
+
+// A Notification's waiter may see it notified through an atomic flag alone
+// (Abseil's fast path, uninstrumented): Notify releases on the object and a
+// wait that saw it notified acquires. (HasBeenNotified is inline, so a
+// caller that only polls it is not covered.)
+void Notification::Notify() {
+  SUNRAY_REAL(void (*)(Notification *), "_ZN4absl7debian312Notification6NotifyEv");
+  __tsan_release(this);
+  real(this);
+}
+
+void Notification::WaitForNotification() const {
+  SUNRAY_REAL(void (*)(const Notification *),
+              "_ZNK4absl7debian312Notification19WaitForNotificationEv");
+  real(this);
+  __tsan_acquire(const_cast<Notification *>(this));
+}
+
+bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout) const {
+  SUNRAY_REAL(bool (*)(const Notification *, absl::Duration),
+              "_ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
+  const bool notified = real(this, timeout);
+  if (notified) __tsan_acquire(const_cast<Notification *>(this));
+  return notified;
+}
+
+bool Notification::WaitForNotificationWithDeadline(absl::Time deadline) const {
+  SUNRAY_REAL(bool (*)(const Notification *, absl::Time),
+              "_ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE");
+  const bool notified = real(this, deadline);
+  if (notified) __tsan_acquire(const_cast<Notification *>(this));
+  return notified;
 }
 
 ABSL_NAMESPACE_END

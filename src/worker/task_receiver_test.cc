@@ -112,13 +112,14 @@ class TaskReceiverTest : public ::testing::Test {
 
   Pushed &Push(proto::TaskSpec::Type type, const std::string &return_id,
                const std::string &function = "f", const std::string &caller = "",
-               int64_t sequence = 0) {
+               int64_t sequence = 0, int max_concurrency = 0) {
     auto pushed = std::make_unique<Pushed>();
     pushed->spec.set_type(type);
     pushed->spec.set_return_id(return_id);
     pushed->spec.set_function_name(function);
     pushed->spec.set_caller_id(caller);
     pushed->spec.set_sequence_number(sequence);
+    pushed->spec.set_max_concurrency(max_concurrency);  // before the receiver can read it
     if (type != proto::TaskSpec::NORMAL) pushed->spec.set_actor_id(std::string(16, 'a'));
     Pushed *raw = pushed.get();
     pushed_.push_back(std::move(pushed));
@@ -130,9 +131,7 @@ class TaskReceiverTest : public ::testing::Test {
   }
 
   Pushed &CreateActor(int max_concurrency = 1, const std::string &function = "Counter") {
-    Pushed &created = Push(proto::TaskSpec::ACTOR_CREATION, "create", function);
-    created.spec.set_max_concurrency(max_concurrency);
-    return created;
+    return Push(proto::TaskSpec::ACTOR_CREATION, "create", function, "", 0, max_concurrency);
   }
 
   // `id` waits for `gate` (if any) when it runs, after calling `hook`.

@@ -15,6 +15,7 @@
 #include "src/control/control_service.h"
 #include "src/rpc/async_caller.h"
 #include "src/rpc/rpc.h"
+#include "src/testing/eventually.h"
 #include "worker.grpc.pb.h"
 
 namespace sunray::control_testing {
@@ -22,18 +23,8 @@ namespace sunray::control_testing {
 using std::chrono::milliseconds;
 
 constexpr char kToken[] = "test-cluster-token";
-constexpr milliseconds kTimeout{10000};
+constexpr milliseconds kTimeout = Deadline(milliseconds(10000));
 constexpr int kActorDied = 1;  // sunray::ErrorType::kActorDied
-
-template <typename Condition>
-bool Eventually(Condition &&condition) {
-  const auto deadline = std::chrono::steady_clock::now() + kTimeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return true;
-}
 
 // A node daemon's NodeService as the actor directory uses it.
 class FakeNode final : public proto::NodeService::CallbackService {

@@ -9,12 +9,13 @@
 
 #include "src/common/process.h"
 #include "src/node/fake_worker.h"
+#include "src/testing/eventually.h"
 
 namespace sunray {
 namespace {
 
 using std::chrono::milliseconds;
-constexpr auto kDeadline = std::chrono::seconds(10);
+constexpr auto kDeadline = Deadline(std::chrono::seconds(10));
 
 class LeaseManagerTest : public ::testing::Test {
  protected:
@@ -174,16 +175,6 @@ TEST_F(LeaseManagerTest, StopFailsWaitingAndLaterRequests) {
 TEST_F(LeaseManagerTest, ReturningAnUnknownLeaseIsAnError) {
   MakeManager({{"CPU", kResourceUnit}});
   EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(42)));
-}
-
-template <typename Condition>
-bool Eventually(Condition &&condition) {
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return true;
 }
 
 TEST_F(LeaseManagerTest, AWorkerThatDiesEndsItsLeaseAndFreesItsResources) {

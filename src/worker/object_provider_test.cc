@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ray/api/ray_exception.h"
+#include "src/testing/eventually.h"
 
 namespace sunray {
 namespace {
@@ -133,14 +134,6 @@ std::shared_ptr<msgpack::sbuffer> Bytes(size_t size, char fill = 'x') {
 
 std::string AsString(const std::shared_ptr<ray::internal::ObjectBuffer> &buffer) {
   return std::string(buffer->Data(), buffer->Size());
-}
-
-// Polls `condition` until it holds or 10 s passed; returns whether it held.
-template <typename Condition>
-bool Eventually(Condition condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!condition() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  return condition();
 }
 
 std::string ReturnId(int index) { return ObjectID::ForTask(TaskID::FromRandom(), index).Binary(); }

@@ -34,6 +34,8 @@
 #include <string>
 #include <vector>
 
+#include "src/testing/eventually.h"
+
 // The runtimes the parametrized suites run against.
 #define SUNRAY_TEST_RUNTIMES ::testing::Values(std::string("local"), std::string("cluster"))
 
@@ -45,10 +47,12 @@
 namespace sunray_test {
 
 // Guard for waits that are expected to finish: long enough never to fire on
-// a loaded machine, short enough that a broken runtime fails the test.
-inline constexpr int kTimeoutMs = 10000;
+// a loaded machine, short enough that a broken runtime fails the test
+// (longer under a sanitizer: src/testing/eventually.h).
+inline constexpr int kTimeoutMs = 10000 * sunray::kSanitizerSlowdown;
 // How long a blocked task waits for its latch before giving up (and throwing).
-inline constexpr std::chrono::milliseconds kLatchDeadline{15000};
+inline constexpr std::chrono::milliseconds kLatchDeadline =
+    sunray::Deadline(std::chrono::milliseconds(15000));
 
 // The config that starts runtime `runtime`: "local" is local mode, "cluster"
 // an embedded cluster of real processes (4 CPUs, so tests that block a few

@@ -22,6 +22,7 @@
 #include "src/common/id.h"
 #include "src/common/session.h"
 #include "src/rpc/rpc.h"
+#include "src/testing/eventually.h"
 
 namespace sunray {
 namespace cli_test {
@@ -46,19 +47,6 @@ inline CommandResult RunSunray(const std::string &arguments) {
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
-}
-
-// Polls `condition` every few milliseconds until it holds or `timeout`
-// passed; returns whether it held.
-template <typename Condition>
-inline bool Eventually(Condition &&condition,
-                       std::chrono::seconds timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
 }
 
 inline pid_t ReadPid(const std::string &path) {

@@ -28,9 +28,10 @@
 #include <vector>
 
 #include "node.grpc.pb.h"
-#include "src/common/session.h"
 #include "src/common/process.h"
+#include "src/common/session.h"
 #include "src/rpc/rpc.h"
+#include "src/testing/eventually.h"
 #include "worker.grpc.pb.h"
 
 extern char **environ;
@@ -55,17 +56,6 @@ std::pair<int, std::string> RunSunray(const std::string &arguments) {
   while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, read);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-// Polls `condition` until it holds or `timeout` passed; returns whether it
-// held.
-bool Eventually(const std::function<bool()> &condition, seconds timeout = seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
 }
 
 std::string ReadWhole(const fs::path &path) {

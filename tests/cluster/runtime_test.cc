@@ -25,6 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "src/testing/eventually.h"
+
+using sunray::Eventually;
+
 namespace {
 
 int Square(int x) { return x * x; }
@@ -188,15 +192,6 @@ std::vector<int> ProcessesMentioning(const std::string &needle) {
 std::string ReadAll(const std::string &path) {
   std::ifstream file(path);
   return std::string((std::istreambuf_iterator<char>(file)), {});
-}
-
-bool Eventually(const std::function<bool()> &condition) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
 }
 
 class ClusterRuntimeTest : public ::testing::Test {

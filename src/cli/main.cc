@@ -1,7 +1,9 @@
 // The sunray command: starts, inspects and stops clusters on this machine.
 //
 //   sunray start --head [--port P] [--node-ip-address IP] [--block]
+//   sunray start --address HEAD:PORT [--token-file F] [--labels JSON] ...
 //   sunray status [--address HOST:PORT]
+//   sunray list nodes [--address HOST:PORT] [--format table|json]
 //   sunray stop
 #include <fcntl.h>
 #include <poll.h>
@@ -9,6 +11,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -23,6 +27,7 @@
 #include "absl/debugging/failure_signal_handler.h"
 #include "absl/debugging/symbolize.h"
 #include "control.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "node.grpc.pb.h"
 #include "src/common/environment.h"
 #include "src/common/id.h"
@@ -73,7 +78,6 @@ constexpr const char *kIgnoredRayStartFlags[] = {"--object-manager-port",
                                                  "--log-style",
                                                  "--log-color",
                                                  "--node-name",
-                                                 "--labels",
                                                  "--labels-file",
                                                  "--cgroup-path",
                                                  "--enable-resource-isolation",
@@ -89,6 +93,13 @@ constexpr const char *kIgnoredRayStartFlags[] = {"--object-manager-port",
 
 struct StartOptions {
   bool head = false;
+  std::string address;     // join the cluster whose control service is here
+  std::string token_file;  // the cluster's token, when joining
+  std::string labels_json = "{}";
+  // The head's health checks of the nodes (NodeHealthChecker).
+  int health_check_period_ms = 1000;
+  int health_check_timeout_ms = 1000;
+  int health_check_failure_threshold = 3;
   int port = 6379;
   std::string node_ip_address = "127.0.0.1";
   bool block = false;
@@ -174,13 +185,93 @@ absl::StatusOr<std::string> StartDaemon(const std::string &session, const std::s
                                 (said.empty() ? " and said nothing" : ": " + said));
 }
 
+// The token for joining the cluster at `address`: --token-file, else
+// SUNRAY_TOKEN, else the session on this machine whose control service is
+// there. Says where it came from in `source`.
+absl::StatusOr<std::string> JoinToken(const StartOptions &options, std::string &source) {
+  if (!options.token_file.empty()) {
+    auto token = ReadFileToString(options.token_file);
+    if (!token.ok()) {
+      return absl::InvalidArgumentError("cannot read --token-file " + options.token_file + ": " +
+                                        std::string(token.status().message()));
+    }
+    while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) {
+      token->pop_back();
+    }
+    if (token->empty()) {
+      return absl::InvalidArgumentError("--token-file " + options.token_file + " is empty");
+    }
+    source = "--token-file " + options.token_file;
+    return token;
+  }
+  if (const char *token = std::getenv(env::kToken); token != nullptr && *token != '\0') {
+    source = std::string("$") + env::kToken;
+    return std::string(token);
+  }
+  for (const auto &session : ListSessions()) {
+    auto control = ReadFileToString(session + "/control_address");
+    if (!control.ok() || *control != options.address) continue;
+    auto token = ReadFileToString(session + "/token");
+    if (token.ok() && !token->empty()) {
+      source = session + "/token";
+      return token;
+    }
+  }
+  return absl::NotFoundError("no token for the cluster at " + options.address +
+                             ": pass --token-file FILE or set " + env::kToken +
+                             " (the head's token is its session's token file, which `sunray "
+                             "start --head` prints)");
+}
+
+// Whether the head at `address` answers and takes `token`: the joining
+// node fails at once, saying which, instead of a daemon failing later.
+absl::Status CheckHead(const std::string &address, const std::string &token,
+                       const std::string &token_source) {
+  auto stub = proto::ControlService::NewStub(rpc::MakeChannel(address));
+  proto::GetAllNodesReply nodes;
+  const grpc::Status status =
+      stub->GetAllNodes(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &nodes);
+  if (status.ok()) return absl::OkStatus();
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    return absl::PermissionDeniedError("the head at " + address + " refused the token from " +
+                                       token_source + " (wrong cluster token)");
+  }
+  return absl::UnavailableError("cannot reach the head's control service at " + address + ": " +
+                                status.error_message());
+}
+
 int Start(const StartOptions &options) {
-  if (!options.head) {
-    std::cerr << "sunray start: joining an existing cluster (--address) is not available yet; "
-                 "use --head to start a new cluster.\n";
+  if (options.head == !options.address.empty()) {
+    std::cerr << "sunray start: give either --head (start a new cluster) or --address HEAD:PORT "
+                 "(join the cluster whose head is there)\n";
     return 2;
   }
   // Check everything before starting anything.
+  auto labels = ParseLabelsJson(options.labels_json);
+  if (!labels.ok()) {
+    std::cerr << "sunray start: " << labels.status().message() << "\n";
+    return 2;
+  }
+  if (options.health_check_period_ms <= 0 || options.health_check_timeout_ms <= 0 ||
+      options.health_check_failure_threshold <= 0) {
+    std::cerr << "sunray start: --health-check-period-ms, --health-check-timeout-ms and "
+                 "--health-check-failure-threshold must be above zero\n";
+    return 2;
+  }
+  std::string token;
+  if (!options.head) {
+    std::string source;
+    auto found = JoinToken(options, source);
+    if (!found.ok()) {
+      std::cerr << "sunray start: " << found.status().message() << "\n";
+      return 2;
+    }
+    token = *found;
+    if (absl::Status head = CheckHead(options.address, token, source); !head.ok()) {
+      std::cerr << "sunray start: " << head.message() << "\n";
+      return 1;
+    }
+  }
   auto custom = ParseResourcesJson(options.resources_json);
   if (!custom.ok()) {
     std::cerr << "sunray start: " << custom.status().message() << "\n";
@@ -214,14 +305,26 @@ int Start(const StartOptions &options) {
   // processes get an empty signal mask.)
   if (options.block) BlockStopSignals();
 
-  auto session = CreateSession();
+  auto session = CreateSession(token);
   if (!session.ok()) {
     std::cerr << "sunray start: " << session.status().message() << "\n";
     return 1;
   }
-  auto address = StartDaemon(
-      *session, "control",
-      {"--host", options.node_ip_address, "--port", std::to_string(options.port)}, options.block);
+  absl::StatusOr<std::string> address = options.address;
+  if (options.head) {
+    address =
+        StartDaemon(*session, "control",
+                    {"--host", options.node_ip_address, "--port", std::to_string(options.port),
+                     "--health-check-period-ms", std::to_string(options.health_check_period_ms),
+                     "--health-check-timeout-ms", std::to_string(options.health_check_timeout_ms),
+                     "--health-check-failure-threshold",
+                     std::to_string(options.health_check_failure_threshold)},
+                    options.block);
+  } else if (absl::Status written =
+                 WriteFileAtomically(*session + "/control_address", options.address);
+             !written.ok()) {
+    address = written;  // drivers and `sunray status` on this machine find the head here
+  }
   absl::StatusOr<std::string> node_address = absl::UnknownError("not started");
   if (address.ok()) {
     std::ostringstream resources_json;
@@ -231,11 +334,12 @@ int Start(const StartOptions &options) {
                      << "\":" << FromFixedPoint(it->second);
     }
     resources_json << "}";
-    node_address = StartDaemon(
-        *session, "node",
-        {"--control-address", *address, "--host", options.node_ip_address, "--resources",
-         resources_json.str(), "--object-store-memory", std::to_string(store_bytes)},
-        options.block);
+    node_address =
+        StartDaemon(*session, "node",
+                    {"--control-address", *address, "--host", options.node_ip_address,
+                     "--resources", resources_json.str(), "--labels", options.labels_json,
+                     "--object-store-memory", std::to_string(store_bytes)},
+                    options.block);
   }
   if (!address.ok() || !node_address.ok()) {
     std::cerr << "sunray start: "
@@ -243,14 +347,24 @@ int Start(const StartOptions &options) {
     StopSession(*session, kStopGrace);
     return 1;
   }
-  std::cout << "Sunray head started.\n"
-            << "  Control service: " << *address << "\n"
-            << "  Node daemon:     " << *node_address << "\n"
-            << "  Session:         " << *session << "\n"
-            << "  Cluster token:   " << *session << "/token (mode 0600)\n"
-            << "Connect a driver with RAY_ADDRESS=" << *address << " and SUNRAY_TOKEN=$(cat "
-            << *session << "/token)\n"
-            << "Stop with: sunray stop\n";
+  const std::string node_id = ReadFileToString(*session + "/node_id").value_or("");
+  if (!options.head) {
+    std::cout << "Sunray node " << node_id << " joined the cluster at " << *address << ".\n"
+              << "  Node daemon: " << *node_address << "\n"
+              << "  Session:     " << *session << "\n"
+              << "Stop with: sunray stop\n";
+  } else {
+    std::cout << "Sunray head started.\n"
+              << "  Control service: " << *address << "\n"
+              << "  Node daemon:     " << *node_address << "\n"
+              << "  Session:         " << *session << "\n"
+              << "  Cluster token:   " << *session << "/token (mode 0600)\n"
+              << "Connect a driver with RAY_ADDRESS=" << *address << " and SUNRAY_TOKEN=$(cat "
+              << *session << "/token)\n"
+              << "Join more nodes with: sunray start --address=" << *address
+              << " --token-file=" << *session << "/token\n"
+              << "Stop with: sunray stop\n";
+  }
   std::cout.flush();
   if (!options.block) return 0;
   // --block: stay in the foreground until interrupted, then stop everything.
@@ -276,82 +390,235 @@ int Stop() {
   return 0;
 }
 
-int Status(const std::string &address_flag) {
-  std::string address = address_flag;
+// The cluster as `sunray status` and `sunray list` show it: every node the
+// control service knows, with live usage from each node that answers.
+struct ClusterView {
+  std::string address;
+  std::vector<proto::NodeInfo> nodes;
+  std::vector<std::string> unreachable;  // per node: why its daemon did not answer, or ""
+  proto::GetAllJobsReply jobs;
+};
+
+absl::StatusOr<ClusterView> FetchCluster(const std::string &address_flag) {
+  ClusterView view;
+  view.address = address_flag;
   std::string token;
   if (const char *env = std::getenv(env::kToken)) token = env;
-  if (address.empty() || token.empty()) {
+  if (view.address.empty() || token.empty()) {
     auto session = LatestSession();
-    if (!session.ok()) {
-      std::cerr << "sunray status: " << session.status().message() << "\n";
-      return 1;
-    }
-    if (address.empty()) {
+    if (!session.ok()) return session.status();
+    if (view.address.empty()) {
       auto stored = ReadFileToString(*session + "/control_address");
       if (!stored.ok()) {
-        std::cerr << "sunray status: the session " << *session << " has no control address\n";
-        return 1;
+        return absl::NotFoundError("the session " + *session + " has no control address");
       }
-      address = *stored;
+      view.address = *stored;
     }
     if (token.empty()) {
       auto stored = ReadFileToString(*session + "/token");
       if (stored.ok()) token = *stored;
     }
   }
-  auto stub = proto::ControlService::NewStub(rpc::MakeChannel(address));
+  auto stub = proto::ControlService::NewStub(rpc::MakeChannel(view.address));
   proto::GetAllNodesReply nodes;
   grpc::Status status =
       stub->GetAllNodes(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &nodes);
   if (!status.ok()) {
-    std::cerr << "sunray status: cannot reach the control service at " << address << ": "
-              << status.error_message() << "\n";
-    return 1;
+    return absl::UnavailableError("cannot reach the control service at " + view.address + ": " +
+                                  status.error_message());
   }
-  proto::GetAllJobsReply jobs;
-  status = stub->GetAllJobs(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &jobs);
-  if (!status.ok()) {
-    std::cerr << "sunray status: " << status.error_message() << "\n";
+  status =
+      stub->GetAllJobs(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &view.jobs);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  for (proto::NodeInfo &node : *nodes.mutable_nodes()) {
+    std::string unreachable;
+    if (node.state() == proto::NodeInfo::ALIVE) {
+      // Live usage comes from the node itself (control's copy is up to a
+      // report period old).
+      auto node_stub = proto::NodeService::NewStub(
+          rpc::MakeChannel(node.address().ip() + ":" + std::to_string(node.address().port())));
+      proto::GetNodeStatsReply stats;
+      grpc::Status reached = node_stub->GetNodeStats(
+          rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &stats);
+      if (reached.ok()) {
+        *node.mutable_available() = stats.available();
+        node.set_pending_leases(stats.pending_leases());
+        node.set_infeasible_leases(stats.infeasible_leases());
+      } else {
+        unreachable = reached.error_message();
+      }
+    }
+    view.nodes.push_back(std::move(node));
+    view.unreachable.push_back(std::move(unreachable));
+  }
+  return view;
+}
+
+bool IsBytes(const std::string &resource) {
+  return resource == "memory" || resource == "object_store_memory";
+}
+
+std::string Number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4g", value);
+  return text;
+}
+
+// "CPU 1.5/4", "memory 3.2/12.4 GiB": amounts in people's units.
+std::string Usage(const std::string &name, int64_t available, int64_t total) {
+  if (!IsBytes(name)) {
+    return name + " " + Number(FromFixedPoint(available)) + "/" + Number(FromFixedPoint(total));
+  }
+  const double bytes = FromFixedPoint(total);
+  const char *unit = "B";
+  double scale = 1;
+  constexpr std::pair<const char *, double> kUnits[] = {{"KiB", 1024.0},
+                                                        {"MiB", 1024.0 * 1024},
+                                                        {"GiB", 1024.0 * 1024 * 1024},
+                                                        {"TiB", 1024.0 * 1024 * 1024 * 1024}};
+  for (const auto &[name_of_unit, size] : kUnits) {
+    if (bytes >= size) {
+      unit = name_of_unit;
+      scale = size;
+    }
+  }
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.1f/%.1f %s", FromFixedPoint(available) / scale,
+                bytes / scale, unit);
+  return name + " " + text;
+}
+
+std::string UsageOf(const proto::NodeInfo &node) {
+  std::string text;
+  for (const auto &[name, total] : std::map<std::string, int64_t>(node.total().amounts().begin(),
+                                                                  node.total().amounts().end())) {
+    auto available = node.available().amounts().find(name);
+    text +=
+        (text.empty() ? "" : ", ") +
+        Usage(name, available == node.available().amounts().end() ? 0 : available->second, total);
+  }
+  return text;
+}
+
+std::string LabelsOf(const proto::NodeInfo &node) {
+  std::string text;
+  for (const auto &[key, value] :
+       std::map<std::string, std::string>(node.labels().begin(), node.labels().end())) {
+    text += (text.empty() ? "" : ", ") + key + "=" + value;
+  }
+  return text;
+}
+
+const char *StateName(const proto::NodeInfo &node) {
+  return node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD";
+}
+
+int Status(const std::string &address_flag) {
+  auto view = FetchCluster(address_flag);
+  if (!view.ok()) {
+    std::cerr << "sunray status: " << view.status().message() << "\n";
     return 1;
   }
   int alive = 0;
-  for (const auto &node : nodes.nodes()) alive += node.state() == proto::NodeInfo::ALIVE;
+  for (const auto &node : view->nodes) alive += node.state() == proto::NodeInfo::ALIVE;
   int running = 0;
-  for (const auto &job : jobs.jobs()) running += !job.finished();
-  std::cout << "Cluster at " << address << "\n"
-            << "Nodes: " << alive << " alive, " << (nodes.nodes_size() - alive) << " dead\n";
+  for (const auto &job : view->jobs.jobs()) running += !job.finished();
+  std::cout << "Cluster at " << view->address << "\n"
+            << "Nodes: " << alive << " alive, " << (view->nodes.size() - alive) << " dead\n";
   std::map<std::string, int64_t> total;
   std::map<std::string, int64_t> available;
   int pending = 0;
   int infeasible = 0;
-  for (const auto &node : nodes.nodes()) {
+  for (size_t i = 0; i < view->nodes.size(); ++i) {
+    const proto::NodeInfo &node = view->nodes[i];
     std::cout << "  " << BinaryToHex(node.node_id()) << "  " << node.address().ip() << ":"
-              << node.address().port() << "  "
-              << (node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD") << "\n";
-    if (node.state() != proto::NodeInfo::ALIVE) continue;
-    for (const auto &[name, amount] : node.total().amounts()) total[name] += amount;
-    // Live usage comes from the node itself.
-    auto node_stub = proto::NodeService::NewStub(
-        rpc::MakeChannel(node.address().ip() + ":" + std::to_string(node.address().port())));
-    proto::GetNodeStatsReply stats;
-    grpc::Status reached = node_stub->GetNodeStats(
-        rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &stats);
-    if (!reached.ok()) {
-      std::cout << "    (node unreachable: " << reached.error_message() << ")\n";
+              << node.address().port() << "  " << StateName(node) << "\n";
+    if (node.state() != proto::NodeInfo::ALIVE) {
+      std::cout << "    died: " << node.death_reason() << "\n";
       continue;
     }
-    for (const auto &[name, amount] : stats.available().amounts()) available[name] += amount;
-    pending += stats.pending_leases();
-    infeasible += stats.infeasible_leases();
+    std::cout << "    resources: " << UsageOf(node) << "\n";
+    std::cout << "    labels: " << LabelsOf(node) << "\n";
+    if (!view->unreachable[i].empty()) {
+      std::cout << "    (node unreachable: " << view->unreachable[i]
+                << "; usage as it last reported)\n";
+    }
+    for (const auto &[name, amount] : node.total().amounts()) total[name] += amount;
+    for (const auto &[name, amount] : node.available().amounts()) available[name] += amount;
+    pending += node.pending_leases();
+    infeasible += node.infeasible_leases();
   }
-  std::cout << "Resources (available / total):\n";
+  std::cout << "Resources (available/total):\n";
   for (const auto &[name, amount] : total) {
-    std::cout << "  " << name << ": " << FromFixedPoint(available[name]) << " / "
-              << FromFixedPoint(amount) << "\n";
+    std::cout << "  " << Usage(name, available[name], amount) << "\n";
   }
   std::cout << "Demand: " << pending << " pending lease request(s), " << infeasible
             << " infeasible (more than any node has)\n";
-  std::cout << "Jobs: " << running << " running, " << (jobs.jobs_size() - running) << " finished\n";
+  std::cout << "Jobs: " << running << " running, " << (view->jobs.jobs_size() - running)
+            << " finished\n";
+  return 0;
+}
+
+// `sunray list nodes`: one row per node, or JSON.
+int ListNodes(const std::string &address_flag, const std::string &format) {
+  auto view = FetchCluster(address_flag);
+  if (!view.ok()) {
+    std::cerr << "sunray list nodes: " << view.status().message() << "\n";
+    return 1;
+  }
+  if (format == "json") {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const proto::NodeInfo &node : view->nodes) {
+      nlohmann::json resources_total = nlohmann::json::object();
+      for (const auto &[name, amount] : node.total().amounts()) {
+        resources_total[name] = FromFixedPoint(amount);
+      }
+      nlohmann::json resources_available = nlohmann::json::object();
+      for (const auto &[name, amount] : node.available().amounts()) {
+        resources_available[name] = FromFixedPoint(amount);
+      }
+      nlohmann::json labels = nlohmann::json::object();
+      for (const auto &[key, value] : node.labels()) labels[key] = value;
+      nodes.push_back(
+          {{"node_id", BinaryToHex(node.node_id())},
+           {"address", node.address().ip() + ":" + std::to_string(node.address().port())},
+           {"state", StateName(node)},
+           {"death_reason", node.death_reason()},
+           {"start_time_ms", node.start_time_ms()},
+           {"end_time_ms", node.end_time_ms()},
+           {"labels", labels},
+           {"resources_total", resources_total},
+           {"resources_available", resources_available},
+           {"pending_leases", node.pending_leases()},
+           {"infeasible_leases", node.infeasible_leases()}});
+    }
+    std::cout << nodes.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"NODE_ID", "ADDRESS", "STATE", "RESOURCES (available/total)", "LABELS"}};
+  for (const proto::NodeInfo &node : view->nodes) {
+    rows.push_back(
+        {BinaryToHex(node.node_id()),
+         node.address().ip() + ":" + std::to_string(node.address().port()), StateName(node),
+         node.state() == proto::NodeInfo::ALIVE ? UsageOf(node) : "died: " + node.death_reason(),
+         LabelsOf(node)});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto &row : rows) {
+    for (size_t column = 0; column < row.size(); ++column) {
+      widths[column] = std::max(widths[column], row[column].size());
+    }
+  }
+  for (const auto &row : rows) {
+    std::string line;
+    for (size_t column = 0; column < row.size(); ++column) {
+      line += row[column];
+      if (column + 1 < row.size())
+        line += std::string(widths[column] - row[column].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
   return 0;
 }
 
@@ -381,6 +648,26 @@ int main(int argc, char **argv) {
   sunray::StartOptions start;
   CLI::App *start_command = app.add_subcommand("start", "Start Sunray daemons on this machine");
   start_command->add_flag("--head", start.head, "Start the head: the control service");
+  start_command->add_option("--address", start.address,
+                            "Join the cluster whose head (control service) is at HOST:PORT");
+  start_command->add_option("--token-file", start.token_file,
+                            "With --address: a file holding the cluster token (default: "
+                            "$SUNRAY_TOKEN, else the head's session on this machine)");
+  start_command->add_option("--labels", start.labels_json,
+                            "Node labels as JSON, e.g. '{\"zone\": \"a\"}'");
+  start_command
+      ->add_option("--health-check-period-ms", start.health_check_period_ms,
+                   "With --head: how often control checks each node (default 1000)")
+      ->group("Health checks");
+  start_command
+      ->add_option("--health-check-timeout-ms", start.health_check_timeout_ms,
+                   "With --head: how long one check may take (default 1000)")
+      ->group("Health checks");
+  start_command
+      ->add_option("--health-check-failure-threshold", start.health_check_failure_threshold,
+                   "With --head: failed checks in a row before a node is declared dead "
+                   "(default 3)")
+      ->group("Health checks");
   start_command->add_option("--port", start.port, "Control service port (0: any free port)")
       ->check(CLI::Range(0, 65535));
   start_command->add_option("--node-ip-address", start.node_ip_address,
@@ -422,12 +709,30 @@ int main(int argc, char **argv) {
   status_command->add_option("--address", status_address,
                              "Control service HOST:PORT (default: the newest session's)");
 
+  std::string list_address;
+  std::string list_format = "table";
+  CLI::App *list_command = app.add_subcommand("list", "List the cluster's state");
+  list_command->require_subcommand(1);
+  CLI::App *list_nodes = list_command->add_subcommand("nodes", "Every node, alive or dead");
+  list_nodes->add_option("--address", list_address,
+                         "Control service HOST:PORT (default: the newest session's)");
+  list_nodes->add_option("--format", list_format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+
   sunray::ControlDaemonOptions control;
   CLI::App *control_command = app.add_subcommand("control", "(internal) run the control service");
   control_command->group("");  // hidden from help
   control_command->add_option("--session-dir", control.session_dir)->required();
   control_command->add_option("--host", control.host);
   control_command->add_option("--port", control.port)->check(CLI::Range(0, 65535));
+  int health_period_ms = 1000;
+  int health_timeout_ms = 1000;
+  control_command->add_option("--health-check-period-ms", health_period_ms)
+      ->check(CLI::PositiveNumber);
+  control_command->add_option("--health-check-timeout-ms", health_timeout_ms)
+      ->check(CLI::PositiveNumber);
+  control_command->add_option("--health-check-failure-threshold", control.health.failure_threshold)
+      ->check(CLI::PositiveNumber);
 
   sunray::NodeDaemonOptions node;
   std::string node_resources = "{}";
@@ -438,6 +743,8 @@ int main(int argc, char **argv) {
   node_command->add_option("--host", node.host);
   node_command->add_option("--port", node.port)->check(CLI::Range(0, 65535));
   node_command->add_option("--resources", node_resources);
+  std::string node_labels = "{}";
+  node_command->add_option("--labels", node_labels);
   node_command->add_option("--object-store-memory", node.object_store_bytes)->required();
 
   CLI11_PARSE(app, argc, argv);
@@ -449,6 +756,12 @@ int main(int argc, char **argv) {
       return 2;
     }
     node.resources = *resources;
+    auto labels = sunray::ParseLabelsJson(node_labels);
+    if (!labels.ok()) {
+      std::cerr << "sunray node: " << labels.status().message() << "\n";
+      return 2;
+    }
+    node.labels = *labels;
     return sunray::RunNodeDaemon(node);
   }
   if (*start_command) {
@@ -473,6 +786,11 @@ int main(int argc, char **argv) {
   }
   if (*stop_command) return sunray::Stop();
   if (*status_command) return sunray::Status(status_address);
-  if (*control_command) return sunray::RunControlDaemon(control);
+  if (*list_nodes) return sunray::ListNodes(list_address, list_format);
+  if (*control_command) {
+    control.health.period = std::chrono::milliseconds(health_period_ms);
+    control.health.timeout = std::chrono::milliseconds(health_timeout_ms);
+    return sunray::RunControlDaemon(control);
+  }
   return 2;
 }

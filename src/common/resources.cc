@@ -52,6 +52,33 @@ absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json) {
   return resources;
 }
 
+absl::StatusOr<Labels> ParseLabelsJson(const std::string &json) {
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(json);
+  } catch (const std::exception &e) {
+    return absl::InvalidArgumentError(std::string("--labels is not valid JSON: ") + e.what());
+  }
+  if (!parsed.is_object()) {
+    return absl::InvalidArgumentError("--labels must be a JSON object like {\"zone\": \"a\"}");
+  }
+  Labels labels;
+  for (const auto &[key, value] : parsed.items()) {
+    if (key.empty()) return absl::InvalidArgumentError("--labels has an empty key");
+    if (key.rfind("ray.io/", 0) == 0) {
+      return absl::InvalidArgumentError("--labels: '" + key +
+                                        "' is in the prefix ray.io/, which is reserved for the "
+                                        "labels Sunray sets itself");
+    }
+    if (!value.is_string()) {
+      return absl::InvalidArgumentError("--labels: the value of '" + key +
+                                        "' must be a string, not " + value.dump());
+    }
+    labels[key] = value.get<std::string>();
+  }
+  return labels;
+}
+
 void FillResourceMap(const ResourceSet &resources, proto::ResourceMap *out) {
   for (const auto &[name, amount] : resources) (*out->mutable_amounts())[name] = amount;
 }

@@ -38,6 +38,16 @@ bool Fits(const proto::ResourceMap &request, const proto::ResourceMap &pool);
 // negative amount, an empty name).
 absl::StatusOr<ResourceSet> ParseResourcesJson(const std::string &json);
 
+// Node labels (Ray's `--labels`): string keys and values a label selector
+// matches. Every node also carries kNodeIdLabel, its id in hex.
+using Labels = std::map<std::string, std::string>;
+inline constexpr char kNodeIdLabel[] = "ray.io/node_id";
+
+// Parses a JSON object of labels ({"zone": "a", "disk": "ssd"}).
+// InvalidArgument names what is wrong (not an object, a value that is not a
+// string, an empty key, a key in the reserved "ray.io/" prefix).
+absl::StatusOr<Labels> ParseLabelsJson(const std::string &json);
+
 // The wire form and back.
 void FillResourceMap(const ResourceSet &resources, proto::ResourceMap *out);
 ResourceSet ResourceSetOf(const proto::ResourceMap &resources);

@@ -50,7 +50,7 @@ absl::Status WriteFileAtomically(const std::string &path, const std::string &con
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> CreateSession() {
+absl::StatusOr<std::string> CreateSession(const std::string &token) {
   std::error_code error;
   fs::create_directories(SessionRoot(), error);
   if (error) return absl::InternalError("cannot create " + SessionRoot() + ": " + error.message());
@@ -69,10 +69,13 @@ absl::StatusOr<std::string> CreateSession() {
   fs::create_directories(session + "/pids", error);
   if (!error) fs::create_directories(session + "/logs", error);
   if (error) return fail(absl::InternalError("cannot create " + session + ": " + error.message()));
-  uint8_t secret[32];
-  FillRandom(secret, sizeof(secret));
-  absl::Status status =
-      WriteFileAtomically(session + "/token", ToHex(secret, sizeof(secret)), 0600);
+  std::string content = token;
+  if (content.empty()) {
+    uint8_t secret[32];
+    FillRandom(secret, sizeof(secret));
+    content = ToHex(secret, sizeof(secret));
+  }
+  absl::Status status = WriteFileAtomically(session + "/token", content, 0600);
   if (!status.ok()) return fail(status);
   const std::string latest = SessionRoot() + "/session_latest";
   fs::remove(latest, error);

@@ -4,6 +4,9 @@
 //   <root>/session_<time>_<pid>/
 //     token              the cluster token (mode 0600)
 //     control_address    host:port of the control service, once it serves
+//                        (a joining node's session: the head's, given)
+//     node_address       host:port of this machine's node daemon of the session
+//     node_id            that node's id (hex)
 //     pids/<name>.pid    one per daemon started for this session
 //     logs/<name>.out    each daemon's stdout and stderr
 //   <root>/session_latest -> the newest session
@@ -23,8 +26,9 @@ namespace sunray {
 
 std::string SessionRoot();
 
-// Creates a new session directory with a fresh token; returns its path.
-absl::StatusOr<std::string> CreateSession();
+// Creates a new session directory with `token` (a fresh one if empty: a new
+// cluster's head); returns its path.
+absl::StatusOr<std::string> CreateSession(const std::string &token = "");
 
 // Records that daemon `name` (pid) belongs to the session.
 absl::Status RecordDaemon(const std::string &session, const std::string &name, pid_t pid);

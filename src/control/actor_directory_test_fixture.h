@@ -148,6 +148,12 @@ class FakeNode final : public proto::NodeService::CallbackService {
       return absl::OkStatus();
     });
   }
+  // Alive for the control service's health checks.
+  grpc::ServerUnaryReactor *CheckHealth(grpc::CallbackServerContext *context,
+                                        const proto::CheckHealthRequest *,
+                                        proto::CheckHealthReply *) override {
+    return rpc::HandleUnary(context, kToken, [] { return absl::OkStatus(); });
+  }
 
  private:
   struct Held {
@@ -371,7 +377,7 @@ class ActorDirectoryTest : public ::testing::Test {
   }
 
   const std::string node_id_ = NodeID::FromRandom().Binary();
-  ControlService service_{{kToken, milliseconds(20)}};
+  ControlService service_{{kToken, milliseconds(20), {}}};
   FakeNode node_;
   FakeWorker worker_;
   rpc::RpcServer control_server_;

@@ -19,7 +19,7 @@ int RunControlDaemon(const ControlDaemonOptions &options) {
     logger->error("no cluster token in {}", options.session_dir);
     return 2;
   }
-  ControlService service({*token});
+  ControlService service({.token = *token, .health = options.health});
   // KV values (and, later, runtime-env packages) are the largest messages.
   rpc::RpcServer server({.max_receive_message_bytes = 64 << 20, .memory_quota_bytes = 256 << 20});
   const std::string address = options.host + ":" + std::to_string(options.port);

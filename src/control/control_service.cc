@@ -3,7 +3,11 @@
 #include <chrono>
 #include <cstring>
 
+#include "node.grpc.pb.h"
+
 #include "src/common/id.h"
+#include "src/common/log.h"
+#include "src/common/resources.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -73,13 +77,62 @@ ControlService::ControlService(Options options)
             }
             return alive;
           },
-          publisher_) {}
+          publisher_),
+      health_calls_(options_.token),
+      health_(
+          options_.health, [this] { return AliveNodes(); },
+          [this](const NodeHealthChecker::Node &node, std::chrono::milliseconds timeout,
+                 std::function<void(absl::Status)> done) {
+            proto::CheckHealthRequest request;
+            request.set_node_id(node.node_id);
+            health_calls_.Call<proto::NodeService>(
+                node.address, &proto::NodeService::Stub::async::CheckHealth, request, timeout,
+                [done = std::move(done)](const grpc::Status &status,
+                                         const proto::CheckHealthReply &) {
+                  done(rpc::FromGrpcStatus(status));
+                });
+          },
+          [this](const std::string &node_id, const std::string &reason) {
+            (void)MarkNodeDead(node_id, "health check failed: " + reason);
+          }) {}
 
 ControlService::~ControlService() { Stop(); }
 
 void ControlService::Stop() {
+  health_.Stop();
+  health_calls_.Stop();
   actors_.Stop();
   publisher_.Stop();
+}
+
+std::vector<NodeHealthChecker::Node> ControlService::AliveNodes() {
+  absl::MutexLock lock(&mu_);
+  std::vector<NodeHealthChecker::Node> alive;
+  for (const auto &[id, node] : nodes_) {
+    if (node.state() != proto::NodeInfo::ALIVE) continue;
+    alive.push_back({id, node.address().ip() + ":" + std::to_string(node.address().port())});
+  }
+  return alive;
+}
+
+absl::Status ControlService::MarkNodeDead(const std::string &node_id, const std::string &reason) {
+  proto::Notification notification;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end()) return absl::NotFoundError("no node " + BinaryToHex(node_id));
+    if (it->second.state() == proto::NodeInfo::DEAD) return absl::OkStatus();
+    it->second.set_state(proto::NodeInfo::DEAD);
+    it->second.set_death_reason(reason);
+    it->second.set_end_time_ms(NowMs());
+    *notification.mutable_node() = it->second;
+  }
+  log::Get("control")->warn("node {} at {}:{} is dead: {}", BinaryToHex(node_id),
+                            notification.node().address().ip(),
+                            notification.node().address().port(), reason);
+  publisher_.Publish(notification);
+  actors_.OnNodeDead(node_id, reason);
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerContext *context,
@@ -100,6 +153,7 @@ grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerConte
       stored = node;
       stored.set_state(proto::NodeInfo::ALIVE);
       stored.set_start_time_ms(NowMs());
+      (*stored.mutable_labels())[std::string(kNodeIdLabel)] = id->Hex();
       *notification.mutable_node() = stored;
     }
     publisher_.Publish(notification);
@@ -115,19 +169,34 @@ grpc::ServerUnaryReactor *ControlService::UnregisterNode(
     const absl::StatusOr<NodeID> id =
         IdFromWire<NodeID>("UnregisterNode: node_id", request->node_id());
     if (!id.ok()) return id.status();
-    proto::Notification notification;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = nodes_.find(request->node_id());
-      if (it == nodes_.end()) {
-        return absl::NotFoundError("UnregisterNode: no node " + BinaryToHex(request->node_id()));
-      }
-      it->second.set_state(proto::NodeInfo::DEAD);
-      it->second.set_death_reason(request->reason());
-      *notification.mutable_node() = it->second;
+    absl::Status marked = MarkNodeDead(request->node_id(), request->reason());
+    if (!marked.ok())
+      return absl::Status(marked.code(), "UnregisterNode: " + std::string(marked.message()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *ControlService::ReportNodeState(
+    grpc::CallbackServerContext *context, const proto::ReportNodeStateRequest *request,
+    proto::ReportNodeStateReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    const absl::StatusOr<NodeID> id =
+        IdFromWire<NodeID>("ReportNodeState: node_id", request->node_id());
+    if (!id.ok()) return id.status();
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(request->node_id());
+    if (it == nodes_.end()) {
+      return absl::NotFoundError("ReportNodeState: no node " + id->Hex() + " is registered");
     }
-    publisher_.Publish(notification);
-    actors_.OnNodeDead(request->node_id(), request->reason());
+    proto::NodeInfo &node = it->second;
+    if (node.state() == proto::NodeInfo::DEAD) {
+      return absl::FailedPreconditionError("node " + id->Hex() + " was declared dead (" +
+                                           node.death_reason() +
+                                           "); its work was failed, so it must exit");
+    }
+    *node.mutable_available() = request->available();
+    node.set_pending_leases(request->pending_leases());
+    node.set_infeasible_leases(request->infeasible_leases());
     return absl::OkStatus();
   });
 }

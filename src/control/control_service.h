@@ -1,7 +1,8 @@
 // The control service (Ray's GCS): cluster metadata — the node table, the
 // job table, a namespaced KV store, the actor directory (ActorDirectory) and
-// pub/sub of actor and node changes (Publisher); placement groups join it
-// next.
+// pub/sub of actor and node changes (Publisher) and the nodes' health checks
+// (NodeHealthChecker: a node that stops answering is declared dead, as one
+// that unregisters); placement groups join it next.
 //
 // Tables live in memory. The node, job and KV tables are guarded by one
 // mutex; the directory and the publisher have their own (never taken while
@@ -25,7 +26,9 @@
 #include "absl/synchronization/mutex.h"
 #include "control.grpc.pb.h"
 #include "src/control/actor_directory.h"
+#include "src/control/node_health.h"
 #include "src/control/publisher.h"
+#include "src/rpc/async_caller.h"
 
 namespace sunray {
 
@@ -35,6 +38,7 @@ class ControlService final : public proto::ControlService::CallbackService {
     std::string token;  // the cluster token every caller must present
     // Wait before leasing a worker again for an actor whose lease failed.
     std::chrono::milliseconds actor_lease_retry_delay{500};
+    NodeHealthChecker::Options health;
   };
 
   explicit ControlService(Options options);
@@ -49,6 +53,10 @@ class ControlService final : public proto::ControlService::CallbackService {
   grpc::ServerUnaryReactor *UnregisterNode(grpc::CallbackServerContext *context,
                                            const proto::UnregisterNodeRequest *request,
                                            proto::UnregisterNodeReply *reply) override;
+  // FAILED_PRECONDITION for a node declared dead: it must exit.
+  grpc::ServerUnaryReactor *ReportNodeState(grpc::CallbackServerContext *context,
+                                            const proto::ReportNodeStateRequest *request,
+                                            proto::ReportNodeStateReply *reply) override;
   grpc::ServerUnaryReactor *GetAllNodes(grpc::CallbackServerContext *context,
                                         const proto::GetAllNodesRequest *request,
                                         proto::GetAllNodesReply *reply) override;
@@ -94,6 +102,13 @@ class ControlService final : public proto::ControlService::CallbackService {
  private:
   using KvKey = std::pair<std::string, std::string>;  // (namespace, key)
 
+  // Marks a live node DEAD (from its unregistering or its failed health
+  // checks), publishes it, and lets the actor directory act on it. NotFound
+  // for an unknown node; a node already dead stays as it was.
+  absl::Status MarkNodeDead(const std::string &node_id, const std::string &reason)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<NodeHealthChecker::Node> AliveNodes() ABSL_LOCKS_EXCLUDED(mu_);
+
   const Options options_;
   absl::Mutex mu_;
   // By the id's bytes (NodeID::Binary, JobID::Binary), as on the wire.
@@ -102,7 +117,10 @@ class ControlService final : public proto::ControlService::CallbackService {
   uint32_t next_job_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<KvKey, std::string> kv_ ABSL_GUARDED_BY(mu_);
   Publisher publisher_;
-  ActorDirectory actors_;  // last: its scheduler thread lists nodes_ until it stops
+  ActorDirectory actors_;  // its scheduler thread lists nodes_ until it stops
+  rpc::AsyncCaller health_calls_;
+  // Last: its thread lists nodes_ and marks nodes dead until it stops.
+  NodeHealthChecker health_;
 };
 
 }  // namespace sunray

@@ -6,7 +6,11 @@
 
 #include <future>
 
+#include "src/testing/eventually.h"
+
+#include "node.grpc.pb.h"
 #include "src/common/id.h"
+#include "src/common/resources.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -40,7 +44,10 @@ class ControlServiceTest : public ::testing::Test {
     return node;
   }
 
-  ControlService service_{{kToken}};
+  // Health checks that find no node at 127.0.0.1:4321 only once (its
+  // first round) in these tests: the tests below that check health make
+  // their own service.
+  ControlService service_{{kToken, milliseconds(500), {.period = std::chrono::hours(1)}}};
   rpc::RpcServer server_;
   std::string address_;
   std::unique_ptr<proto::ControlService::Stub> stub_;
@@ -157,6 +164,120 @@ TEST_F(ControlServiceTest, KvPutGetDeleteAndListByPrefixPerNamespace) {
   EXPECT_EQ(get("a", "job/1"), "<missing>");
   EXPECT_EQ(get("a", "other"), "o");
   EXPECT_EQ(get("b", "job/1"), "b");
+}
+
+TEST_F(ControlServiceTest, ANodeReportsItsStateAndHearsWhenItWasDeclaredDead) {
+  proto::RegisterNodeRequest request;
+  *request.mutable_node() = MakeNode();
+  proto::RegisterNodeReply registered;
+  ASSERT_TRUE(stub_->RegisterNode(Context().get(), request, &registered).ok());
+  proto::ReportNodeStateRequest report;
+  report.set_node_id(request.node().node_id());
+  (*report.mutable_available()->mutable_amounts())["CPU"] = 5000;
+  report.set_pending_leases(3);
+  proto::ReportNodeStateReply reported;
+  ASSERT_TRUE(stub_->ReportNodeState(Context().get(), report, &reported).ok());
+  proto::GetAllNodesReply nodes;
+  ASSERT_TRUE(stub_->GetAllNodes(Context().get(), {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_EQ(nodes.nodes(0).available().amounts().at("CPU"), 5000);
+  EXPECT_EQ(nodes.nodes(0).pending_leases(), 3);
+  EXPECT_EQ(nodes.nodes(0).labels().at(kNodeIdLabel), BinaryToHex(request.node().node_id()));
+
+  proto::UnregisterNodeRequest unregister;
+  unregister.set_node_id(request.node().node_id());
+  unregister.set_reason("health check failed: test");
+  proto::UnregisterNodeReply unregistered;
+  ASSERT_TRUE(stub_->UnregisterNode(Context().get(), unregister, &unregistered).ok());
+  grpc::Status dead = stub_->ReportNodeState(Context().get(), report, &reported);
+  EXPECT_EQ(dead.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(dead.error_message().find("was declared dead (health check failed: test)"),
+            std::string::npos)
+      << dead.error_message();
+
+  report.set_node_id(NodeID::FromRandom().Binary());
+  EXPECT_EQ(stub_->ReportNodeState(Context().get(), report, &reported).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+// A node daemon as the health checks see it: answers while it serves.
+class HealthyNode final : public proto::NodeService::CallbackService {
+ public:
+  grpc::ServerUnaryReactor *CheckHealth(grpc::CallbackServerContext *context,
+                                        const proto::CheckHealthRequest *,
+                                        proto::CheckHealthReply *) override {
+    return rpc::HandleUnary(context, kToken, [] { return absl::OkStatus(); });
+  }
+};
+
+TEST(ControlServiceHealthTest, ANodeThatStopsAnsweringIsDeclaredDeadAndPublished) {
+  ControlService service(
+      {kToken,
+       milliseconds(500),
+       {.period = milliseconds(50), .timeout = milliseconds(500), .failure_threshold = 3}});
+  rpc::RpcServer server;
+  auto port = server.Start("127.0.0.1:0", {&service});
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto stub =
+      proto::ControlService::NewStub(rpc::MakeChannel("127.0.0.1:" + std::to_string(*port)));
+  HealthyNode healthy;
+  rpc::RpcServer node_server;
+  auto node_port = node_server.Start("127.0.0.1:0", {&healthy});
+  ASSERT_TRUE(node_port.ok()) << node_port.status();
+
+  // Subscribed before either node registers: sees the death published.
+  grpc::ClientContext subscription;
+  subscription.AddMetadata(rpc::kTokenHeader, kToken);
+  proto::SubscribeRequest subscribe;
+  subscribe.set_nodes(true);
+  auto stream = stub->Subscribe(&subscription, subscribe);
+  stream->WaitForInitialMetadata();
+
+  auto node_at = [](int port) {
+    proto::RegisterNodeRequest request;
+    proto::NodeInfo *node = request.mutable_node();
+    node->set_node_id(NodeID::FromRandom().Binary());
+    node->mutable_address()->set_ip("127.0.0.1");
+    node->mutable_address()->set_port(port);
+    return request;
+  };
+  const proto::RegisterNodeRequest alive = node_at(*node_port);
+  proto::RegisterNodeReply registered;
+  ASSERT_TRUE(
+      stub->RegisterNode(rpc::MakeClientContext(kToken, kTimeout).get(), alive, &registered).ok());
+  auto state_of = [&](const std::string &id) {
+    proto::GetAllNodesReply nodes;
+    EXPECT_TRUE(stub->GetAllNodes(rpc::MakeClientContext(kToken, kTimeout).get(), {}, &nodes).ok());
+    for (const auto &node : nodes.nodes()) {
+      if (node.node_id() == id) return node;
+    }
+    return proto::NodeInfo();
+  };
+  // Several rounds pass; it stays alive.
+  for (int round = 0; round < 5; ++round) {
+    std::this_thread::sleep_for(milliseconds(50));
+    ASSERT_EQ(state_of(alive.node().node_id()).state(), proto::NodeInfo::ALIVE);
+  }
+
+  node_server.Stop();  // the node stops answering
+  ASSERT_TRUE(Eventually(
+      [&] { return state_of(alive.node().node_id()).state() == proto::NodeInfo::DEAD; }));
+  const proto::NodeInfo dead = state_of(alive.node().node_id());
+  EXPECT_NE(dead.death_reason().find("health check failed: failed 3 health checks in a row"),
+            std::string::npos)
+      << dead.death_reason();
+  EXPECT_GT(dead.end_time_ms(), 0);
+
+  proto::Notification notification;
+  bool published_dead = false;
+  while (!published_dead && stream->Read(&notification)) {
+    published_dead = notification.node().node_id() == alive.node().node_id() &&
+                     notification.node().state() == proto::NodeInfo::DEAD;
+  }
+  EXPECT_TRUE(published_dead);
+  subscription.TryCancel();
+  service.Stop();
+  server.Stop();
 }
 
 // Calls `method` with an empty request and the given token (none if empty).

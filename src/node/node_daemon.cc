@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "control.grpc.pb.h"
 #include "src/common/id.h"
@@ -11,6 +12,7 @@
 #include "src/common/session.h"
 #include "src/common/unix_socket.h"
 #include "src/node/lease_manager.h"
+#include "src/node/node_reporter.h"
 #include "src/node/node_service.h"
 #include "src/node/worker_pool.h"
 #include "src/objstore/object_store.h"
@@ -23,6 +25,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr milliseconds kControlTimeout{10000};
+constexpr milliseconds kReportTimeout{2000};  // one report; the next comes a period later
 
 }  // namespace
 
@@ -82,6 +85,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   node->mutable_address()->set_port(*port);
   FillResourceMap(options.resources, node->mutable_total());
   FillResourceMap(options.resources, node->mutable_available());
+  for (const auto &[key, value] : options.labels) (*node->mutable_labels())[key] = value;
   proto::RegisterNodeReply reply;
   grpc::Status registered =
       control->RegisterNode(rpc::MakeClientContext(*token, kControlTimeout).get(), request, &reply);
@@ -100,18 +104,48 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     logger->error("{}", written.message());
     return 1;
   }
+  if (absl::Status id_written =
+          WriteFileAtomically(options.session_dir + "/node_id", node_id.Hex());
+      !id_written.ok()) {
+    logger->error("{}", id_written.message());
+    return 1;
+  }
   logger->info("{} serving on {}", node_id.Hex(), address);
   MoveStderrToStdout();  // started: `sunray start` stops reading
 
+  // Told it was declared dead: stop as on a signal (the main thread waits
+  // for one), with exit code 1 and without unregistering.
+  std::atomic<bool> declared_dead{false};
+  NodeReporter reporter(
+      {options.report_period},
+      [&]() -> absl::Status {
+        proto::ReportNodeStateRequest report;
+        report.set_node_id(node_id.Binary());
+        FillResourceMap(leases.Available(), report.mutable_available());
+        report.set_pending_leases(leases.NumPending());
+        report.set_infeasible_leases(leases.NumInfeasible());
+        proto::ReportNodeStateReply reported;
+        return rpc::FromGrpcStatus(control->ReportNodeState(
+            rpc::MakeClientContext(*token, kReportTimeout).get(), report, &reported));
+      },
+      [&](const std::string &why) {
+        logger->error("exiting: {}", why);
+        declared_dead = true;
+        kill(getpid(), SIGTERM);
+      });
+
   const int signal_number = WaitForStopSignal();
-  logger->info("stopping on signal {}", signal_number);
-  proto::UnregisterNodeRequest unregister;
-  unregister.set_node_id(node_id.Binary());
-  unregister.set_reason("stopped");
-  proto::UnregisterNodeReply unregistered;
-  // Best effort: the control service may already be gone.
-  control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
-                          &unregistered);
+  reporter.Stop();
+  if (!declared_dead) {
+    logger->info("stopping on signal {}", signal_number);
+    proto::UnregisterNodeRequest unregister;
+    unregister.set_node_id(node_id.Binary());
+    unregister.set_reason("stopped");
+    proto::UnregisterNodeReply unregistered;
+    // Best effort: the control service may already be gone.
+    control->UnregisterNode(rpc::MakeClientContext(*token, milliseconds(2000)).get(), unregister,
+                            &unregistered);
+  }
   // Waiting lease calls must finish before the server can stop; the pool's
   // last exit reports go out (or are cancelled) before the service stops.
   leases.Stop();
@@ -120,7 +154,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   server.Stop();
   store_server.Stop();
   logger->info("stopped");
-  return 0;
+  return declared_dead ? 1 : 0;
 }
 
 }  // namespace sunray

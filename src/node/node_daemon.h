@@ -5,6 +5,7 @@
 // together by NodeService (node_service.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -18,10 +19,14 @@ struct NodeDaemonOptions {
   std::string host = "127.0.0.1";
   int port = 0;
   ResourceSet resources;  // CPU, GPU, memory, custom (fixed point)
+  Labels labels;          // its own; kNodeIdLabel is added by control
   int64_t object_store_bytes = 0;
+  std::chrono::milliseconds report_period{1000};  // ReportNodeState (NodeReporter)
 };
 
-// Serves until SIGTERM or SIGINT. Returns the exit code.
+// Serves until SIGTERM or SIGINT, or until the control service answers a
+// report that it declared this node dead (exit code 1; a daemon stopped by a
+// signal returns 0). Returns the exit code.
 int RunNodeDaemon(const NodeDaemonOptions &options);
 
 }  // namespace sunray

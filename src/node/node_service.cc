@@ -81,6 +81,18 @@ void NodeService::FinishJob(const JobID &job_id) {
       });
 }
 
+grpc::ServerUnaryReactor *NodeService::CheckHealth(grpc::CallbackServerContext *context,
+                                                   const proto::CheckHealthRequest *request,
+                                                   proto::CheckHealthReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    if (request->node_id() != options_.node_id.Binary()) {
+      return absl::FailedPreconditionError("CheckHealth: this is node " + options_.node_id.Hex() +
+                                           ", not " + BinaryToHex(request->node_id()));
+    }
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor *NodeService::GetNodeStats(grpc::CallbackServerContext *context,
                                                     const proto::GetNodeStatsRequest *,
                                                     proto::GetNodeStatsReply *reply) {

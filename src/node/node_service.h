@@ -61,6 +61,10 @@ class NodeService final : public proto::NodeService::CallbackService {
   // Idempotent.
   void Stop();
 
+  // OK if this is the node `node_id` (the control service's health check).
+  grpc::ServerUnaryReactor *CheckHealth(grpc::CallbackServerContext *context,
+                                        const proto::CheckHealthRequest *request,
+                                        proto::CheckHealthReply *reply) override;
   grpc::ServerUnaryReactor *GetNodeStats(grpc::CallbackServerContext *context,
                                          const proto::GetNodeStatsRequest *request,
                                          proto::GetNodeStatsReply *reply) override;

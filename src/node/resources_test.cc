@@ -52,5 +52,21 @@ TEST(ResourcesTest, TheTextFormSortsNamesAndShowsUnits) {
       "{CPU: 2, GPU: 0.5}");
 }
 
+TEST(ResourcesTest, LabelsAreStringsOutsideTheReservedPrefix) {
+  auto labels = ParseLabelsJson(R"({"zone": "a", "disk": "ssd"})");
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_EQ(*labels, (Labels{{"disk", "ssd"}, {"zone", "a"}}));
+  EXPECT_TRUE(ParseLabelsJson("{}").ok());
+  for (const char *bad : {"{", "[1]", R"({"zone": 1})", R"({"": "a"})"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(ParseLabelsJson(bad).status())) << bad;
+  }
+  auto reserved = ParseLabelsJson(R"({"ray.io/node_id": "x"})");
+  ASSERT_TRUE(absl::IsInvalidArgument(reserved.status()));
+  EXPECT_NE(reserved.status().message().find("reserved"), std::string::npos);
+  auto number = ParseLabelsJson(R"({"zone": 1})");
+  EXPECT_NE(number.status().message().find("'zone' must be a string"), std::string::npos)
+      << number.status();
+}
+
 }  // namespace
 }  // namespace sunray

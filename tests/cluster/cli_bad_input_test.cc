@@ -155,7 +155,7 @@ TEST_F(CliTest, RayStartOptionsWithoutAMeaningHereAreIgnoredWithOneWarning) {
             std::string::npos)
       << started.output;
   CommandResult status = RunSunray("status");
-  EXPECT_NE(status.output.find("memory: 2e+09 / 2e+09"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("memory 1.9/1.9 GiB"), std::string::npos) << status.output;
 }
 
 // Runs `script` (sh) in a private mount namespace, with $DIR a 1 MiB tmpfs

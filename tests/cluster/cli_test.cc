@@ -47,8 +47,8 @@ TEST_F(CliTest, StartStatusStopLeavesNothingBehind) {
   CommandResult status = RunSunray("status");
   ASSERT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("Nodes: 1 alive"), std::string::npos) << status.output;
-  EXPECT_NE(status.output.find("CPU: 3 / 3"), std::string::npos) << status.output;
-  EXPECT_NE(status.output.find("accel: 0.5 / 0.5"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("CPU 3/3"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("accel 0.5/0.5"), std::string::npos) << status.output;
 
   CommandResult stopped = RunSunray("stop");
   ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
@@ -209,7 +209,7 @@ TEST_F(CliTest, LeasesStartWorkersAndStatusShowsUsageAndDemand) {
     status = RunSunray("status");
     return status.output.find("2 pending lease request(s), 1 infeasible") != std::string::npos;
   });
-  EXPECT_NE(status.output.find("CPU: 0 / 1"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("CPU 0/1"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("2 pending lease request(s), 1 infeasible"), std::string::npos)
       << status.output;
 

@@ -35,9 +35,10 @@ struct CommandResult {
   std::string output;
 };
 
-// Runs `sunray <arguments>` and captures stdout and stderr.
-inline CommandResult RunSunray(const std::string &arguments) {
-  const std::string command = std::string(SUNRAY_CLI_PATH) + " " + arguments + " 2>&1";
+// Runs `sunray <arguments>` and captures stdout and stderr; `env` (shell
+// assignments such as "SUNRAY_TOKEN=x") goes before the command.
+inline CommandResult RunSunray(const std::string &arguments, const std::string &env = "") {
+  const std::string command = env + " " + std::string(SUNRAY_CLI_PATH) + " " + arguments + " 2>&1";
   CommandResult result;
   FILE *pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;

@@ -410,7 +410,7 @@ TEST_F(MultiDriverTest, AKilledDriverLeavesNoWorkersAndFreesItsCpus) {
   }
   const std::string busy = Status();
   EXPECT_NE(busy.find("Jobs: 1 running, 0 finished"), std::string::npos) << busy;
-  EXPECT_EQ(busy.find("CPU: 2 / 2"), std::string::npos) << busy;
+  EXPECT_EQ(busy.find("CPU 2/2"), std::string::npos) << busy;
 
   kill(driver->pid(), SIGKILL);
   EXPECT_EQ(driver->Wait(), 128 + SIGKILL);
@@ -421,7 +421,7 @@ TEST_F(MultiDriverTest, AKilledDriverLeavesNoWorkersAndFreesItsCpus) {
   std::string idle;
   EXPECT_TRUE(Eventually([&] {
     idle = Status();
-    return idle.find("CPU: 2 / 2") != std::string::npos &&
+    return idle.find("CPU 2/2") != std::string::npos &&
            idle.find("Jobs: 0 running, 1 finished") != std::string::npos;
   })) << idle;
   // The cluster serves the next driver.

@@ -53,7 +53,7 @@ class ActorDirectory {
     int max_lease_failures = 5;
     std::chrono::milliseconds kill_timeout{5000};  // Exit and KillWorker calls
   };
-  // The nodes that are ALIVE now. Called without the directory's lock.
+  // Every node control knows, alive or dead. Called without the directory's lock.
   using NodeLister = std::function<std::vector<proto::NodeInfo>()>;
   // A long poll's answer: the actor's info, NotFound, Cancelled, Unavailable.
   using Answer = std::function<void(absl::StatusOr<proto::ActorInfo>)>;

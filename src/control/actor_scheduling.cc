@@ -1,6 +1,7 @@
 // The actor directory's scheduler thread: places queued actors on nodes,
 // leases their workers, pushes their creation tasks, and retries failed
 // leases (the rest of ActorDirectory is in actor_directory.cc).
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -9,6 +10,7 @@
 #include "src/common/log.h"
 #include "src/common/resources.h"
 #include "src/control/actor_directory.h"
+#include "src/scheduling/label_selector.h"
 #include "worker.grpc.pb.h"
 
 namespace sunray {
@@ -65,7 +67,9 @@ bool ActorDirectory::HasDueWorkLocked(absl::Duration *wait) const {
 }
 
 void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes, Work *work) {
-  // Spread: each actor goes to the fitting node hosting the fewest actors.
+  // Each actor goes to the feasible node hosting the fewest actors (actors
+  // hold no CPU by default, so use says little), among those its strategy
+  // allows: its label selector's, its affinity's node.
   std::map<std::string, int> hosted;
   for (const auto &[id, actor] : actors_) {
     if (!actor.node_id.empty()) ++hosted[actor.node_id];
@@ -77,17 +81,50 @@ void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes
       ++it;
       continue;
     }
+    const proto::SchedulingStrategy &strategy = actor.spec.strategy();
+    const ResourceSet resources = ResourceSetOf(actor.spec.resources());
+    auto usable = [&](const proto::NodeInfo &node) {
+      return node.state() == proto::NodeInfo::ALIVE &&
+             Fits(resources, ResourceSetOf(node.total())) &&
+             LabelsMatch(strategy.label_selector(),
+                         Labels(node.labels().begin(), node.labels().end()));
+    };
     const proto::NodeInfo *best = nullptr;
-    for (const proto::NodeInfo &node : nodes) {
-      if (!Fits(actor.spec.resources(), node.total())) continue;
-      if (best == nullptr || hosted[node.node_id()] < hosted[best->node_id()]) best = &node;
+    std::string unschedulable;
+    if (strategy.kind() == proto::SchedulingStrategy::NODE_AFFINITY) {
+      auto target = std::find_if(nodes.begin(), nodes.end(), [&](const proto::NodeInfo &node) {
+        return node.node_id() == strategy.node_id();
+      });
+      if (target != nodes.end() && usable(*target)) {
+        best = &*target;
+      } else if (!strategy.soft() &&
+                 (target == nodes.end() || target->state() != proto::NodeInfo::ALIVE)) {
+        unschedulable = "it asks to run on node " + BinaryToHex(strategy.node_id()) +
+                        " (hard affinity), which " +
+                        (target == nodes.end() ? "is not in this cluster" : "is dead");
+      }
+    }
+    if (best == nullptr && unschedulable.empty() &&
+        (strategy.kind() != proto::SchedulingStrategy::NODE_AFFINITY || strategy.soft())) {
+      for (const proto::NodeInfo &node : nodes) {
+        if (!usable(node)) continue;
+        if (best == nullptr || hosted[node.node_id()] < hosted[best->node_id()]) best = &node;
+      }
+    }
+    if (!unschedulable.empty()) {
+      it = queued_.erase(it);
+      DieLocked(actor, DiedError(Describe(actor) + " cannot be placed: " + unschedulable + "."),
+                work);
+      continue;
     }
     if (best == nullptr) {
       actor.waiting_for_nodes = true;
       if (!actor.infeasible_logged) {
         actor.infeasible_logged = true;
-        Logger().warn("{} needs {}; no alive node has that. It waits for a node that does.",
-                      Describe(actor), ResourcesText(ResourceSetOf(actor.spec.resources())));
+        std::string labels = LabelTermsText(strategy.label_selector());
+        Logger().warn("{} needs {}{}; no alive node has that. It waits for a node that does.",
+                      Describe(actor), ResourcesText(resources),
+                      labels.empty() ? "" : " on a node labeled " + labels);
       }
       ++it;
       continue;
@@ -109,6 +146,9 @@ void ActorDirectory::LeaseLocked(Actor &actor, const proto::NodeInfo &node, Work
   *request.mutable_argv() = actor.spec.argv();
   *request.mutable_env() = actor.spec.env();
   request.set_detached(actor.spec.detached());
+  // Placed already: the node grants it or waits, never sends it on.
+  request.mutable_strategy()->set_kind(proto::SchedulingStrategy::NODE_AFFINITY);
+  request.mutable_strategy()->set_node_id(node.node_id());
   work->push_back([this, request, id = actor.info.actor_id(), attempt, node_id = actor.node_id,
                    address = actor.node_address] {
     // Answered when granted, however long that takes.
@@ -124,8 +164,15 @@ void ActorDirectory::LeaseLocked(Actor &actor, const proto::NodeInfo &node, Work
 
 void ActorDirectory::OnLeaseReply(const std::string &actor_id, uint64_t attempt,
                                   const std::string &node_id, const std::string &node_address,
-                                  const grpc::Status &status,
+                                  const grpc::Status &given_status,
                                   const proto::RequestWorkerLeaseReply &reply) {
+  // A node asked for a lease on itself answers with one (affinity); a
+  // spillback from it is a failure to lease there.
+  const grpc::Status status =
+      given_status.ok() && !reply.spillback_address().empty()
+          ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                         "the node sent the actor's lease on to " + reply.spillback_address())
+          : given_status;
   Work work;
   {
     absl::MutexLock lock(&mu_);

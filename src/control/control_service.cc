@@ -71,11 +71,9 @@ ControlService::ControlService(Options options)
           {options_.token, options_.actor_lease_retry_delay},
           [this] {
             absl::MutexLock lock(&mu_);
-            std::vector<proto::NodeInfo> alive;
-            for (const auto &[id, node] : nodes_) {
-              if (node.state() == proto::NodeInfo::ALIVE) alive.push_back(node);
-            }
-            return alive;
+            std::vector<proto::NodeInfo> all;  // dead ones too: hard affinity tells them apart
+            for (const auto &[id, node] : nodes_) all.push_back(node);
+            return all;
           },
           publisher_),
       health_calls_(options_.token),
@@ -178,7 +176,7 @@ grpc::ServerUnaryReactor *ControlService::UnregisterNode(
 
 grpc::ServerUnaryReactor *ControlService::ReportNodeState(
     grpc::CallbackServerContext *context, const proto::ReportNodeStateRequest *request,
-    proto::ReportNodeStateReply *) {
+    proto::ReportNodeStateReply *reply) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
     const absl::StatusOr<NodeID> id =
         IdFromWire<NodeID>("ReportNodeState: node_id", request->node_id());
@@ -197,6 +195,8 @@ grpc::ServerUnaryReactor *ControlService::ReportNodeState(
     *node.mutable_available() = request->available();
     node.set_pending_leases(request->pending_leases());
     node.set_infeasible_leases(request->infeasible_leases());
+    // The cluster view every node schedules with.
+    for (const auto &[other_id, other] : nodes_) *reply->add_nodes() = other;
     return absl::OkStatus();
   });
 }

@@ -14,12 +14,13 @@ int64_t CpuOf(const ResourceSet &resources) {
 
 }  // namespace
 
-LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool)
-    : total_(std::move(total)), pool_(pool), available_(total_) {}
+LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool, Options options)
+    : total_(std::move(total)), pool_(pool), options_(std::move(options)), available_(total_) {}
 
 LeaseManager::RequestId LeaseManager::RequestLease(const JobID &job_id,
                                                    const ResourceSet &resources,
                                                    const WorkerPool::Launch &launch, bool detached,
+                                                   const Scheduling &scheduling,
                                                    Callback callback) {
   std::vector<std::function<void()>> work;
   RequestId id;
@@ -33,7 +34,8 @@ LeaseManager::RequestId LeaseManager::RequestLease(const JobID &job_id,
         callback(absl::CancelledError("the job " + job_id.Hex() + " finished"));
       });
     } else {
-      pending_.push_back(Request{id, job_id, resources, launch, detached, std::move(callback)});
+      pending_.push_back(Request{id, job_id, resources, launch, detached, scheduling, view_version_,
+                                 false, std::move(callback)});
       DispatchLocked(&work);
     }
   }
@@ -65,13 +67,87 @@ void LeaseManager::Stop() {
   for (auto &request : failed) request.callback(absl::UnavailableError("the node is stopping"));
 }
 
+void LeaseManager::UpdateClusterView(std::vector<NodeView> nodes) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    std::erase_if(nodes, [&](const NodeView &node) { return node.id == options_.node_id; });
+    // What was sent lately is not in those nodes' reports yet.
+    const absl::Time now = absl::Now();
+    std::erase_if(sent_, [&](const Sent &sent) { return sent.until < now; });
+    for (const Sent &sent : sent_) {
+      for (NodeView &node : nodes) {
+        if (node.id != sent.node_id) continue;
+        for (const auto &[name, amount] : sent.resources) node.available[name] -= amount;
+      }
+    }
+    view_ = std::move(nodes);
+    ++view_version_;
+    DispatchLocked(&work);
+  }
+  for (auto &run : work) run();
+}
+
+Placement LeaseManager::DecideLocked(const Request &request, const std::vector<NodeView> &nodes) {
+  const proto::SchedulingStrategy &strategy = request.scheduling.strategy;
+  const NodeView &self = nodes.front();
+  if (request.scheduling.spillback_count > 0 &&
+      SchedulingPolicy::Feasible(request.resources, strategy, self) &&
+      (strategy.kind() != proto::SchedulingStrategy::NODE_AFFINITY || strategy.soft() ||
+       strategy.node_id() == options_.node_id.Binary())) {
+    // Sent here by a node that saw room here: it stays (no ping-pong).
+    return Placement{Fits(request.resources, self.available) ? Placement::kRun : Placement::kWait,
+                     0, ""};
+  }
+  Placement where = policy_.Place(request.resources, strategy, nodes, 0);
+  if (where.index > 0 && request.scheduling.spillback_count >= kMaxSpillbacks) {
+    // Sent on often enough: not again.
+    where = Placement{Placement::kInfeasible, -1, ""};
+  }
+  return where;
+}
+
 void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
+  if (pending_.empty()) return;
+  // This node first, exactly; then the others as the view has them.
+  std::vector<NodeView> nodes;
+  nodes.reserve(1 + view_.size());
+  nodes.push_back(NodeView{options_.node_id, "", total_, available_, options_.labels, true});
+  nodes.insert(nodes.end(), view_.begin(), view_.end());
+  bool changed = false;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (!Fits(it->resources, available_)) {
-      ++it;  // waits: for freed resources, or (infeasible) for another node
+    const Placement where = DecideLocked(*it, nodes);
+    it->infeasible = where.kind == Placement::kInfeasible;
+    if ((where.kind == Placement::kRun || where.kind == Placement::kWait) && where.index > 0) {
+      // Another node: the owner asks it. What it takes is off that node's
+      // free resources for kSentHold, so a burst spreads.
+      NodeView &there = nodes[where.index];
+      for (const auto &[name, amount] : it->resources) there.available[name] -= amount;
+      view_[where.index - 1].available = there.available;
+      sent_.push_back(Sent{there.id, it->resources, absl::Now() + kSentHold});
+      work->push_back([callback = std::move(it->callback),
+                       spillback = Spillback{there.id, there.address}] { callback(spillback); });
+      it = pending_.erase(it);
       continue;
     }
-    for (const auto &[name, amount] : it->resources) available_[name] -= amount;
+    if (where.kind == Placement::kUnschedulable ||
+        // Two views on (the first may have been on its way when it came).
+        (where.kind == Placement::kUnknownNode && it->view_at_arrival + 2 <= view_version_)) {
+      work->push_back([callback = std::move(it->callback), reason = where.reason] {
+        callback(absl::FailedPreconditionError(reason));
+      });
+      it = pending_.erase(it);
+      continue;
+    }
+    if (where.kind != Placement::kRun) {
+      ++it;  // waits: for freed resources, a view, or (infeasible) a node that fits
+      continue;
+    }
+    for (const auto &[name, amount] : it->resources) {
+      available_[name] -= amount;
+      nodes.front().available[name] -= amount;
+    }
+    changed = true;
     work->push_back([this, request = std::move(*it)]() mutable {
       ResourceSet resources = request.resources;
       Callback callback = std::move(request.callback);
@@ -83,17 +159,19 @@ void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
     });
     it = pending_.erase(it);
   }
+  if (changed && options_.resources_changed) work->push_back(options_.resources_changed);
 }
 
 void LeaseManager::OnWorker(ResourceSet resources, Callback callback,
                             absl::StatusOr<WorkerInfo> worker) {
   std::vector<std::function<void()>> work;
-  absl::StatusOr<Lease> result;
+  absl::StatusOr<Answer> result;
   {
     absl::MutexLock lock(&mu_);
     if (!worker.ok()) {
       for (const auto &[name, amount] : resources) available_[name] += amount;
       result = worker.status();
+      if (options_.resources_changed) work.push_back(options_.resources_changed);
       DispatchLocked(&work);
     } else {
       Lease lease{worker->startup_token, *worker, resources};
@@ -146,6 +224,7 @@ void LeaseManager::SetBlocked(int64_t lease_id, bool blocked) {
     // Lent while blocked; taken back on waking even if that oversubscribes
     // the node for a while (the worker must finish what it started).
     available_[kCpu] += blocked ? CpuOf(it->second.resources) : -CpuOf(it->second.resources);
+    if (options_.resources_changed) work.push_back(options_.resources_changed);
     if (blocked) DispatchLocked(&work);
   }
   for (auto &run : work) run();
@@ -158,6 +237,7 @@ void LeaseManager::ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
     available_[name] += amount;
   }
   leases_.erase(lease);
+  if (options_.resources_changed) work->push_back(options_.resources_changed);
   DispatchLocked(work);
 }
 
@@ -194,7 +274,7 @@ int LeaseManager::NumPending() const {
 int LeaseManager::NumInfeasible() const {
   absl::MutexLock lock(&mu_);
   int infeasible = 0;
-  for (const auto &request : pending_) infeasible += !Fits(request.resources, total_);
+  for (const auto &request : pending_) infeasible += request.infeasible;
   return infeasible;
 }
 

@@ -1,12 +1,23 @@
 // Worker leases on one node: an owner asks for a worker with some resources;
-// the manager reserves the resources, gets a worker for the owner's job from
-// the pool, and grants the lease. Returning the lease frees both.
+// the manager decides where the request goes, reserves the resources, gets
+// a worker for the owner's job from the pool, and grants the lease.
+// Returning the lease frees both.
 //
-// Requests are served in arrival order per their fit: a request that fits
-// the node's free resources now is served; one that fits the node's totals
-// but not its free resources waits; one that can never fit this node (more
-// than its totals) is counted as infeasible and waits too (a later node may
-// take it; status shows it).
+// Where a request goes is the scheduling policy's decision
+// (src/scheduling/policy.h) over this node — exact, under the lock — and
+// the other nodes as the latest cluster view has them (UpdateClusterView;
+// what this node sent to a node is taken off that node's free resources
+// for kSentHold, until that node's own report shows it). A request this node should run waits
+// here in arrival order until it fits; one another node fits better is
+// answered with a spillback naming that node (the owner asks it next);
+// one that no alive node can ever fit (resources, labels) waits here,
+// counted as infeasible, until a node that fits joins. Waiting requests
+// are decided again as resources free up and views arrive, so a request
+// does not wait here while another node has room for it. A request sent
+// on by another node (spillback_count > 0) stays here if this node can
+// ever fit it; past kMaxSpillbacks it is never sent on. Hard affinity to a
+// dead node fails at once; to a node the view does not know, once a view
+// two views newer than the request still do not know it.
 //
 // The manager does not watch processes: the node tells it when a leased
 // worker's process exited (OnWorkerExit), and the lease is gone.
@@ -20,13 +31,25 @@
 #include <map>
 #include <set>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common.pb.h"
 #include "src/common/resources.h"
 #include "src/node/worker_pool.h"
+#include "src/scheduling/policy.h"
 
 namespace sunray {
+
+// How many nodes may send one request on before one must take it.
+inline constexpr int kMaxSpillbacks = 4;
+// What this node sends to another stays off that node's free resources in
+// later views for this long: until that node's own report (100 ms after
+// its change) has reached control and come back in a view.
+inline constexpr absl::Duration kSentHold = absl::Seconds(2);
 
 struct Lease {
   int64_t lease_id = 0;  // the worker's startup token
@@ -35,19 +58,50 @@ struct Lease {
   bool blocked = false;  // its worker waits in Get/Wait: its CPU is lent out
 };
 
+// Instead of a lease: the node to ask.
+struct Spillback {
+  NodeID node_id;
+  std::string address;  // its NodeService
+};
+
 class LeaseManager {
  public:
-  using Callback = std::function<void(absl::StatusOr<Lease>)>;
+  using Answer = std::variant<Lease, Spillback>;
+  using Callback = std::function<void(absl::StatusOr<Answer>)>;
 
-  LeaseManager(ResourceSet total, WorkerPool &pool);
+  struct Options {
+    NodeID node_id;  // this node
+    Labels labels;   // this node's, with kNodeIdLabel
+    // This node's available resources changed (called without the lock):
+    // worth telling control soon. May be empty.
+    std::function<void()> resources_changed;
+  };
+
+  LeaseManager(ResourceSet total, WorkerPool &pool, Options options = {});
 
   using RequestId = uint64_t;
 
+  // Where the request may go, and how many nodes sent it on already.
+  struct Scheduling {
+    proto::SchedulingStrategy strategy;
+    int spillback_count = 0;
+  };
+
   // `detached`: the worker will host a detached actor (see WorkerPool).
-  // `callback` runs exactly once: with the lease, or with why there is none.
+  // `callback` runs exactly once: with the lease, a spillback, or why there
+  // is neither (FailedPrecondition: its strategy can never be met).
   // Returns the request's id, for CancelRequest.
   RequestId RequestLease(const JobID &job_id, const ResourceSet &resources,
-                         const WorkerPool::Launch &launch, bool detached, Callback callback);
+                         const WorkerPool::Launch &launch, bool detached,
+                         const Scheduling &scheduling, Callback callback);
+  RequestId RequestLease(const JobID &job_id, const ResourceSet &resources,
+                         const WorkerPool::Launch &launch, bool detached, Callback callback) {
+    return RequestLease(job_id, resources, launch, detached, Scheduling{}, std::move(callback));
+  }
+
+  // The other nodes as control last saw them (this node's own entry, if
+  // there, is ignored): waiting requests are decided again against it.
+  void UpdateClusterView(std::vector<NodeView> nodes);
   // The caller gave up: a request still waiting is dropped (its callback runs
   // with Cancelled). Returns false if it is no longer waiting: it was served
   // or failed, or its worker is starting (the callback still runs then).
@@ -80,10 +134,16 @@ class LeaseManager {
     ResourceSet resources;
     WorkerPool::Launch launch;
     bool detached = false;
+    Scheduling scheduling;
+    uint64_t view_at_arrival = 0;  // view_version_ when it came
+    bool infeasible = false;       // as last decided
     Callback callback;
   };
 
   void DispatchLocked(std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Where `request` goes: `nodes` is this node (index 0) and the view.
+  Placement DecideLocked(const Request &request, const std::vector<NodeView> &nodes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the lease's resources and serves waiting requests.
   void ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
                      std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -91,8 +151,19 @@ class LeaseManager {
 
   const ResourceSet total_;
   WorkerPool &pool_;
+  const Options options_;
   mutable absl::Mutex mu_;
   ResourceSet available_ ABSL_GUARDED_BY(mu_);
+  // The other nodes, less what was sent to each (sent_).
+  std::vector<NodeView> view_ ABSL_GUARDED_BY(mu_);
+  struct Sent {
+    NodeID node_id;
+    ResourceSet resources;
+    absl::Time until;  // then that node's own reports count it
+  };
+  std::vector<Sent> sent_ ABSL_GUARDED_BY(mu_);
+  uint64_t view_version_ ABSL_GUARDED_BY(mu_) = 0;
+  SchedulingPolicy policy_ ABSL_GUARDED_BY(mu_);
   std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::set<JobID> finished_jobs_ ABSL_GUARDED_BY(mu_);  // job ids are never reused

@@ -17,6 +17,13 @@ namespace {
 using std::chrono::milliseconds;
 constexpr auto kDeadline = Deadline(std::chrono::seconds(10));
 
+// The lease in an answer; a spillback is an error here (one node only).
+absl::StatusOr<Lease> AsLease(absl::StatusOr<LeaseManager::Answer> answer) {
+  if (!answer.ok()) return answer.status();
+  if (const Lease *lease = std::get_if<Lease>(&*answer)) return *lease;
+  return absl::InternalError("sent on to " + std::get<Spillback>(*answer).address);
+}
+
 class LeaseManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -34,11 +41,24 @@ class LeaseManagerTest : public ::testing::Test {
   }
 
   // As the node daemon wires them: a worker's exit ends its lease.
-  void MakeManager(ResourceSet total) {
-    leases_ = std::make_unique<LeaseManager>(std::move(total), *pool_);
+  void MakeManager(ResourceSet total, LeaseManager::Options options = {}) {
+    leases_ = std::make_unique<LeaseManager>(std::move(total), *pool_, std::move(options));
     pool_->SetExitCallback([this](const WorkerInfo &worker, const std::string &) {
       leases_->OnWorkerExit(worker.startup_token);
     });
+  }
+
+  // Asks with `scheduling`; the answer as it comes (lease or spillback).
+  std::future<absl::StatusOr<LeaseManager::Answer>> Ask(
+      const ResourceSet &resources, const LeaseManager::Scheduling &scheduling = {}) {
+    auto promise = std::make_shared<std::promise<absl::StatusOr<LeaseManager::Answer>>>();
+    auto future = promise->get_future();
+    leases_->RequestLease(JobIdFromNumber(1), resources, testing::FakeWorker(directory_),
+                          /*detached=*/false, scheduling,
+                          [promise](absl::StatusOr<LeaseManager::Answer> answer) {
+                            promise->set_value(std::move(answer));
+                          });
+    return future;
   }
 
   std::future<absl::StatusOr<Lease>> Request(const ResourceSet &resources,
@@ -47,7 +67,9 @@ class LeaseManagerTest : public ::testing::Test {
     auto promise = std::make_shared<std::promise<absl::StatusOr<Lease>>>();
     auto future = promise->get_future();
     leases_->RequestLease(job, resources, launch, /*detached=*/false,
-                          [promise](absl::StatusOr<Lease> lease) { promise->set_value(lease); });
+                          [promise](absl::StatusOr<LeaseManager::Answer> answer) {
+                            promise->set_value(AsLease(std::move(answer)));
+                          });
     return future;
   }
 
@@ -72,7 +94,9 @@ TEST_F(LeaseManagerTest, ACancelledRequestStopsWaitingAndIsAnsweredCancelled) {
   std::promise<absl::StatusOr<Lease>> answered;
   const LeaseManager::RequestId id = leases_->RequestLease(
       JobIdFromNumber(1), {{"GPU", kResourceUnit}}, testing::FakeWorker(directory_), false,
-      [&](absl::StatusOr<Lease> lease) { answered.set_value(std::move(lease)); });
+      [&](absl::StatusOr<LeaseManager::Answer> answer) {
+        answered.set_value(AsLease(std::move(answer)));
+      });
   EXPECT_EQ(leases_->NumPending(), 1);
   EXPECT_EQ(leases_->NumInfeasible(), 1);
   EXPECT_TRUE(leases_->CancelRequest(id));
@@ -227,8 +251,148 @@ TEST_F(LeaseManagerTest, ARequestForAFinishedJobIsCancelledUnlessDetached) {
   EXPECT_NE(refused.status().message().find("the job 01000000 finished"), std::string::npos);
   leases_->RequestLease(JobIdFromNumber(1), {{"GPU", kResourceUnit}},
                         testing::FakeWorker(directory_),
-                        /*detached=*/true, [](absl::StatusOr<Lease>) {});
+                        /*detached=*/true, [](absl::StatusOr<LeaseManager::Answer>) {});
   EXPECT_EQ(leases_->NumPending(), 1);  // waits (no GPU here), as any request
+}
+
+// --- Across nodes: the cluster view, spillbacks, strategies ---------------
+
+NodeView OtherNode(ResourceSet total, Labels labels = {}) {
+  NodeView node;
+  node.id = NodeID::FromRandom();
+  node.address = "10.0.0.2:7000";
+  node.available = total;
+  node.total = std::move(total);
+  node.labels = std::move(labels);
+  return node;
+}
+
+// The spillback in a ready answer, or a failure.
+::testing::AssertionResult SentTo(std::future<absl::StatusOr<LeaseManager::Answer>> &answer,
+                                  const NodeView &node) {
+  if (answer.wait_for(kDeadline) != std::future_status::ready) {
+    return ::testing::AssertionFailure() << "no answer";
+  }
+  auto got = answer.get();
+  if (!got.ok()) return ::testing::AssertionFailure() << got.status();
+  const auto *spillback = std::get_if<Spillback>(&*got);
+  if (spillback == nullptr) return ::testing::AssertionFailure() << "granted here";
+  if (spillback->node_id != node.id || spillback->address != node.address) {
+    return ::testing::AssertionFailure() << "sent to " << spillback->address;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(LeaseManagerTest, ARequestOnlyAnotherNodeCanFitIsSentThere) {
+  MakeManager({{"CPU", kResourceUnit}}, {NodeID::FromRandom(), {}, nullptr});
+  const NodeView other = OtherNode({{"CPU", kResourceUnit}, {"accel", kResourceUnit}});
+  leases_->UpdateClusterView({other});
+  auto answer = Ask({{"accel", kResourceUnit}});
+  EXPECT_TRUE(SentTo(answer, other));
+  EXPECT_EQ(leases_->NumPending(), 0);
+  // Without such a node it waits here, infeasible, until one joins.
+  leases_->UpdateClusterView({});
+  auto waiting = Ask({{"accel", kResourceUnit}});
+  EXPECT_EQ(leases_->NumInfeasible(), 1);
+  leases_->UpdateClusterView({other});
+  EXPECT_TRUE(SentTo(waiting, other));
+  EXPECT_EQ(leases_->NumInfeasible(), 0);
+}
+
+TEST_F(LeaseManagerTest, AWaitingRequestGoesWhereAViewShowsRoom) {
+  MakeManager({{"CPU", kResourceUnit}}, {NodeID::FromRandom(), {}, nullptr});
+  pid_t pid = 0;
+  const Lease held = LeaseOneCpu(&pid);
+  auto waiting = Ask({{"CPU", kResourceUnit}});
+  EXPECT_EQ(leases_->NumPending(), 1);  // this node fits it, not now; no other known
+  NodeView other = OtherNode({{"CPU", kResourceUnit}});
+  other.available["CPU"] = 0;
+  leases_->UpdateClusterView({other});
+  EXPECT_EQ(leases_->NumPending(), 1);  // the other is busy too
+  other.available["CPU"] = kResourceUnit;
+  leases_->UpdateClusterView({other});
+  EXPECT_TRUE(SentTo(waiting, other));
+  // What was sent there is off its free resources, in this view and the
+  // next ones (until kSentHold): a second request waits here rather than
+  // following.
+  leases_->UpdateClusterView({other});
+  auto second = Ask({{"CPU", kResourceUnit}});
+  EXPECT_EQ(leases_->NumPending(), 1);
+  EXPECT_TRUE(leases_->ReturnLease(held.lease_id).ok());
+  ASSERT_EQ(second.wait_for(kDeadline), std::future_status::ready);  // the worker is reused
+  auto granted = second.get();
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  EXPECT_TRUE(std::holds_alternative<Lease>(*granted));
+}
+
+TEST_F(LeaseManagerTest, ARequestSentHereStaysIfThisNodeCanFitIt) {
+  MakeManager({{"CPU", kResourceUnit}}, {NodeID::FromRandom(), {}, nullptr});
+  pid_t pid = 0;
+  LeaseOneCpu(&pid);
+  leases_->UpdateClusterView({OtherNode({{"CPU", 4 * kResourceUnit}})});
+  auto stays = Ask({{"CPU", kResourceUnit}}, {{}, /*spillback_count=*/1});
+  EXPECT_EQ(leases_->NumPending(), 1);
+  EXPECT_EQ(stays.wait_for(milliseconds(0)), std::future_status::timeout);
+  // One this node can never fit goes on, until sent on too often.
+  const NodeView accel = OtherNode({{"accel", kResourceUnit}});
+  leases_->UpdateClusterView({accel});
+  auto on = Ask({{"accel", kResourceUnit}}, {{}, 1});
+  EXPECT_TRUE(SentTo(on, accel));
+  auto stuck = Ask({{"accel", kResourceUnit}}, {{}, kMaxSpillbacks});
+  EXPECT_EQ(leases_->NumInfeasible(), 1);
+}
+
+TEST_F(LeaseManagerTest, HardAffinityToADeadNodeFailsAndToAnUnknownOneOnceANewerViewLacksIt) {
+  MakeManager({{"CPU", kResourceUnit}}, {NodeID::FromRandom(), {}, nullptr});
+  NodeView dead = OtherNode({{"CPU", kResourceUnit}});
+  dead.alive = false;
+  leases_->UpdateClusterView({dead});
+  LeaseManager::Scheduling affinity;
+  affinity.strategy.set_kind(proto::SchedulingStrategy::NODE_AFFINITY);
+  affinity.strategy.set_node_id(dead.id.Binary());
+  auto failed = Ask({{"CPU", kResourceUnit}}, affinity);
+  ASSERT_EQ(failed.wait_for(kDeadline), std::future_status::ready);
+  auto answer = failed.get();
+  EXPECT_TRUE(absl::IsFailedPrecondition(answer.status())) << answer.status();
+  EXPECT_NE(answer.status().message().find(dead.id.Hex() + " (hard affinity), which is dead"),
+            std::string::npos);
+
+  const NodeID unknown = NodeID::FromRandom();
+  affinity.strategy.set_node_id(unknown.Binary());
+  auto later = Ask({{"CPU", kResourceUnit}}, affinity);
+  EXPECT_EQ(leases_->NumPending(), 1);  // the view may just not have it yet
+  leases_->UpdateClusterView({dead});
+  EXPECT_EQ(leases_->NumPending(), 1);  // nor the next (it may have been on its way)
+  leases_->UpdateClusterView({dead});
+  ASSERT_EQ(later.wait_for(kDeadline), std::future_status::ready);
+  answer = later.get();
+  EXPECT_TRUE(absl::IsFailedPrecondition(answer.status())) << answer.status();
+  EXPECT_NE(answer.status().message().find("not in this cluster"), std::string::npos);
+
+  // Soft affinity to the dead node runs anywhere: another node here.
+  const NodeView alive = OtherNode({{"CPU", 2 * kResourceUnit}});
+  leases_->UpdateClusterView({dead, alive});
+  pid_t pid = 0;
+  LeaseOneCpu(&pid);
+  affinity.strategy.set_node_id(dead.id.Binary());
+  affinity.strategy.set_soft(true);
+  auto soft = Ask({{"CPU", kResourceUnit}}, affinity);
+  EXPECT_TRUE(SentTo(soft, alive));
+}
+
+TEST_F(LeaseManagerTest, ALabelSelectorSendsTheRequestToAMatchingNode) {
+  MakeManager({{"CPU", kResourceUnit}}, {NodeID::FromRandom(), {{"zone", "a"}}, nullptr});
+  const NodeView b = OtherNode({{"CPU", kResourceUnit}}, {{"zone", "b"}});
+  leases_->UpdateClusterView({b});
+  LeaseManager::Scheduling zone_b;
+  proto::LabelConstraint *term = zone_b.strategy.add_label_selector();
+  term->set_key("zone");
+  term->add_values("b");
+  auto answer = Ask({{"CPU", kResourceUnit}}, zone_b);
+  EXPECT_TRUE(SentTo(answer, b));
+  term->set_values(0, "c");  // no such node: infeasible, waits
+  auto waits = Ask({{"CPU", kResourceUnit}}, zone_b);
+  EXPECT_EQ(leases_->NumInfeasible(), 1);
 }
 
 }  // namespace

@@ -27,6 +27,24 @@ using std::chrono::milliseconds;
 constexpr milliseconds kControlTimeout{10000};
 constexpr milliseconds kReportTimeout{2000};  // one report; the next comes a period later
 
+// The nodes in control's answer to a report, as the lease manager sees them
+// (a node whose id is malformed is left out: no request can go there).
+std::vector<NodeView> ClusterViewOf(const proto::ReportNodeStateReply &reply) {
+  std::vector<NodeView> nodes;
+  for (const proto::NodeInfo &info : reply.nodes()) {
+    if (info.node_id().size() != NodeID::kSize) continue;
+    NodeView node;
+    node.id = NodeID::FromBinary(info.node_id());
+    node.address = info.address().ip() + ":" + std::to_string(info.address().port());
+    node.total = ResourceSetOf(info.total());
+    node.available = ResourceSetOf(info.available());
+    node.labels = Labels(info.labels().begin(), info.labels().end());
+    node.alive = info.state() == proto::NodeInfo::ALIVE;
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
+
 }  // namespace
 
 int RunNodeDaemon(const NodeDaemonOptions &options) {
@@ -51,7 +69,16 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   pool_options.soft_limit = std::max<int>(
       1, cpus == options.resources.end() ? 1 : static_cast<int>(cpus->second / kResourceUnit));
   WorkerPool workers(pool_options);
-  LeaseManager leases(options.resources, workers);
+  // Told of changes once the reporter runs (it starts after the server).
+  std::atomic<NodeReporter *> reporter_ready{nullptr};
+  LeaseManager::Options lease_options;
+  lease_options.node_id = node_id;
+  lease_options.labels = options.labels;
+  lease_options.labels[kNodeIdLabel] = node_id.Hex();
+  lease_options.resources_changed = [&reporter_ready] {
+    if (NodeReporter *reporter = reporter_ready.load()) reporter->ReportSoon();
+  };
+  LeaseManager leases(options.resources, workers, lease_options);
   // Unix socket paths are short (107 bytes): named by a prefix of the id, and
   // in the abstract namespace when the session dir is too deep for a file.
   StoreServer store_server(
@@ -76,6 +103,8 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
     return 1;
   }
 
+  // Before control (and so any owner) knows of this node.
+  service.SetAddress(options.host + ":" + std::to_string(*port));
   auto control = proto::ControlService::NewStub(rpc::MakeChannel(options.control_address));
   proto::RegisterNodeRequest request;
   proto::NodeInfo *node = request.mutable_node();
@@ -125,8 +154,10 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
         report.set_pending_leases(leases.NumPending());
         report.set_infeasible_leases(leases.NumInfeasible());
         proto::ReportNodeStateReply reported;
-        return rpc::FromGrpcStatus(control->ReportNodeState(
+        absl::Status status = rpc::FromGrpcStatus(control->ReportNodeState(
             rpc::MakeClientContext(*token, kReportTimeout).get(), report, &reported));
+        if (status.ok()) leases.UpdateClusterView(ClusterViewOf(reported));
+        return status;
       },
       [&](const std::string &why) {
         logger->error("exiting: {}", why);
@@ -134,7 +165,9 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
         kill(getpid(), SIGTERM);
       });
 
+  reporter_ready = &reporter;
   const int signal_number = WaitForStopSignal();
+  reporter_ready = nullptr;
   reporter.Stop();
   if (!declared_dead) {
     logger->info("stopping on signal {}", signal_number);

@@ -1,5 +1,6 @@
 #include "src/node/node_reporter.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/time/time.h"
@@ -38,11 +39,21 @@ void NodeReporter::Loop() {
     }
     failing = !reported.ok();
     absl::MutexLock lock(&mu_);
+    // Changes wait out the shortest interval (so a burst of them is one
+    // report), then go at once; otherwise the period.
+    soon_ = false;
+    const auto first = std::min(options_.min_interval, options_.period);
     auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::FromChrono(options_.period))) {
-      return;
-    }
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::FromChrono(first))) return;
+    auto due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || soon_; };
+    mu_.AwaitWithTimeout(absl::Condition(&due), absl::FromChrono(options_.period - first));
+    if (stopping_) return;
   }
+}
+
+void NodeReporter::ReportSoon() {
+  absl::MutexLock lock(&mu_);
+  soon_ = true;
 }
 
 }  // namespace sunray

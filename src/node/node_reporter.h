@@ -1,5 +1,8 @@
 // What a node tells the control service about itself while it runs: its
-// available resources and its demand, every `period` (ReportNodeState).
+// available resources and its demand, every `period` (ReportNodeState),
+// and sooner — `min_interval` after the last report — when told something
+// changed (ReportSoon). The answer carries the cluster view (the caller's
+// `report` hands it on).
 // The answer is how a node learns that control declared it dead — after it
 // stopped answering health checks, e.g. while paused or cut off — and must
 // exit: its work was failed, and a new start joins as a new node.
@@ -28,6 +31,7 @@ class NodeReporter {
  public:
   struct Options {
     std::chrono::milliseconds period{1000};
+    std::chrono::milliseconds min_interval{100};  // at most one report per this
   };
   using Report = std::function<absl::Status()>;
   using DeclaredDead = std::function<void(const std::string &why)>;
@@ -40,6 +44,9 @@ class NodeReporter {
 
   // Stops the thread (after the report in flight, if any). Idempotent.
   void Stop();
+  // Something changed: the next report goes `min_interval` after the last
+  // one instead of a period after it. Never blocks on the report.
+  void ReportSoon();
 
  private:
   void Loop();
@@ -49,6 +56,7 @@ class NodeReporter {
   const DeclaredDead on_declared_dead_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool soon_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

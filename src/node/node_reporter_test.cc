@@ -48,5 +48,19 @@ TEST(NodeReporterTest, StopEndsTheWaitBetweenReports) {
   EXPECT_EQ(reports.load(), 1);
 }
 
+TEST(NodeReporterTest, AChangeIsReportedAfterTheShortestIntervalNotThePeriod) {
+  std::atomic<int> reports{0};
+  NodeReporter reporter(
+      {std::chrono::hours(1), milliseconds(10)}, [&] { return ++reports, absl::OkStatus(); },
+      [](const std::string &) {});
+  ASSERT_TRUE(Eventually([&] { return reports.load() == 1; }));
+  reporter.ReportSoon();
+  ASSERT_TRUE(Eventually([&] { return reports.load() == 2; }));
+  reporter.ReportSoon();
+  ASSERT_TRUE(Eventually([&] { return reports.load() == 3; }));
+  reporter.Stop();
+  EXPECT_EQ(reports.load(), 3);
+}
+
 }  // namespace
 }  // namespace sunray

@@ -1,6 +1,7 @@
 #include "src/node/node_service.h"
 #include "src/common/log.h"
 
+#include "src/common/environment.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -27,6 +28,16 @@ NodeService::NodeService(Options options, ObjectStore &store, WorkerPool &worker
                [this](const JobID &job_id) { FinishJob(job_id); }) {}
 
 NodeService::~NodeService() { Stop(); }
+
+void NodeService::SetAddress(std::string address) {
+  absl::MutexLock lock(&mu_);
+  address_ = std::move(address);
+}
+
+std::string NodeService::address() {
+  absl::MutexLock lock(&mu_);
+  return address_;
+}
 
 void NodeService::Stop() {
   drivers_.Stop();
@@ -148,16 +159,23 @@ class NodeService::LeaseReactor final : public grpc::ServerUnaryReactor {
     if (cancelled) leases_.CancelRequest(id);
   }
 
-  void Granted(absl::StatusOr<Lease> lease, proto::RequestWorkerLeaseReply *reply) {
+  void Granted(absl::StatusOr<LeaseManager::Answer> answer, proto::RequestWorkerLeaseReply *reply) {
     bool cancelled;
     {
       absl::MutexLock lock(&mu_);
       cancelled = cancelled_;
     }
-    if (!lease.ok()) {
-      Finish(rpc::ToGrpcStatus(lease.status()));
+    if (!answer.ok()) {
+      Finish(rpc::ToGrpcStatus(answer.status()));
       return;
     }
+    if (const auto *spillback = std::get_if<Spillback>(&*answer)) {
+      reply->set_spillback_node_id(spillback->node_id.Binary());
+      reply->set_spillback_address(spillback->address);
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const Lease *lease = &std::get<Lease>(*answer);
     if (cancelled) {
       (void)leases_.ReturnLease(lease->lease_id);  // ours alone: cannot be NotFound
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the caller stopped waiting"));
@@ -213,12 +231,27 @@ grpc::ServerUnaryReactor *NodeService::RequestWorkerLease(
     }
     resources[name] = amount;
   }
-  WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()},
-                            {request->env().begin(), request->env().end()}};
-  // Answered when granted; the reply object lives until Finish.
+  if (request->strategy().kind() == proto::SchedulingStrategy::NODE_AFFINITY) {
+    if (absl::Status id = IdFromWire<NodeID>("RequestWorkerLease: strategy.node_id",
+                                             request->strategy().node_id())
+                              .status();
+        !id.ok()) {
+      waiting->Finish(rpc::ToGrpcStatus(id));
+      return waiting;
+    }
+  }
+  WorkerPool::Launch launch{{request->argv().begin(), request->argv().end()}, {}};
+  // Workers talk to the node that started them, whoever asked for them.
+  const std::string own_address = std::string(env::kNodeAddress) + "=" + address();
+  for (const std::string &entry : request->env()) {
+    if (entry.rfind(std::string(env::kNodeAddress) + "=", 0) != 0) launch.env.push_back(entry);
+  }
+  launch.env.push_back(own_address);
+  // Answered when granted (or sent on); the reply object lives until Finish.
   waiting->Wait(leases_.RequestLease(*job, resources, launch, request->detached(),
-                                     [waiting, reply](absl::StatusOr<Lease> lease) {
-                                       waiting->Granted(std::move(lease), reply);
+                                     {request->strategy(), request->spillback_count()},
+                                     [waiting, reply](absl::StatusOr<LeaseManager::Answer> answer) {
+                                       waiting->Granted(std::move(answer), reply);
                                      }));
   return waiting;
 }

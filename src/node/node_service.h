@@ -60,6 +60,9 @@ class NodeService final : public proto::NodeService::CallbackService {
   void FinishJob(const JobID &job_id);
   // Idempotent.
   void Stop();
+  // Where this daemon serves (host:port), once it does: workers it starts
+  // are told (SUNRAY_NODE_ADDRESS), whichever owner asked for them.
+  void SetAddress(std::string address);
 
   // OK if this is the node `node_id` (the control service's health check).
   grpc::ServerUnaryReactor *CheckHealth(grpc::CallbackServerContext *context,
@@ -93,12 +96,15 @@ class NodeService final : public proto::NodeService::CallbackService {
 
  private:
   class LeaseReactor;
+  std::string address();
+
   const Options options_;
   ObjectStore &store_;
   WorkerPool &workers_;
   LeaseManager &leases_;
   rpc::AsyncCaller control_calls_;
   absl::Mutex mu_;
+  std::string address_ ABSL_GUARDED_BY(mu_);
   // Each running job's driver address (owner of its puts).
   absl::flat_hash_map<JobID, std::string> driver_addresses_ ABSL_GUARDED_BY(mu_);
   DriverWatcher drivers_;  // last: its thread calls FinishJob until it stops

@@ -27,9 +27,11 @@ using ray::internal::RayException;
 std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolder &factory,
                                         std::vector<ray::internal::TaskArg> &args,
                                         const ray::internal::ActorCreationOptions &options) {
-  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info, node_id_,
-                                    placement_groups_, " (its node: " + node_id_.Hex() + ").")) {
+  // Where it may go is control's to check (it knows the nodes); the form is
+  // checked here.
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
+                                    options.group, options.serialized_runtime_env_info,
+                                    /*only_node=*/nullptr, placement_groups_, "")) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }
@@ -54,6 +56,9 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   PrepareArgs(args, task.get());
 
   auto request = std::make_shared<proto::CreateActorRequest>();
+  // Its form was checked above.
+  *request->mutable_strategy() =
+      *SchedulingStrategyToProto(options.scheduling_strategy, options.label_selector);
   FillResourceMap(ResourceSetFromUnits(options.resources), request->mutable_resources());
   for (const auto &arg : options_.worker_argv) request->add_argv(arg);
   for (const auto &entry : worker_env_) request->add_env(entry);

@@ -264,6 +264,20 @@ std::string FindToken(const std::string &address) {
                      "start` prints where it is).");
 }
 
+// The node daemon of a session on this machine whose control service is at
+// `address` (the head's, or a node that joined it), if any: a driver uses
+// its own machine's node, and on a machine with several, the one of the
+// session root it was started with (SUNRAY_TEMP_DIR).
+std::string FindLocalNode(const std::string &address) {
+  std::error_code error;
+  for (const auto &entry : fs::directory_iterator(SessionRoot(), error)) {
+    if (entry.path().filename().string().rfind("session_", 0) != 0) continue;
+    if (ReadFile(entry.path() / "control_address") != address) continue;
+    if (std::string node = ReadFile(entry.path() / "node_address"); !node.empty()) return node;
+  }
+  return "";
+}
+
 std::mutex embedded_mu;
 std::map<ray::internal::RayRuntime *, std::unique_ptr<EmbeddedCluster>> embedded;
 
@@ -327,6 +341,11 @@ std::shared_ptr<ray::internal::RayRuntime> ConnectDriver(const ray::RayConfig &c
   } else {
     options.control_address = config.address;
     options.token = FindToken(config.address);
+    options.node_address = FindLocalNode(config.address);
+    // Served where its node serves (the node's address on the network).
+    if (const size_t colon = options.node_address.rfind(':'); colon != std::string::npos) {
+      options.host = options.node_address.substr(0, colon);
+    }
   }
   std::shared_ptr<ClusterRuntime> runtime;
   try {

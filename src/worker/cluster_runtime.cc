@@ -188,9 +188,14 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     executor_.SetSearchDescription(options_.code_search_description);
   }
   std::string node_address = options_.node_address;
+  absl::StatusOr<std::vector<proto::NodeInfo>> nodes = control_.GetAllNodes(kConnectTimeout);
+  Check(nodes.status(), "reach the control service at " + options_.control_address);
+  // Every live node's totals, at connect: a task none of them fits is warned of.
+  std::vector<ResourceSet> node_totals;
+  for (const auto &node : *nodes) {
+    if (node.state() == proto::NodeInfo::ALIVE) node_totals.push_back(ResourceSetOf(node.total()));
+  }
   if (node_address.empty()) {
-    absl::StatusOr<std::vector<proto::NodeInfo>> nodes = control_.GetAllNodes(kConnectTimeout);
-    Check(nodes.status(), "reach the control service at " + options_.control_address);
     for (const auto &node : *nodes) {
       if (node.state() != proto::NodeInfo::ALIVE) continue;
       if (node_address.empty() || node.address().ip() == options_.host) {
@@ -201,15 +206,14 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       throw RayException("The cluster at " + options_.control_address + " has no live node.");
     }
   }
-  node_client_ = std::make_unique<GrpcNodeClient>(options_.token, node_address);
-  lease_returner_ = std::make_unique<LeaseReturner>(node_client_.get());
-  blocked_notifier_ = std::make_unique<BlockedNotifier>(node_client_.get(), options_.startup_token);
-  absl::StatusOr<proto::GetNodeStatsReply> node_stats = node_client_->GetNodeStats(kConnectTimeout);
+  nodes_ = std::make_unique<GrpcNodeClients>(options_.token, node_address);
+  blocked_notifier_ = std::make_unique<BlockedNotifier>(&nodes_->local(), options_.startup_token);
+  absl::StatusOr<proto::GetNodeStatsReply> node_stats =
+      nodes_->local().GetNodeStats(kConnectTimeout);
   Check(node_stats.status(), "reach the node daemon at " + node_address);
   const proto::GetNodeStatsReply &stats = *node_stats;
   node_id_ = NodeID::FromBinary(stats.node_id());
-  // Every node's totals, at connect (this one's: single-node clusters).
-  std::vector<ResourceSet> node_totals = {ResourceSetOf(stats.total())};
+  if (node_totals.empty()) node_totals.push_back(ResourceSetOf(stats.total()));
 
   auto store = StoreClient::Connect({stats.store_socket(), node_address, options_.token});
   if (!store.ok()) {
@@ -277,8 +281,8 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
     submitting.node_totals = std::move(node_totals);
     submitting.node_name = node_id_.Hex();
     submitting.lease_went_idle = [this](absl::Time idle_since) { LeaseWentIdle(idle_since); };
-    normal_ = std::make_unique<NormalTaskSubmitter>(std::move(submitting), node_client_.get(),
-                                                    lease_returner_.get(), &task_streams_, &tasks_);
+    normal_ = std::make_unique<NormalTaskSubmitter>(std::move(submitting), nodes_.get(),
+                                                    &task_streams_, &tasks_);
     housekeeping_ = std::thread([this] { HousekeepingLoop(); });
   };
   // From here on threads run: a failure stops them before it is thrown (a
@@ -292,7 +296,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       request.set_pid(getpid());
       request.set_address(my_address_);
       request.set_task_address(task_address_);
-      Check(node_client_->RegisterWorker(request, kConnectTimeout),
+      Check(nodes_->local().RegisterWorker(request, kConnectTimeout),
             "register this worker with the node daemon at " + node_address);
     } else {
       proto::AddJobRequest request;
@@ -307,7 +311,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
       driver.set_job_id(job_id_.Binary());
       driver.set_pid(getpid());
       driver.set_address(my_address_);
-      Check(node_client_->RegisterDriver(driver, kConnectTimeout),
+      Check(nodes_->local().RegisterDriver(driver, kConnectTimeout),
             "register the driver with the node daemon");
     }
   } catch (...) {
@@ -331,7 +335,7 @@ void ClusterRuntime::Shutdown() {
   if (!options_.worker_mode && !my_address_.empty()) {
     // The node also ends the job when it sees this process exit, and tells
     // the control service: a failure here is logged, not fatal.
-    if (absl::Status status = node_client_->UnregisterDriver(job_id_, kShortCallTimeout);
+    if (absl::Status status = nodes_->local().UnregisterDriver(job_id_, kShortCallTimeout);
         !status.ok()) {
       Logger().warn("could not unregister job {}'s driver with its node: {}", job_id_.Hex(),
                     status.message());
@@ -344,7 +348,7 @@ void ClusterRuntime::Shutdown() {
   // Cancel what is in flight and wait for the callbacks.
   control_.Stop();
   task_streams_.CancelAllAndWait();
-  if (node_client_ != nullptr) node_client_->Stop();
+  if (nodes_ != nullptr) nodes_->Stop();
   peers_.Stop();
   owned_.Shutdown();
   // Free actions stop; objects this process put in the node store go with it.

@@ -250,10 +250,9 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // with `refs_`).
   std::unique_ptr<NodeStore> node_store_;
   std::unique_ptr<ObjectProvider> objects_;
-  // Calls to the node: leases, connecting (made once the node's address is
-  // known).
-  std::unique_ptr<GrpcNodeClient> node_client_;
-  std::unique_ptr<LeaseReturner> lease_returner_;
+  // Calls to the nodes: leases from this one and those spillbacks name,
+  // connecting (made once this node's address is known).
+  std::unique_ptr<GrpcNodeClients> nodes_;
   // Workers: tells the node when the running task blocks in Get.
   std::unique_ptr<BlockedNotifier> blocked_notifier_;
   // The tasks this process submitted, until they settle, and their

@@ -49,6 +49,33 @@ void GrpcNodeClient::NotifyBlocked(const proto::NotifyBlockedRequest &request,
       });
 }
 
+GrpcNodeClients::GrpcNodeClients(std::string token, std::string local_address)
+    : token_(std::move(token)), local_address_(std::move(local_address)) {
+  local_ = static_cast<GrpcNodeClient *>(At(local_address_).client);
+}
+
+NodeClients::Node GrpcNodeClients::At(const std::string &address) {
+  absl::MutexLock lock(&mu_);
+  Entry &entry = nodes_[address];
+  if (entry.client == nullptr) {
+    entry.client = std::make_unique<GrpcNodeClient>(token_, address);
+    entry.returner = std::make_unique<LeaseReturner>(entry.client.get());
+    if (stopped_) entry.client->Stop();
+  }
+  return Node{entry.client.get(), entry.returner.get()};
+}
+
+void GrpcNodeClients::Stop() {
+  std::vector<GrpcNodeClient *> clients;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    for (auto &[address, entry] : nodes_) clients.push_back(entry.client.get());
+  }
+  // Each waits for its callbacks, which may call At: without the lock.
+  for (GrpcNodeClient *client : clients) client->Stop();
+}
+
 std::unique_ptr<proto::NodeService::Stub> GrpcNodeClient::Stub() {
   return proto::NodeService::NewStub(calls_.Channel(address_));
 }

@@ -15,10 +15,15 @@
 //
 // BlockedNotifier tells the node whether this worker's running task is
 // blocked in Get, without blocking that task.
+//
+// NodeClients: the node daemons a process leases from — its own, and those
+// a spillback names — each with its client and returner.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -101,6 +106,49 @@ class LeaseReturner {
                std::function<void(absl::Status)> done);
 
   NodeClient *const node_;
+};
+
+// The node daemons this process leases workers from: its own node's, and
+// the others' that spillbacks name, by NodeService address. What Local and
+// At return lives as long as this object. Thread-safe.
+class NodeClients {
+ public:
+  struct Node {
+    NodeClient *client = nullptr;
+    LeaseReturner *returner = nullptr;
+  };
+  virtual ~NodeClients() = default;
+  virtual Node Local() = 0;
+  // Made on first use.
+  virtual Node At(const std::string &address) = 0;
+};
+
+// Over gRPC: the local node's client made at construction, the others' on
+// first use (each over its own channel). Stop stops them all (idempotent);
+// a client made after Stop is stopped at once.
+class GrpcNodeClients : public NodeClients {
+ public:
+  GrpcNodeClients(std::string token, std::string local_address);
+  ~GrpcNodeClients() override { Stop(); }
+
+  Node Local() override { return At(local_address_); }
+  Node At(const std::string &address) override;
+  // The local node's client, for the calls of connecting and shutting down.
+  GrpcNodeClient &local() { return *local_; }
+  void Stop();
+
+ private:
+  struct Entry {
+    std::unique_ptr<GrpcNodeClient> client;
+    std::unique_ptr<LeaseReturner> returner;
+  };
+
+  const std::string token_;
+  const std::string local_address_;
+  GrpcNodeClient *local_ = nullptr;  // in nodes_
+  absl::Mutex mu_;
+  std::map<std::string, Entry> nodes_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // While a worker's running task waits in Get or Wait, its node does not

@@ -1,4 +1,5 @@
 #include "src/worker/normal_task_submitter.h"
+#include "src/common/id.h"
 #include "src/common/log.h"
 
 #include <algorithm>
@@ -24,6 +25,8 @@ struct NormalTaskSubmitter::Held {
 };
 
 struct NormalTaskSubmitter::LeasedWorker {
+  NodeClients::Node node;  // that granted the lease
+  std::string node_name;   // its id in hex, for messages
   int64_t lease_id = 0;
   std::string address;       // its WorkerService
   std::string task_address;  // its task streams
@@ -43,6 +46,7 @@ struct NormalTaskSubmitter::SchedulingClass {
   std::string key;
   proto::ResourceMap resources;
   std::vector<std::string> env;  // NAME=value, for the workers it leases
+  proto::SchedulingStrategy strategy;
   std::deque<std::shared_ptr<Held>> queue;
   std::vector<std::shared_ptr<LeasedWorker>> workers;
   int pending_leases = 0;
@@ -52,10 +56,12 @@ struct NormalTaskSubmitter::SchedulingClass {
 
 namespace {
 
-std::string ClassKey(const ResourceSet &resources, const std::vector<std::string> &env) {
+std::string ClassKey(const ResourceSet &resources, const std::vector<std::string> &env,
+                     const proto::SchedulingStrategy &strategy) {
   std::string key;
   for (const auto &[name, amount] : resources) key += name + "=" + std::to_string(amount) + ";";
   for (const auto &entry : env) key += "\n" + entry;
+  key += "\n" + strategy.SerializeAsString();
   return key;
 }
 
@@ -65,19 +71,16 @@ void RunAll(std::vector<std::function<void()>> &work) {
 
 }  // namespace
 
-NormalTaskSubmitter::NormalTaskSubmitter(Options options, NodeClient *node, LeaseReturner *returner,
+NormalTaskSubmitter::NormalTaskSubmitter(Options options, NodeClients *nodes,
                                          TaskStreamOpener *streams, TaskOutcomes *outcomes)
-    : options_(std::move(options)),
-      node_(node),
-      returner_(returner),
-      streams_(streams),
-      outcomes_(outcomes) {}
+    : options_(std::move(options)), nodes_(nodes), streams_(streams), outcomes_(outcomes) {}
 
 NormalTaskSubmitter::~NormalTaskSubmitter() = default;
 
 void NormalTaskSubmitter::Add(std::shared_ptr<PendingTask> task, const ResourceSet &resources,
-                              const std::vector<std::string> &env) {
-  const std::string key = ClassKey(resources, env);
+                              const std::vector<std::string> &env,
+                              const proto::SchedulingStrategy &strategy) {
+  const std::string key = ClassKey(resources, env, strategy);
   const bool infeasible =
       std::none_of(options_.node_totals.begin(), options_.node_totals.end(),
                    [&](const ResourceSet &totals) { return Fits(resources, totals); });
@@ -91,6 +94,7 @@ void NormalTaskSubmitter::Add(std::shared_ptr<PendingTask> task, const ResourceS
       cls = std::make_unique<SchedulingClass>();
       cls->key = key;
       cls->env = env;
+      cls->strategy = strategy;
       FillResourceMap(resources, &cls->resources);
     }
     held->cls = cls.get();
@@ -151,7 +155,10 @@ void NormalTaskSubmitter::DispatchLocked(SchedulingClass *cls, Work *work) {
     if (cls->queue.empty()) break;
     if (in_flight(*worker) == 0 && !worker->dead) push(worker);
   }
-  for (size_t depth = 1; depth < kMaxTasksInFlightPerWorker; ++depth) {
+  // SPREAD means one task per worker: none waits behind another.
+  const size_t max_depth =
+      cls->strategy.kind() == proto::SchedulingStrategy::SPREAD ? 1 : kMaxTasksInFlightPerWorker;
+  for (size_t depth = 1; depth < max_depth; ++depth) {
     for (auto &worker : cls->workers) {
       if (cls->queue.size() <= cls->workers.size()) break;
       if (in_flight(*worker) == depth && !worker->dead && !worker->bounced) push(worker);
@@ -171,29 +178,77 @@ void NormalTaskSubmitter::DispatchLocked(SchedulingClass *cls, Work *work) {
   while (static_cast<int>(cls->queue.size()) > cls->pending_leases &&
          cls->pending_leases < kMaxPendingLeases) {
     ++cls->pending_leases;
-    work->push_back([this, cls] { RequestLease(cls); });
+    work->push_back([this, cls] {
+      RequestLease(cls, LeaseTarget{nodes_->Local(), options_.node_name, 0});
+    });
   }
 }
 
-void NormalTaskSubmitter::RequestLease(SchedulingClass *cls) {
+void NormalTaskSubmitter::RequestLease(SchedulingClass *cls, LeaseTarget target) {
   proto::RequestWorkerLeaseRequest request = options_.lease_template;
   {
-    // The class's resources and env never change once it is made.
+    // The class's resources, env and strategy never change once it is made.
     *request.mutable_resources() = cls->resources;
     for (const auto &entry : cls->env) request.add_env(entry);
+    *request.mutable_strategy() = cls->strategy;
   }
-  node_->RequestWorkerLease(request,
-                            [this, cls](absl::StatusOr<proto::RequestWorkerLeaseReply> granted) {
-                              OnLeaseAnswer(cls, std::move(granted));
-                            });
+  request.set_spillback_count(target.spillback_count);
+  NodeClient *client = target.node.client;
+  client->RequestWorkerLease(request, [this, cls, target = std::move(target)](
+                                          absl::StatusOr<proto::RequestWorkerLeaseReply> granted) {
+    OnLeaseAnswer(cls, target, std::move(granted));
+  });
 }
 
-void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
+void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls, const LeaseTarget &target,
                                         absl::StatusOr<proto::RequestWorkerLeaseReply> granted) {
-  const absl::Status status = granted.status();
+  absl::Status status = granted.status();
+  if (status.ok() && !granted->spillback_address().empty()) {
+    // Another node fits it: ask that one, the request still pending.
+    if (target.spillback_count < kMaxSpillbacksFollowed) {
+      bool shut_down;
+      {
+        absl::MutexLock lock(&mu_);
+        shut_down = shut_down_;
+      }
+      if (!shut_down) {
+        RequestLease(cls, LeaseTarget{nodes_->At(granted->spillback_address()),
+                                      BinaryToHex(granted->spillback_node_id()),
+                                      target.spillback_count + 1});
+        return;
+      }
+      status = absl::CancelledError("Sunray is shutting down");
+    } else {
+      status = absl::UnavailableError("the lease request was sent on " +
+                                      std::to_string(target.spillback_count) +
+                                      " times without a node taking it");
+    }
+  }
+  if ((absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) &&
+      target.spillback_count > 0 && target.spillback_count < kMaxSpillbacksFollowed) {
+    // The node it was sent to cannot be reached (it died since the view was
+    // made): back to this node, marked as sent on too often, so it waits
+    // there (or fails once that node is known dead) instead of following
+    // the stale view again.
+    bool shut_down;
+    {
+      absl::MutexLock lock(&mu_);
+      shut_down = shut_down_;
+    }
+    if (!shut_down) {
+      Logger().warn(
+          "the node {} that a lease request was sent on to cannot be reached ({}); "
+          "asking this node again",
+          target.node_name, status.message());
+      RequestLease(cls, LeaseTarget{nodes_->Local(), options_.node_name, kMaxSpillbacksFollowed});
+      return;
+    }
+  }
   std::shared_ptr<LeasedWorker> worker;
   if (status.ok()) {
     worker = std::make_shared<LeasedWorker>();
+    worker->node = target.node;
+    worker->node_name = target.node_name;
     worker->lease_id = granted->lease_id();
     worker->address = granted->worker_address();
     worker->task_address = granted->worker_task_address();
@@ -235,6 +290,17 @@ void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls,
         cls->failed_opens = 0;
         cls->workers.push_back(worker);
         granted_idle = worker->idle_since;  // if no task is left for it
+      }
+    } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
+      // The strategy can never be met (hard affinity to a dead node): no
+      // task of the class can run.
+      std::deque<std::shared_ptr<Held>> failed;
+      failed.swap(cls->queue);
+      for (auto &held : failed) {
+        FailLocked(*held,
+                   ErrorInfo{ErrorType::kTaskUnschedulable, std::string(status.message()) + ".", "",
+                             "", ""},
+                   &settle);
       }
     } else if (cls->workers.empty()) {
       // The node refuses only for good (it stops, the job finished): no
@@ -363,7 +429,7 @@ bool NormalTaskSubmitter::SettleLocked(Held &held, const LeasedWorker &worker,
     FailLocked(held,
                ErrorInfo{ErrorType::kWorkerDied,
                          "The worker running " + task.spec.function_name() + " (pid " +
-                             std::to_string(worker.pid) + ", node " + options_.node_name +
+                             std::to_string(worker.pid) + ", node " + worker.node_name +
                              ") died before the task finished: " + std::string(status.message()),
                          "", "", ""},
                settle);
@@ -401,7 +467,7 @@ void NormalTaskSubmitter::SucceedLocked(Held &held, const proto::ObjectValue &re
 }
 
 void NormalTaskSubmitter::ReturnLease(const LeasedWorker &worker, bool dead) {
-  returner_->Return(worker.lease_id, dead, worker.pid);
+  worker.node.returner->Return(worker.lease_id, dead, worker.pid);
 }
 
 absl::Time NormalTaskSubmitter::ReturnIdleLeases(bool all) {

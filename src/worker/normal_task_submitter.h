@@ -1,7 +1,9 @@
 // The caller's side of normal tasks (Ray: the normal task submitter): it
 // takes a task once it is described, holds it while its arguments resolve,
-// queues it by scheduling class, leases workers for the class from the
-// node, pushes tasks on each lease's task stream, and settles each task:
+// queues it by scheduling class (resources, env, scheduling strategy),
+// leases workers for the class — asking its own node, and following a
+// spillback to the node it names — pushes tasks on each lease's task
+// stream, and settles each task:
 // answered, retried (a dead worker; an exception with retry_exceptions),
 // bounced back by a worker blocked in Get (sent again, not an attempt), or
 // failed. Idle leases go back to the node a linger after their last task.
@@ -9,15 +11,17 @@
 // Owns: the scheduling classes, their queues and leased workers, and the
 // state of every normal task it holds, from Add until it settles.
 // Collaborators (interfaces, fakes in normal_task_submitter_test.cc): the
-// node (NodeClient, leases; LeaseReturner, returns), the task streams
+// nodes (NodeClients: each node's NodeClient for leases and LeaseReturner
+// for returns; a lease goes back to the node that granted it), the task streams
 // (TaskStreamOpener), and where settled tasks go (TaskOutcomes: the
 // TaskManager stores the result and releases what the task held).
 //
 // Thread-safety: thread-safe; one lock, never held while calling a
 // collaborator, so collaborators may call back in from their callbacks.
 // Errors: a task that cannot run is settled through TaskOutcomes::Failed
-// with the reason (no worker could be leased; its worker died with no
-// retries left; cancelled); nothing is thrown.
+// with the reason (no worker could be leased; its strategy can never be
+// met, TaskUnschedulable; its worker died with no retries left;
+// cancelled); nothing is thrown.
 #pragma once
 
 #include <deque>
@@ -47,6 +51,10 @@ inline constexpr size_t kMaxTasksInFlightPerWorker = 8;
 // Leases in a row whose task stream cannot be opened before the class's
 // waiting tasks fail.
 inline constexpr int kMaxFailedStreamOpens = 3;
+// Spillbacks one lease request follows; the nodes stop sending it on
+// before (kMaxSpillbacks in src/node/lease_manager.h), this is the owner's
+// own bound against a node that does not.
+inline constexpr int kMaxSpillbacksFollowed = 8;
 // Leases live on this long without work before they go back to the node:
 // long enough for a driver's next synchronous call to reuse them.
 inline constexpr absl::Duration kLeaseLinger = absl::Milliseconds(100);
@@ -60,7 +68,7 @@ class NormalTaskSubmitter {
     // Every node's total resources, to warn once per class about a task no
     // node can ever fit.
     std::vector<ResourceSet> node_totals;
-    // For error messages: the node the leases come from.
+    // For error messages: this process's node (the one it asks first).
     std::string node_name;
     // A lease has had nothing to do since the given time: call
     // ReturnIdleLeases at that time plus kLeaseLinger. May be empty.
@@ -68,15 +76,16 @@ class NormalTaskSubmitter {
   };
 
   // The collaborators must outlive this object and every callback of theirs.
-  NormalTaskSubmitter(Options options, NodeClient *node, LeaseReturner *returner,
-                      TaskStreamOpener *streams, TaskOutcomes *outcomes);
+  NormalTaskSubmitter(Options options, NodeClients *nodes, TaskStreamOpener *streams,
+                      TaskOutcomes *outcomes);
   ~NormalTaskSubmitter();
 
   // Takes `task` (spec filled in; its by-reference arguments may still be
-  // resolving) into the class of `resources` and `env` (NAME=value entries
-  // the workers must start with). It waits for ArgumentsResolved.
+  // resolving) into the class of `resources`, `env` (NAME=value entries
+  // the workers must start with) and `strategy`. It waits for
+  // ArgumentsResolved.
   void Add(std::shared_ptr<PendingTask> task, const ResourceSet &resources,
-           const std::vector<std::string> &env);
+           const std::vector<std::string> &env, const proto::SchedulingStrategy &strategy = {});
   // The task's arguments are in its spec (or one failed: `error`, the task
   // fails with it). A task cancelled meanwhile stays failed.
   void ArgumentsResolved(const std::shared_ptr<PendingTask> &task, std::optional<ErrorInfo> error);
@@ -115,8 +124,16 @@ class NormalTaskSubmitter {
   // Pushes what the class's workers can take and asks for more workers;
   // what must run without the lock goes in `work`.
   void DispatchLocked(SchedulingClass *cls, Work *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RequestLease(SchedulingClass *cls);
-  void OnLeaseAnswer(SchedulingClass *cls, absl::StatusOr<proto::RequestWorkerLeaseReply> granted);
+  // Which node a lease request goes to: the local one first, then those
+  // spillbacks name.
+  struct LeaseTarget {
+    NodeClients::Node node;
+    std::string node_name;  // its id in hex, for messages
+    int spillback_count = 0;
+  };
+  void RequestLease(SchedulingClass *cls, LeaseTarget target);
+  void OnLeaseAnswer(SchedulingClass *cls, const LeaseTarget &target,
+                     absl::StatusOr<proto::RequestWorkerLeaseReply> granted);
   void Push(const std::shared_ptr<LeasedWorker> &worker, std::vector<proto::TaskSpec> specs);
   void OnResults(SchedulingClass *cls, const std::shared_ptr<LeasedWorker> &worker,
                  proto::TaskResults &results);
@@ -140,8 +157,7 @@ class NormalTaskSubmitter {
   void ReturnLease(const LeasedWorker &worker, bool dead);
 
   const Options options_;
-  NodeClient *const node_;
-  LeaseReturner *const returner_;
+  NodeClients *const nodes_;
   TaskStreamOpener *const streams_;
   TaskOutcomes *const outcomes_;
 

@@ -48,6 +48,13 @@ class FakeNode : public NodeClient {
     Take(index)(reply);
   }
   void Refuse(size_t index, absl::Status status) { Take(index)(status); }
+  // Answers request `index`: ask the node `id` at `address` instead.
+  void SpillBack(size_t index, const NodeID &id, const std::string &address) {
+    proto::RequestWorkerLeaseReply reply;
+    reply.set_spillback_node_id(id.Binary());
+    reply.set_spillback_address(address);
+    Take(index)(reply);
+  }
 
   std::vector<Request> requests;
   std::vector<proto::ReturnWorkerRequest> returns;
@@ -60,9 +67,31 @@ class FakeNode : public NodeClient {
   }
 };
 
+// The local node ("node-a") and any other a spillback names, each a
+// FakeNode with its own returner, made on first use.
+class FakeNodes : public NodeClients {
+ public:
+  Node Local() override { return At("local"); }
+  Node At(const std::string &address) override {
+    auto &entry = nodes_[address];
+    if (entry.first == nullptr) {
+      entry.first = std::make_unique<FakeNode>();
+      entry.second = std::make_unique<LeaseReturner>(entry.first.get());
+    }
+    return Node{entry.first.get(), entry.second.get()};
+  }
+  FakeNode &node(const std::string &address) {
+    return *static_cast<FakeNode *>(At(address).client);
+  }
+
+ private:
+  std::map<std::string, std::pair<std::unique_ptr<FakeNode>, std::unique_ptr<LeaseReturner>>>
+      nodes_;
+};
+
 class NormalTaskSubmitterTest : public ::testing::Test {
  protected:
-  NormalTaskSubmitterTest() : returner_(&node_) { Make(); }
+  NormalTaskSubmitterTest() : node_(nodes_.node("local")) { Make(); }
 
   void Make() {
     NormalTaskSubmitter::Options options;
@@ -71,8 +100,8 @@ class NormalTaskSubmitterTest : public ::testing::Test {
     options.node_totals = {ResourceSetFromUnits(std::map<std::string, double>{{"CPU", 2}})};
     options.node_name = "node-a";
     options.lease_went_idle = [this](absl::Time) { ++went_idle_; };
-    submitter_ = std::make_unique<NormalTaskSubmitter>(std::move(options), &node_, &returner_,
-                                                       &streams_, &outcomes_);
+    submitter_ =
+        std::make_unique<NormalTaskSubmitter>(std::move(options), &nodes_, &streams_, &outcomes_);
   }
 
   // A task named `name` (returning "ret-<name>"), its arguments resolved.
@@ -92,8 +121,8 @@ class NormalTaskSubmitterTest : public ::testing::Test {
   }
   FakeStream &Stream(size_t index) { return *streams_.opened.at(index); }
 
-  FakeNode node_;
-  LeaseReturner returner_;
+  FakeNodes nodes_;
+  FakeNode &node_;
   FakeStreams streams_;
   FakeOutcomes outcomes_;
   int went_idle_ = 0;
@@ -336,6 +365,69 @@ TEST_F(NormalTaskSubmitterTest, AfterShutdownNothingIsRetriedAndLeasesGoBack) {
   late->spec.set_return_id("ret-late");
   submitter_->Add(late, Cpus(1), {});
   EXPECT_TRUE(outcomes_.errors.count("ret-late"));
+}
+
+TEST_F(NormalTaskSubmitterTest, ASpilledBackLeaseIsAskedOfTheNamedNodeAndReturnedThere) {
+  proto::SchedulingStrategy spread;
+  spread.set_kind(proto::SchedulingStrategy::SPREAD);
+  auto task = std::make_shared<PendingTask>();
+  task->spec.set_function_name("f");
+  task->spec.set_return_id("ret-f");
+  task->retries = RetryBudget(0);
+  submitter_->Add(task, Cpus(1), {}, spread);
+  submitter_->ArgumentsResolved(task, std::nullopt);
+  ASSERT_EQ(node_.requests.size(), 1u);
+  EXPECT_EQ(node_.requests[0].request.strategy().kind(), proto::SchedulingStrategy::SPREAD);
+  EXPECT_EQ(node_.requests[0].request.spillback_count(), 0);
+  const NodeID b = NodeID::FromRandom();
+  node_.SpillBack(0, b, "node-b");
+  FakeNode &node_b = nodes_.node("node-b");
+  ASSERT_EQ(node_b.requests.size(), 1u);
+  EXPECT_EQ(node_b.requests[0].request.spillback_count(), 1);
+  EXPECT_EQ(node_b.requests[0].request.strategy().kind(), proto::SchedulingStrategy::SPREAD);
+  EXPECT_EQ(submitter_->counts().pending_leases, 1u);  // still the one request
+  node_b.Grant(0, 7);
+  ASSERT_EQ(streams_.opened.size(), 1u);
+  EXPECT_EQ(Stream(0).address, "tasks-7");
+  // Its worker dies: the error names the node it ran on.
+  Stream(0).End(absl::UnavailableError("connection reset"));
+  ASSERT_EQ(outcomes_.errors.count("ret-f"), 1u);
+  EXPECT_NE(outcomes_.errors["ret-f"].message.find("node " + b.Hex()), std::string::npos)
+      << outcomes_.errors["ret-f"].message;
+  // The dead worker's lease goes back to the node that granted it.
+  ASSERT_EQ(node_b.returns.size(), 1u);
+  EXPECT_EQ(node_b.returns[0].lease_id(), 7);
+  EXPECT_TRUE(node_b.returns[0].worker_dead());
+  EXPECT_TRUE(node_.returns.empty());
+}
+
+TEST_F(NormalTaskSubmitterTest, SpreadTasksDoNotQueueBehindABusyWorker) {
+  proto::SchedulingStrategy spread;
+  spread.set_kind(proto::SchedulingStrategy::SPREAD);
+  for (const std::string name : {"a", "b", "c"}) {
+    auto task = std::make_shared<PendingTask>();
+    task->spec.set_function_name(name);
+    task->spec.set_return_id("ret-" + name);
+    task->retries = RetryBudget(0);
+    submitter_->Add(task, Cpus(1), {}, spread);
+    submitter_->ArgumentsResolved(task, std::nullopt);
+  }
+  ASSERT_EQ(node_.requests.size(), 3u);
+  node_.Grant(0, 1);
+  ASSERT_EQ(streams_.opened.size(), 1u);
+  EXPECT_EQ(Stream(0).sent, std::vector<std::string>{"ret-a"}) << "one task per worker";
+}
+
+TEST_F(NormalTaskSubmitterTest, AStrategyThatCanNeverBeMetFailsTheClassAsUnschedulable) {
+  Submit("a");
+  Submit("b");
+  node_.Refuse(0, absl::FailedPreconditionError(
+                      "The task asks to run on node 00ff (hard affinity), which is dead"));
+  for (const std::string id : {"ret-a", "ret-b"}) {
+    ASSERT_EQ(outcomes_.errors.count(id), 1u) << id;
+    EXPECT_EQ(outcomes_.errors[id].type, ErrorType::kTaskUnschedulable);
+    EXPECT_NE(outcomes_.errors[id].message.find("which is dead"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -116,12 +116,17 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   const std::string return_id = spec.return_id();
   owned_.CreatePending(return_id);
 
-  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info, node_id_,
-                                    placement_groups_, " (its node: " + node_id_.Hex() + ").")) {
+  // Where it may run is for the nodes to decide (they know the cluster);
+  // the form is checked here.
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
+                                    options.group, options.serialized_runtime_env_info,
+                                    /*only_node=*/nullptr, placement_groups_, "")) {
     tasks_.Failed(*task, std::move(*error));
     return return_id;
   }
+  // Checked by CheckSchedulable.
+  proto::SchedulingStrategy strategy =
+      *SchedulingStrategyToProto(options.scheduling_strategy, options.label_selector);
   ResourceSet resources = ResourceSetFromUnits(options.resources);
   if (resources.empty()) resources["CPU"] = kResourceUnit;
   // Tasks with env_vars run in workers started with them (CheckSchedulable
@@ -135,7 +140,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
                   ErrorInfo{ErrorType::kTaskCancelled, "Sunray is shutting down.", "", "", ""});
     throw RayException("Sunray is shutting down.");
   }
-  normal_->Add(task, resources, env);
+  normal_->Add(task, resources, env, strategy);
   resolver_.Resolve(task, [this, task](std::optional<ErrorInfo> error) {
     normal_->ArgumentsResolved(task, std::move(error));
   });

@@ -83,6 +83,33 @@ TEST_P(ExtensionTest, SpreadAndDefaultStrategiesRun) {
             3);
 }
 
+TEST_P(ExtensionTest, ALabelSelectorMatchingThisNodeRuns) {
+  const std::string node = ray::GetRuntimeContext().GetNodeId();
+  auto result = ray::Task(Increment).SetLabelSelector({{"ray.io/node_id", node}}).Remote(1);
+  EXPECT_EQ(*result.Get(kTimeoutMs), 2);
+  auto listed =
+      ray::Task(Increment)
+          .SetLabelSelector({{"ray.io/node_id", "in(" + std::string(56, 'f') + ", " + node + ")"}})
+          .Remote(2);
+  EXPECT_EQ(*listed.Get(kTimeoutMs), 3);
+  auto actor = ray::Actor(Probe::Create)
+                   .SetLabelSelector({{"ray.io/node_id", "!" + std::string(56, 'f')}})
+                   .Remote();
+  EXPECT_EQ(*actor.Task(&Probe::Echo).Remote(3).Get(kTimeoutMs), 3);
+}
+
+TEST_P(ExtensionTest, AMalformedLabelSelectorIsUnschedulableNamingTheTerm) {
+  auto result = ray::Task(Increment).SetLabelSelector({{"zone", "in(a,"}}).Remote(1);
+  try {
+    result.Get(kTimeoutMs);
+    ADD_FAILURE() << "no exception";
+  } catch (const TaskUnschedulableException &e) {
+    EXPECT_NE(std::string(e.what()).find("label selector \"zone\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ray::Actor(Probe::Create).SetLabelSelector({{"", "a"}}).Remote(),
+               ray::internal::RayActorException);
+}
+
 TEST_P(ExtensionTest, ActorAcceptsSchedulingStrategies) {
   const std::string node = ray::GetRuntimeContext().GetNodeId();
   auto pinned = ray::Actor(Probe::Create)

@@ -35,10 +35,8 @@ struct CommandResult {
   std::string output;
 };
 
-// Runs `sunray <arguments>` and captures stdout and stderr; `env` (shell
-// assignments such as "SUNRAY_TOKEN=x") goes before the command.
-inline CommandResult RunSunray(const std::string &arguments, const std::string &env = "") {
-  const std::string command = env + " " + std::string(SUNRAY_CLI_PATH) + " " + arguments + " 2>&1";
+// Runs a shell command line to its end and captures its output.
+inline CommandResult RunCommand(const std::string &command) {
   CommandResult result;
   FILE *pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -48,6 +46,12 @@ inline CommandResult RunSunray(const std::string &arguments, const std::string &
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs `sunray <arguments>` and captures stdout and stderr; `env` (shell
+// assignments such as "SUNRAY_TOKEN=x") goes before the command.
+inline CommandResult RunSunray(const std::string &arguments, const std::string &env = "") {
+  return RunCommand(env + " " + std::string(SUNRAY_CLI_PATH) + " " + arguments + " 2>&1");
 }
 
 inline pid_t ReadPid(const std::string &path) {

@@ -29,6 +29,13 @@
 //                                       keeps it and drops its own ref
 //                                       ("lent"); on a line, kills the actor
 //                                       ("killed"), then waits for stdin to close
+//   where N [OPTION...]                 N tasks at once, each sleeping 300 ms,
+//                                       then one line per task in order: "ran
+//                                       NODE_ID" or "error MESSAGE". Options:
+//                                       sleep MS; spread; affinity NODE_ID hard|soft;
+//                                       label KEY VALUE; resource NAME AMOUNT;
+//                                       actor (one actor per task instead,
+//                                       asked for its node)
 //
 // The node starts this same binary (with the same command line) as a
 // worker, so ray::Init comes first: in a worker it never returns.
@@ -41,6 +48,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -58,6 +66,15 @@ class Counter {
 };
 
 RAY_REMOTE(Counter::Create, &Counter::Add, &Counter::Pid);
+
+// Where it runs (for `where`).
+class Locator {
+ public:
+  static Locator *Create() { return new Locator(); }
+  std::string Node() { return ray::GetRuntimeContext().GetNodeId(); }
+};
+
+RAY_REMOTE(Locator::Create, &Locator::Node);
 
 // Borrows the refs it is given for as long as it lives.
 class Keeper {
@@ -104,7 +121,14 @@ size_t TotalLength(std::vector<ray::ObjectRef<std::string>> refs) {
 std::string WhereAmI() { return "driver"; }
 std::string NotInLib() { return "driver"; }
 
-RAY_REMOTE(Sleeper, Nester, Length, MakeBlob, PutBlobInside, TotalLength, WhereAmI, NotInLib);
+// Sleeps, then says which node it ran on.
+std::string NodeAfter(int sleep_ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+  return ray::GetRuntimeContext().GetNodeId();
+}
+
+RAY_REMOTE(Sleeper, Nester, Length, MakeBlob, PutBlobInside, TotalLength, WhereAmI, NotInLib,
+           NodeAfter);
 
 void Say(const std::string &line) { std::cout << line << std::endl; }
 
@@ -246,6 +270,59 @@ int DeadBorrower() {
   return 0;
 }
 
+int Where(const std::vector<std::string> &args) {
+  if (args.empty()) return 2;
+  const int count = std::stoi(args[0]);
+  ray::SchedulingStrategy strategy;
+  ray::LabelSelector labels;
+  std::unordered_map<std::string, double> resources;
+  bool actors = false;
+  int sleep_ms = 300;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "sleep" && i + 1 < args.size()) {
+      sleep_ms = std::stoi(args[++i]);
+    } else if (args[i] == "spread") {
+      strategy = ray::SpreadSchedulingStrategy{};
+    } else if (args[i] == "affinity" && i + 2 < args.size()) {
+      strategy = ray::NodeAffinitySchedulingStrategy{args[i + 1], args[i + 2] == "soft"};
+      i += 2;
+    } else if (args[i] == "label" && i + 2 < args.size()) {
+      labels[args[i + 1]] = args[i + 2];
+      i += 2;
+    } else if (args[i] == "resource" && i + 2 < args.size()) {
+      resources[args[i + 1]] = std::stod(args[i + 2]);
+      i += 2;
+    } else if (args[i] == "actor") {
+      actors = true;
+    } else {
+      return 2;
+    }
+  }
+  std::vector<ray::ObjectRef<std::string>> nodes;
+  std::vector<ray::ActorHandle<Locator>> held;
+  for (int i = 0; i < count; ++i) {
+    if (actors) {
+      auto creator =
+          ray::Actor(Locator::Create).SetSchedulingStrategy(strategy).SetLabelSelector(labels);
+      for (const auto &[name, amount] : resources) creator.SetResource(name, amount);
+      held.push_back(creator.Remote());
+      nodes.push_back(held.back().Task(&Locator::Node).Remote());
+    } else {
+      auto caller = ray::Task(NodeAfter).SetSchedulingStrategy(strategy).SetLabelSelector(labels);
+      for (const auto &[name, amount] : resources) caller.SetResource(name, amount);
+      nodes.push_back(caller.Remote(sleep_ms));
+    }
+  }
+  for (auto &node : nodes) {
+    try {
+      Say("ran " + *node.Get());
+    } catch (const std::exception &e) {
+      Say("error " + std::string(e.what()));
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -276,6 +353,7 @@ int main(int argc, char **argv) {
     if (command == "store-refs") code = StoreRefs();
     if (command == "dead-borrower") code = DeadBorrower();
     if (command == "hold-put") code = HoldPut();
+    if (command == "where") code = Where(args);
   } catch (const std::exception &e) {
     std::cerr << "driver " << command << ": " << e.what() << std::endl;
     Say("error " + std::string(e.what()));

@@ -71,6 +71,16 @@ class MultiNodeCluster {
   const std::vector<Node> &nodes() const { return nodes_; }
   const Node &head() const { return nodes_.front(); }
 
+#ifdef SUNRAY_TEST_DRIVER_PATH
+  // Runs tests/cluster/driver_main.cc on `node`'s machine state (its root:
+  // the driver uses that node) against the cluster, to its end.
+  CommandResult RunDriverOn(const Node &node, const std::string &arguments) const {
+    return RunCommand("SUNRAY_TEMP_DIR='" + node.root + "' SUNRAY_TOKEN=" + token_ + " " +
+                      SUNRAY_TEST_DRIVER_PATH + " --ray_address=" + control_ + " " + arguments +
+                      " 2>&1");
+  }
+#endif
+
   // The control service's view of the node `id` (hex); an empty NodeInfo
   // if it does not know it.
   proto::NodeInfo Info(const std::string &id) const {

@@ -94,6 +94,11 @@ class ActorCreator {
     options_.scheduling_strategy = std::move(strategy);
     return *this;
   }
+  // Sunray extension: only on nodes whose labels match (see LabelSelector).
+  ActorCreator &SetLabelSelector(LabelSelector selector) {
+    options_.label_selector = std::move(selector);
+    return *this;
+  }
 
   template <typename... Args>
   Handle Remote(Args &&...args) {

@@ -75,6 +75,11 @@ class TaskCaller {
     options_.scheduling_strategy = std::move(strategy);
     return *this;
   }
+  // Sunray extension: only on nodes whose labels match (see LabelSelector).
+  TaskCaller &SetLabelSelector(LabelSelector selector) {
+    options_.label_selector = std::move(selector);
+    return *this;
+  }
 
   // Submits the task; returns a future for its result.
   template <typename... Args>

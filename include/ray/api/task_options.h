@@ -82,6 +82,12 @@ struct NodeAffinitySchedulingStrategy {
 };
 using SchedulingStrategy = std::variant<DefaultSchedulingStrategy, SpreadSchedulingStrategy,
                                         NodeAffinitySchedulingStrategy>;
+// Sunray extension (Ray 2.49's label_selector): the node's labels must
+// match every entry. A value is "v" (equals), "!v" (not equals, or no such
+// label), "in(a,b)" or "!in(a,b)". Nodes get labels from `sunray start
+// --labels`, and each has "ray.io/node_id" (its id in hex). A selector no
+// node matches waits, reported as infeasible, until such a node joins.
+using LabelSelector = std::unordered_map<std::string, std::string>;
 
 namespace internal {
 
@@ -98,6 +104,7 @@ struct CallOptions {
   int max_retries = kDefaultTaskMaxRetries;
   bool retry_exceptions = false;
   SchedulingStrategy scheduling_strategy;
+  LabelSelector label_selector;
 };
 
 struct ActorCreationOptions {
@@ -112,6 +119,7 @@ struct ActorCreationOptions {
   // Sunray extensions.
   int max_task_retries = 0;
   SchedulingStrategy scheduling_strategy;
+  LabelSelector label_selector;
 };
 
 // Ray's rules: every value must be positive, and a value above 1 must be a

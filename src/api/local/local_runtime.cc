@@ -119,8 +119,8 @@ std::string LocalModeRuntime::Call(const ray::internal::RemoteFunctionHolder &fu
   task->return_id = ObjectID::ForTask(task->task_id, 1).Binary();
 
   store_.CreatePending(task->return_id);
-  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info, node_id_,
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
+                                    options.group, options.serialized_runtime_env_info, &node_id_,
                                     placement_groups_, LocalNodeNote())) {
     error->function_name = function.function_name;
     services_.StoreError(task->return_id, std::move(*error));
@@ -208,8 +208,8 @@ void LocalModeRuntime::Cancel(const std::string &object_id, bool /*force*/, bool
 std::string LocalModeRuntime::CreateActor(const ray::internal::RemoteFunctionHolder &factory,
                                           std::vector<ray::internal::TaskArg> &args,
                                           const ray::internal::ActorCreationOptions &options) {
-  if (auto error = CheckSchedulable(options.scheduling_strategy, options.group,
-                                    options.serialized_runtime_env_info, node_id_,
+  if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
+                                    options.group, options.serialized_runtime_env_info, &node_id_,
                                     placement_groups_, LocalNodeNote())) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);

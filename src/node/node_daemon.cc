@@ -85,9 +85,10 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
       **store, *token,
       UnixSocketPath(options.session_dir, "store_" + node_id.Hex().substr(0, 12) + ".sock",
                      "sunray-store-" + node_id.Hex()));
+  ObjectPuller puller({*token}, **store);
   NodeService service(
       {*token, node_id, options.resources, options.control_address, store_server.socket_path()},
-      **store, workers, leases);
+      **store, workers, leases, puller);
   workers.SetExitCallback([&service](const WorkerInfo &worker, const std::string &how) {
     service.OnWorkerExit(worker, how);
   });
@@ -105,6 +106,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
 
   // Before control (and so any owner) knows of this node.
   service.SetAddress(options.host + ":" + std::to_string(*port));
+  puller.SetNodeAddress(options.host + ":" + std::to_string(*port));
   auto control = proto::ControlService::NewStub(rpc::MakeChannel(options.control_address));
   proto::RegisterNodeRequest request;
   proto::NodeInfo *node = request.mutable_node();
@@ -182,6 +184,7 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
   // Waiting lease calls must finish before the server can stop; the pool's
   // last exit reports go out (or are cancelled) before the service stops.
   leases.Stop();
+  puller.Stop();  // waiting pulls fail; running ones end with their streams
   workers.Stop();
   service.Stop();
   server.Stop();

@@ -18,11 +18,12 @@ constexpr std::chrono::milliseconds kControlTimeout{10000};
 }  // namespace
 
 NodeService::NodeService(Options options, ObjectStore &store, WorkerPool &workers,
-                         LeaseManager &leases)
+                         LeaseManager &leases, ObjectPuller &puller)
     : options_(std::move(options)),
       store_(store),
       workers_(workers),
       leases_(leases),
+      puller_(puller),
       control_calls_(options_.token),
       drivers_({options_.driver_poll_interval},
                [this](const JobID &job_id) { FinishJob(job_id); }) {}
@@ -311,6 +312,46 @@ grpc::ServerUnaryReactor *NodeService::UnregisterDriver(
     FinishJob(*job);
     return absl::OkStatus();
   });
+}
+
+// A stream refused before it starts (no token, a malformed id).
+class RefusedChunks final : public grpc::ServerWriteReactor<proto::ObjectChunk> {
+ public:
+  explicit RefusedChunks(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+grpc::ServerUnaryReactor *NodeService::PullObject(grpc::CallbackServerContext *context,
+                                                  const proto::PullObjectRequest *request,
+                                                  proto::PullObjectReply *) {
+  grpc::ServerUnaryReactor *reactor = context->DefaultReactor();
+  if (!rpc::Authenticate(*context, reactor, options_.token)) return reactor;
+  absl::StatusOr<ObjectID> id = IdFromWire<ObjectID>("PullObject: object_id", request->object_id());
+  if (!id.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(id.status()));
+    return reactor;
+  }
+  if (request->from_address().empty()) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "PullObject: from_address is empty"));
+    return reactor;
+  }
+  // Answered when the copy is here; the reactor lives until Finish.
+  puller_.Pull(
+      *id, request->from_address(), request->owner_address(),
+      [reactor](const absl::Status &pulled) { reactor->Finish(rpc::ToGrpcStatus(pulled)); });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<proto::ObjectChunk> *NodeService::FetchObject(
+    grpc::CallbackServerContext *context, const proto::FetchObjectRequest *request) {
+  if (!rpc::HasToken(*context, options_.token)) {
+    return new RefusedChunks(rpc::UnauthenticatedStatus());
+  }
+  absl::StatusOr<ObjectID> id =
+      IdFromWire<ObjectID>("FetchObject: object_id", request->object_id());
+  if (!id.ok()) return new RefusedChunks(rpc::ToGrpcStatus(id.status()));
+  return ServeObject(store_, *id, request->chunk_bytes());
 }
 
 }  // namespace sunray

@@ -31,6 +31,7 @@
 #include "src/common/resources.h"
 #include "src/node/driver_watcher.h"
 #include "src/node/lease_manager.h"
+#include "src/node/object_transfer.h"
 #include "src/node/worker_pool.h"
 #include "src/objstore/object_store.h"
 #include "src/rpc/async_caller.h"
@@ -48,8 +49,10 @@ class NodeService final : public proto::NodeService::CallbackService {
     std::chrono::milliseconds driver_poll_interval{100};
   };
 
-  // Borrows the store, the pool and the lease manager: they outlive it.
-  NodeService(Options options, ObjectStore &store, WorkerPool &workers, LeaseManager &leases);
+  // Borrows the store, the pool, the lease manager and the puller: they
+  // outlive it.
+  NodeService(Options options, ObjectStore &store, WorkerPool &workers, LeaseManager &leases,
+              ObjectPuller &puller);
   ~NodeService() override;  // Stop()
 
   // A worker's process exited (how: "exited with status 1", ...): its lease
@@ -93,6 +96,13 @@ class NodeService final : public proto::NodeService::CallbackService {
   grpc::ServerUnaryReactor *UnregisterDriver(grpc::CallbackServerContext *context,
                                              const proto::UnregisterDriverRequest *request,
                                              proto::UnregisterDriverReply *reply) override;
+  // Answered once this node's store has a sealed copy (ObjectPuller).
+  grpc::ServerUnaryReactor *PullObject(grpc::CallbackServerContext *context,
+                                       const proto::PullObjectRequest *request,
+                                       proto::PullObjectReply *reply) override;
+  // This store's copy, in chunks (ServeObject).
+  grpc::ServerWriteReactor<proto::ObjectChunk> *FetchObject(
+      grpc::CallbackServerContext *context, const proto::FetchObjectRequest *request) override;
 
  private:
   class LeaseReactor;
@@ -102,6 +112,7 @@ class NodeService final : public proto::NodeService::CallbackService {
   ObjectStore &store_;
   WorkerPool &workers_;
   LeaseManager &leases_;
+  ObjectPuller &puller_;
   rpc::AsyncCaller control_calls_;
   absl::Mutex mu_;
   std::string address_ ABSL_GUARDED_BY(mu_);

@@ -118,6 +118,20 @@ class ClusterRuntime::Service final : public proto::WorkerService::CallbackServi
     });
   }
 
+  grpc::ServerUnaryReactor *AddObjectLocation(grpc::CallbackServerContext *context,
+                                              const proto::AddObjectLocationRequest *request,
+                                              proto::AddObjectLocationReply *reply) override {
+    return rpc::HandleUnary(context, runtime_->options_.token, [&] {
+      if (request->node_address().empty()) {
+        return absl::InvalidArgumentError("AddObjectLocation needs the node's address");
+      }
+      reply->set_kept(
+          runtime_->objects_ != nullptr &&
+          runtime_->objects_->AddLocation(request->object_id(), request->node_address()));
+      return absl::OkStatus();
+    });
+  }
+
   grpc::ServerUnaryReactor *RemoveBorrower(grpc::CallbackServerContext *context,
                                            const proto::RemoveBorrowerRequest *request,
                                            proto::RemoveBorrowerReply *) override {
@@ -235,13 +249,14 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
   objects_ = std::make_unique<ObjectProvider>(
       ObjectProvider::Options{
           .my_address = my_address_,
+          .node_address = node_address,
           .driver_task_id = driver_task_id_,
           .defer = [this](std::function<void()> work) { RunDeferred(std::move(work)); },
           .blocking = [this]() -> std::shared_ptr<void> {
             return std::make_shared<BlockedScope>(this);
           },
           .result_freed = [this](const std::string &id) { tasks_.ReleaseLineage(id); }},
-      &owned_, refs_.get(), node_store_.get());
+      &owned_, refs_.get(), node_store_.get(), static_cast<RemoteStores *>(this));
   if (auto started = frames_.Start(); !started.ok()) {
     Shutdown();
     throw RayException("Sunray could not start its task streams: " +
@@ -322,6 +337,40 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
 
 ClusterRuntime::~ClusterRuntime() { Shutdown(); }
 
+absl::Status ClusterRuntime::Pull(const std::string &id, const std::string &from,
+                                  const std::string &owner) {
+  proto::PullObjectRequest request;
+  request.set_object_id(id);
+  request.set_from_address(from);
+  request.set_owner_address(owner);
+  return nodes_->local().PullObject(request, kPullTimeout);
+}
+
+void ClusterRuntime::Delete(const std::string &node_address, const std::vector<std::string> &ids) {
+  bool shutting_down;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down = shut_down_;
+  }
+  if (shutting_down) {
+    // The last word: waited for (briefly), as the clients stop next.
+    if (absl::Status deleted = nodes_->at(node_address).DeleteObjectsNow(ids, kShortCallTimeout);
+        !deleted.ok()) {
+      Logger().warn("could not delete {} object(s) of this process at node {}: {}", ids.size(),
+                    node_address, deleted.message());
+    }
+    return;
+  }
+  nodes_->at(node_address)
+      .DeleteObjects(ids, kShortCallTimeout,
+                     [node_address, count = ids.size()](const absl::Status &deleted) {
+                       if (!deleted.ok()) {
+                         Logger().warn("could not delete {} freed object(s) at node {}: {}", count,
+                                       node_address, deleted.message());
+                       }
+                     });
+}
+
 void ClusterRuntime::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
@@ -348,11 +397,13 @@ void ClusterRuntime::Shutdown() {
   // Cancel what is in flight and wait for the callbacks.
   control_.Stop();
   task_streams_.CancelAllAndWait();
-  if (nodes_ != nullptr) nodes_->Stop();
   peers_.Stop();
   owned_.Shutdown();
-  // Free actions stop; objects this process put in the node store go with it.
+  // Free actions stop; objects this process put in node stores go with it
+  // (other nodes' copies deleted with blocking calls: before the node
+  // clients stop).
   if (objects_ != nullptr) objects_->Shutdown();
+  if (nodes_ != nullptr) nodes_->Stop();
   {
     absl::MutexLock lock(&deferred_mu_);
     stop_housekeeping_ = true;

@@ -100,7 +100,8 @@ class ClusterRuntime : public ray::internal::RayRuntime,
                        private TaskResultSink,
                        private ArgumentSource,
                        private ActorDirectory,
-                       private TaskRunner {
+                       private TaskRunner,
+                       private RemoteStores {
  public:
   // Connects to the cluster: registers the job (drivers), the node's store,
   // and starts serving. Throws RayException naming what failed.
@@ -221,6 +222,11 @@ class ClusterRuntime : public ray::internal::RayRuntime,
                      std::vector<std::shared_ptr<ray::internal::ObjectBuffer>> *keep,
                      ExecutionResult *failed);
   [[noreturn]] void ExitProcess(int code);
+
+  // RemoteStores: other nodes' stores, through this node and theirs.
+  absl::Status Pull(const std::string &id, const std::string &from,
+                    const std::string &owner) override;
+  void Delete(const std::string &node_address, const std::vector<std::string> &ids) override;
   // A worker running a normal task tells its node when it blocks in Get,
   // and its receiver, which sends the tasks waiting behind it back.
   class BlockedScope;

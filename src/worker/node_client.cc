@@ -76,6 +76,35 @@ void GrpcNodeClients::Stop() {
   for (GrpcNodeClient *client : clients) client->Stop();
 }
 
+absl::Status GrpcNodeClient::PullObject(const proto::PullObjectRequest &request,
+                                        std::chrono::milliseconds timeout) {
+  proto::PullObjectReply reply;
+  return rpc::FromGrpcStatus(
+      Stub()->PullObject(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
+}
+
+void GrpcNodeClient::DeleteObjects(const std::vector<std::string> &ids,
+                                   std::chrono::milliseconds timeout,
+                                   std::function<void(absl::Status)> done) {
+  proto::DeleteObjectsRequest request;
+  for (const auto &id : ids) request.add_object_ids(id);
+  calls_.Call<proto::ObjectStoreService>(
+      address_, &proto::ObjectStoreService::Stub::async::DeleteObjects, request, timeout,
+      [done = std::move(done)](const grpc::Status &status, const proto::DeleteObjectsReply &) {
+        done(rpc::FromGrpcStatus(status));
+      });
+}
+
+absl::Status GrpcNodeClient::DeleteObjectsNow(const std::vector<std::string> &ids,
+                                              std::chrono::milliseconds timeout) {
+  proto::DeleteObjectsRequest request;
+  for (const auto &id : ids) request.add_object_ids(id);
+  proto::DeleteObjectsReply reply;
+  return rpc::FromGrpcStatus(
+      proto::ObjectStoreService::NewStub(calls_.Channel(address_))
+          ->DeleteObjects(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
+}
+
 std::unique_ptr<proto::NodeService::Stub> GrpcNodeClient::Stub() {
   return proto::NodeService::NewStub(calls_.Channel(address_));
 }

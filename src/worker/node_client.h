@@ -25,11 +25,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "node.grpc.pb.h"
+#include "objstore.grpc.pb.h"
 #include "src/common/id.h"
 #include "src/rpc/async_caller.h"
 
@@ -70,6 +72,15 @@ class GrpcNodeClient : public NodeClient {
   [[nodiscard]] absl::Status RegisterDriver(const proto::RegisterDriverRequest &request,
                                             std::chrono::milliseconds timeout);
   [[nodiscard]] absl::Status UnregisterDriver(const JobID &job, std::chrono::milliseconds timeout);
+  // Blocks until the node has a copy of the object (PullObject).
+  [[nodiscard]] absl::Status PullObject(const proto::PullObjectRequest &request,
+                                        std::chrono::milliseconds timeout);
+  // The node's store deletes these objects (ObjectStoreService.DeleteObjects).
+  void DeleteObjects(const std::vector<std::string> &ids, std::chrono::milliseconds timeout,
+                     std::function<void(absl::Status)> done);
+  // The same, waiting for the answer.
+  [[nodiscard]] absl::Status DeleteObjectsNow(const std::vector<std::string> &ids,
+                                              std::chrono::milliseconds timeout);
 
   // Cancels the calls in flight and waits for their callbacks; later calls
   // end Cancelled at once. Idempotent.
@@ -135,6 +146,10 @@ class GrpcNodeClients : public NodeClients {
   Node At(const std::string &address) override;
   // The local node's client, for the calls of connecting and shutting down.
   GrpcNodeClient &local() { return *local_; }
+  // The client of the node at `address`, for calls beyond leases.
+  GrpcNodeClient &at(const std::string &address) {
+    return *static_cast<GrpcNodeClient *>(At(address).client);
+  }
   void Stop();
 
  private:

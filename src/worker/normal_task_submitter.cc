@@ -61,7 +61,8 @@ std::string ClassKey(const ResourceSet &resources, const std::vector<std::string
   std::string key;
   for (const auto &[name, amount] : resources) key += name + "=" + std::to_string(amount) + ";";
   for (const auto &entry : env) key += "\n" + entry;
-  key += "\n" + strategy.SerializeAsString();
+  // The default strategy adds nothing (no serialization per task).
+  if (strategy.ByteSizeLong() > 0) key += "\n" + strategy.SerializeAsString();
   return key;
 }
 

@@ -140,11 +140,12 @@ class FreeHook {
 }  // namespace
 
 ObjectProvider::ObjectProvider(Options options, MemoryStore *owned, ReferenceCounter *refs,
-                               NodeStore *node_store)
+                               NodeStore *node_store, RemoteStores *remote)
     : options_(std::move(options)),
       owned_(owned),
       refs_(refs),
       node_store_(node_store),
+      remote_(remote),
       defer_target_(std::make_shared<DeferTarget>()),
       put_index_(RandomPutIndex()) {
   absl::MutexLock lock(&defer_target_->mu);
@@ -179,15 +180,45 @@ std::shared_ptr<void> ObjectProvider::MakeFreeHook(const std::string &id, bool i
       defer_target_, std::move(report),
       [this, id, in_node_store, borrowed = std::move(borrowed_contained)] {
         if (in_node_store) {
+          std::map<std::string, std::vector<std::string>> by_node;
           {
             absl::MutexLock lock(&mu_);
-            in_store_.erase(id);
+            auto it = copies_.find(id);
+            if (it != copies_.end()) {
+              for (const auto &node : it->second) by_node[node].push_back(id);
+              copies_.erase(it);
+            }
           }
-          LogIfFailed(node_store_->Delete({ObjectID::FromBinary(id)}), "delete the freed object",
-                      id);
+          DeleteCopies(by_node);
         }
         for (const auto &inner : borrowed) refs_->RemoveLocalReference(inner);
       });
+}
+
+void ObjectProvider::DeleteCopies(
+    const std::map<std::string, std::vector<std::string>> &by_node) const {
+  for (const auto &[node, ids] : by_node) {
+    if (node == options_.node_address || remote_ == nullptr) {
+      std::vector<ObjectID> here;
+      for (const auto &id : ids) here.push_back(ObjectID::FromBinary(id));
+      if (absl::Status deleted = node_store_->Delete(here); !deleted.ok()) {
+        Logger().warn("could not delete {} freed object(s) from the node store: {}", ids.size(),
+                      deleted.message());
+      }
+    } else {
+      remote_->Delete(node, ids);
+    }
+  }
+}
+
+bool ObjectProvider::AddLocation(const std::string &id, const std::string &node_address) {
+  absl::MutexLock lock(&mu_);
+  auto it = copies_.find(id);
+  if (it == copies_.end()) return false;
+  if (std::find(it->second.begin(), it->second.end(), node_address) == it->second.end()) {
+    it->second.push_back(node_address);
+  }
+  return true;
 }
 
 absl::StatusOr<std::string> ObjectProvider::Put(std::shared_ptr<msgpack::sbuffer> data,
@@ -243,7 +274,7 @@ absl::StatusOr<std::string> ObjectProvider::RegisterPut(
     const std::vector<std::string> &contained_ids) {
   if (in_store) {
     absl::MutexLock lock(&mu_);
-    in_store_.insert(id);
+    copies_[id] = {options_.node_address};
     value.in_node_store = true;
   }
   std::vector<std::string> owned_contained, borrowed_contained;
@@ -288,7 +319,7 @@ bool ObjectProvider::SealFromProto(const std::string &id, const proto::ObjectVal
     if (value.in_store()) {
       sealed.in_node_store = true;
       absl::MutexLock lock(&mu_);
-      in_store_.insert(id);
+      copies_[id] = {value.node_address().empty() ? options_.node_address : value.node_address()};
     } else {
       sealed.data = std::make_shared<StringObject>(value.data());
     }
@@ -317,6 +348,11 @@ void ObjectProvider::OwnedValueToProto(const std::string &id, proto::ObjectValue
     ErrorToProto(*value.error, out->mutable_error());
   } else if (value.in_node_store) {
     out->set_in_store(true);
+    out->set_owner_address(options_.my_address);
+    absl::MutexLock lock(&mu_);
+    auto it = copies_.find(id);
+    out->set_node_address(it != copies_.end() && !it->second.empty() ? it->second.front()
+                                                                     : options_.node_address);
   } else {
     out->set_data(value.data->Data(), value.data->Size());
   }
@@ -394,8 +430,20 @@ void ObjectProvider::ReadAnswersHere(Waiter &waiter, size_t num, absl::Time dead
 }
 
 absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::ReadNodeStore(
-    const std::string &id) const {
+    const std::string &id, const std::string &from, const std::string &owner) const {
   auto view = node_store_->Get(ObjectID::FromBinary(id));
+  if (absl::IsNotFound(view.status()) && remote_ != nullptr && !from.empty() &&
+      from != options_.node_address) {
+    // Held by another node: this node pulls a copy first.
+    if (absl::Status pulled = remote_->Pull(id, from, owner); !pulled.ok()) {
+      return ObjectErrorStatus(ErrorInfo{ErrorType::kObjectLost,
+                                         "Object " + BinaryToHex(id) +
+                                             " is lost: it could not be pulled from node " + from +
+                                             " (" + std::string(pulled.message()) + ").",
+                                         "", "", ""});
+    }
+    view = node_store_->Get(ObjectID::FromBinary(id));
+  }
   if (!view.ok()) {
     return ObjectErrorStatus(ErrorInfo{ErrorType::kObjectLost,
                                        "Object " + BinaryToHex(id) +
@@ -410,14 +458,24 @@ absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::Rea
     const std::string &id) {
   if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(id)) {
     if (borrowed->is_error()) return ObjectErrorStatus(ErrorFromProto(borrowed->error()));
-    if (borrowed->in_store()) return ReadNodeStore(id);
+    if (borrowed->in_store()) {
+      return ReadNodeStore(id, borrowed->node_address(), borrowed->owner_address());
+    }
     return std::make_shared<StringObject>(std::move(*borrowed->mutable_data()));
   }
   absl::StatusOr<std::vector<MemoryStore::Value>> values = owned_->Get({id}, 0);
   if (!values.ok()) return values.status();  // e.g. an id not in the store
   MemoryStore::Value &value = values->at(0);
   if (value.error) return ObjectErrorStatus(*value.error);
-  if (value.in_node_store) return ReadNodeStore(id);
+  if (value.in_node_store) {
+    std::string from;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = copies_.find(id);
+      if (it != copies_.end() && !it->second.empty()) from = it->second.front();
+    }
+    return ReadNodeStore(id, from, options_.my_address);
+  }
   return std::move(value.data);
 }
 
@@ -452,24 +510,21 @@ void ObjectProvider::Shutdown() {
     defer_target_->defer = nullptr;
     defer_target_->result_freed = nullptr;
   }
-  // Objects this process put in the node store go with it.
-  std::vector<ObjectID> in_store;
+  // Objects this process put in node stores go with it.
+  std::map<std::string, std::vector<std::string>> by_node;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto &id : in_store_) in_store.push_back(ObjectID::FromBinary(id));
-    in_store_.clear();
-  }
-  if (!in_store.empty()) {
-    if (absl::Status deleted = node_store_->Delete(in_store); !deleted.ok()) {
-      Logger().warn("could not delete this process's {} object(s) from the node store: {}",
-                    in_store.size(), deleted.message());
+    for (const auto &[id, nodes] : copies_) {
+      for (const auto &node : nodes) by_node[node].push_back(id);
     }
+    copies_.clear();
   }
+  DeleteCopies(by_node);
 }
 
 size_t ObjectProvider::NodeStoreCopies() const {
   absl::MutexLock lock(&mu_);
-  return in_store_.size();
+  return copies_.size();
 }
 
 }  // namespace sunray

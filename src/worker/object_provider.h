@@ -7,10 +7,13 @@
 //
 // Owns: put ids (the running task's id and a per-process index from a
 // random place, drawn again when an earlier attempt of the task took one),
-// which owned objects have a node-store copy (deleted when they are freed,
-// and at Shutdown), and what happens when an owned object is freed (its
-// copy deleted, the borrowed refs inside it released — run later through
-// `Defer`, never under the memory store's lock).
+// which owned objects have node-store copies and on which nodes (where a
+// task's result was stored, and where other nodes pulled copies: deleted
+// on every node when they are freed, and at Shutdown), and what happens
+// when an owned object is freed (its copies deleted, the borrowed refs
+// inside it released — run later through `Defer`, never under the memory
+// store's lock). A node-store value not on this node is pulled here by this
+// node (RemoteStores) before it is read.
 // Collaborators: the MemoryStore of owned objects and the ReferenceCounter
 // (borrowed refs), both shared with the runtime; the node store behind
 // `NodeStore` (the StoreClient in production, a map in
@@ -26,12 +29,14 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <msgpack.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -74,6 +79,20 @@ class NodeStore {
 // The NodeStore of a StoreClient (which must outlive it).
 std::unique_ptr<NodeStore> NodeStoreOf(StoreClient *client);
 
+// Other nodes' stores, as this process reaches them.
+class RemoteStores {
+ public:
+  virtual ~RemoteStores() = default;
+  // Has this process's node pull a copy of `id` from the store of the node
+  // at `from`, telling `owner` (may be empty) where the copy is; returns
+  // once the copy is here (blocking, bounded).
+  virtual absl::Status Pull(const std::string &id, const std::string &from,
+                            const std::string &owner) = 0;
+  // Deletes the copies of `ids` in the store of the node at `node_address`
+  // (asynchronous; a failure is logged).
+  virtual void Delete(const std::string &node_address, const std::vector<std::string> &ids) = 0;
+};
+
 class ObjectProvider {
  public:
   // Runs work soon, off every lock (the runtime's housekeeping thread).
@@ -83,8 +102,9 @@ class ObjectProvider {
   using Blocking = std::function<std::shared_ptr<void>()>;
 
   struct Options {
-    std::string my_address;  // this process's owner address
-    TaskID driver_task_id;   // put ids outside tasks
+    std::string my_address;    // this process's owner address
+    std::string node_address;  // its node's (NodeService) address
+    TaskID driver_task_id;     // put ids outside tasks
     Defer defer;
     Blocking blocking;
     // Runs when an owned task result sealed by SealFromProto with
@@ -94,9 +114,10 @@ class ObjectProvider {
     std::function<void(const std::string &return_id)> result_freed;
   };
 
-  // `owned`, `refs` and `node_store` must outlive this object.
-  ObjectProvider(Options options, MemoryStore *owned, ReferenceCounter *refs,
-                 NodeStore *node_store);
+  // `owned`, `refs`, `node_store` and `remote` (may be null: one node) must
+  // outlive this object.
+  ObjectProvider(Options options, MemoryStore *owned, ReferenceCounter *refs, NodeStore *node_store,
+                 RemoteStores *remote = nullptr);
   ObjectProvider(const ObjectProvider &) = delete;
   ObjectProvider &operator=(const ObjectProvider &) = delete;
 
@@ -119,16 +140,27 @@ class ObjectProvider {
   bool SealFromProto(const std::string &id, const proto::ObjectValue &value,
                      bool report_free = false);
   // What owned `id`'s value is on the wire (for a borrower or a task
-  // argument); an ObjectLost error once it is gone.
+  // argument; a node-store copy with where it is and who owns it); an
+  // ObjectLost error once it is gone.
   void OwnedValueToProto(const std::string &id, proto::ObjectValue *out) const;
+  // Another node pulled a copy of owned `id`: deleted there when `id` is
+  // freed. False if `id` is not (or no longer) owned here with a copy.
+  bool AddLocation(const std::string &id, const std::string &node_address);
+  // Marks `out` as a value in this node's store (a task's large result).
+  void MarkInThisNodeStore(proto::ObjectValue *out) const {
+    out->set_in_store(true);
+    out->set_node_address(options_.node_address);
+  }
 
   // --- reading ---
   [[nodiscard]] absl::StatusOr<std::vector<std::shared_ptr<ray::internal::ObjectBuffer>>> Get(
       const std::vector<std::string> &ids, int timeout_ms);
   std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects, int timeout_ms);
-  // `id`'s copy in the node store; an ObjectLost error naming `id` if absent.
+  // `id`'s copy in this node's store; when it is not here and `from` (the
+  // node holding it) is another node, pulled from there first, `owner`
+  // told. An ObjectLost error naming `id` (and the node) if it cannot be had.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ReadNodeStore(
-      const std::string &id) const;
+      const std::string &id, const std::string &from = {}, const std::string &owner = {}) const;
   // A task's large result under its return id (see NodeStore::PutIdempotent).
   absl::Status PutResult(const std::string &return_id, std::string_view data,
                          const std::string &owner) {
@@ -160,6 +192,8 @@ class ObjectProvider {
   std::shared_ptr<void> MakeFreeHook(const std::string &id, bool in_node_store,
                                      std::vector<std::string> borrowed_contained,
                                      bool result = false);
+  // Deletes the copies at `copies` (node addresses) of `ids`.
+  void DeleteCopies(const std::map<std::string, std::vector<std::string>> &by_node) const;
   // Blocks until `num` of `ids` are ready (or the deadline); fetches
   // borrowed values from their owners. Returns which are ready.
   std::vector<bool> WaitReady(const std::vector<std::string> &ids, size_t num, int timeout_ms);
@@ -173,13 +207,16 @@ class ObjectProvider {
   MemoryStore *const owned_;
   ReferenceCounter *const refs_;
   NodeStore *const node_store_;
+  RemoteStores *const remote_;
   // Where free actions go until Shutdown (shared with the hooks, which may
   // outlive this object inside values still held).
   std::shared_ptr<DeferTarget> defer_target_;
   std::atomic<uint32_t> put_index_;
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_set<std::string> in_store_ ABSL_GUARDED_BY(mu_);
+  // Owned objects with node-store copies: the nodes holding one (the first
+  // where it was made; node addresses, this node's for its own store).
+  absl::flat_hash_map<std::string, std::vector<std::string>> copies_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sunray

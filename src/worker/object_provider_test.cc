@@ -138,6 +138,41 @@ std::string AsString(const std::shared_ptr<ray::internal::ObjectBuffer> &buffer)
 
 std::string ReturnId(int index) { return ObjectID::ForTask(TaskID::FromRandom(), index).Binary(); }
 
+constexpr char kNodeA[] = "127.0.0.1:7000";  // this process's node
+constexpr char kNodeB[] = "127.0.0.1:7001";
+
+// Other nodes' stores: what each holds, the pulls asked of this node (which
+// copy into `here`) and the deletes sent to each.
+class FakeRemote : public RemoteStores {
+ public:
+  explicit FakeRemote(FakeNodeStore *here) : here_(here) {}
+  absl::Status Pull(const std::string &id, const std::string &from,
+                    const std::string &owner) override {
+    absl::MutexLock lock(&mu);
+    pulls.push_back(from + " " + BinaryToHex(id) + " " + owner);
+    if (!refuse.ok()) return refuse;
+    auto it = nodes[from].find(id);
+    if (it == nodes[from].end()) return absl::NotFoundError("not at " + from);
+    return here_->Put(ObjectID::FromBinary(id), it->second, owner);
+  }
+  void Delete(const std::string &node_address, const std::vector<std::string> &ids) override {
+    absl::MutexLock lock(&mu);
+    for (const auto &id : ids) {
+      deletes[node_address].push_back(id);
+      nodes[node_address].erase(id);
+    }
+  }
+
+  absl::Mutex mu;
+  std::map<std::string, std::map<std::string, std::string>> nodes;
+  std::vector<std::string> pulls;
+  std::map<std::string, std::vector<std::string>> deletes;
+  absl::Status refuse;
+
+ private:
+  FakeNodeStore *here_;
+};
+
 class ObjectProviderTest : public ::testing::Test {
  protected:
   ~ObjectProviderTest() override {
@@ -157,6 +192,7 @@ class ObjectProviderTest : public ::testing::Test {
   }
 
   FakeNodeStore node_store_;
+  FakeRemote remote_{&node_store_};
   FakeOwners owners_;
   MemoryStore owned_;
   ReferenceCounter refs_{kMe, &owned_, &owners_};
@@ -167,6 +203,7 @@ class ObjectProviderTest : public ::testing::Test {
   std::vector<std::string> results_freed_;
   ObjectProvider objects_{
       {.my_address = kMe,
+       .node_address = kNodeA,
        .driver_task_id = TaskID::FromRandom(),
        .defer =
            [this](std::function<void()> work) {
@@ -180,7 +217,8 @@ class ObjectProviderTest : public ::testing::Test {
        .result_freed = [this](const std::string &id) { results_freed_.push_back(id); }},
       &owned_,
       &refs_,
-      &node_store_};
+      &node_store_,
+      &remote_};
 };
 
 TEST_F(ObjectProviderTest, ASmallPutStaysInlineAndALargeOneGoesToTheNodeStore) {
@@ -412,6 +450,75 @@ TEST_F(ObjectProviderTest, AFreedResultIsHeardOfAtOnceWhenAskedButNotAnErrorOrAP
   const std::string gone = ReturnId(3);
   EXPECT_FALSE(objects_.SealFromProto(gone, value, true));
   EXPECT_EQ(results_freed_.back(), gone);
+}
+
+TEST_F(ObjectProviderTest, AResultOnAnotherNodeIsPulledHereAndEveryCopyGoesWhenFreed) {
+  const std::string id = ReturnId(1);
+  owned_.CreatePending(id);
+  owned_.AddReference(id);
+  remote_.nodes[kNodeB][id] = "made on node b";
+  proto::ObjectValue value;
+  value.set_in_store(true);
+  value.set_node_address(kNodeB);  // where its worker stored it
+  objects_.SealFromProto(id, value);
+  // A borrower or a task argument learns where it is and whom to tell.
+  proto::ObjectValue wire;
+  objects_.OwnedValueToProto(id, &wire);
+  EXPECT_EQ(wire.node_address(), kNodeB);
+  EXPECT_EQ(wire.owner_address(), kMe);
+
+  EXPECT_EQ(AsString(objects_.Get({id}, 0).value()[0]), "made on node b");
+  EXPECT_EQ(remote_.pulls,
+            std::vector<std::string>{std::string(kNodeB) + " " + BinaryToHex(id) + " " + kMe});
+  // The node that pulled tells the owner (here: this node).
+  EXPECT_TRUE(objects_.AddLocation(id, kNodeA));
+  EXPECT_EQ(AsString(objects_.Get({id}, 0).value()[0]), "made on node b");
+  EXPECT_EQ(remote_.pulls.size(), 1u) << "read from the copy here";
+
+  owned_.RemoveReference(id);
+  RunDeferred();
+  EXPECT_EQ(remote_.deletes[kNodeB], std::vector<std::string>{id});
+  EXPECT_FALSE(node_store_.Has(id)) << "this node's copy too";
+  EXPECT_FALSE(objects_.AddLocation(id, kNodeB)) << "freed: a late copy is deleted by its node";
+}
+
+TEST_F(ObjectProviderTest, ACopyThatCannotBePulledIsLostNamingTheNode) {
+  const std::string id = ReturnId(1);
+  owned_.CreatePending(id);
+  owned_.AddReference(id);
+  proto::ObjectValue value;
+  value.set_in_store(true);
+  value.set_node_address(kNodeB);
+  objects_.SealFromProto(id, value);
+  remote_.refuse = absl::UnavailableError("connection refused");
+  const auto lost = objects_.Get({id}, 0);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_NE(lost.status().message().find("could not be pulled from node " + std::string(kNodeB) +
+                                         " (connection refused)"),
+            std::string::npos)
+      << lost.status();
+  EXPECT_THROW(ThrowStatus(lost.status()), ray::internal::UnreconstructableException);
+  owned_.RemoveReference(id);
+}
+
+TEST_F(ObjectProviderTest, ABorrowedValueOnAnotherNodeIsPulledTellingItsOwner) {
+  const std::string id = ReturnId(7);
+  refs_.AddBorrowed(id, kOwner, 1);
+  remote_.nodes[kNodeB][id] = "borrowed bytes";
+  std::thread owner([&] {
+    (void)Eventually([&] { return owners_.Fetching(id); });
+    proto::ObjectValue value;
+    value.set_in_store(true);
+    value.set_node_address(kNodeB);
+    value.set_owner_address(kOwner);
+    owners_.Answer(id, value);
+  });
+  auto values = objects_.Get({id}, 10000).value();
+  owner.join();
+  EXPECT_EQ(AsString(values[0]), "borrowed bytes");
+  EXPECT_EQ(remote_.pulls,
+            std::vector<std::string>{std::string(kNodeB) + " " + BinaryToHex(id) + " " + kOwner});
+  refs_.RemoveLocalReference(id);
 }
 
 }  // namespace

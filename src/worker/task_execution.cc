@@ -78,8 +78,8 @@ bool ClusterRuntime::ArgumentViews(const proto::TaskSpec &spec, ray::internal::A
                                    ExecutionResult *failed) {
   for (const auto &arg : spec.args()) {
     if (arg.value().in_store()) {
-      absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> value =
-          objects_->ReadNodeStore(arg.object_id());
+      absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> value = objects_->ReadNodeStore(
+          arg.object_id(), arg.value().node_address(), arg.value().owner_address());
       if (!value.ok()) {
         failed->error = ErrorInfo{ErrorType::kObjectLost, std::string(value.status().message()),
                                   spec.function_name(), "", ""};
@@ -134,7 +134,7 @@ void ClusterRuntime::Encode(const proto::TaskSpec &spec, ExecutionResult result,
         spec.return_id(), std::string_view(result.data.data(), result.data.size()),
         spec.owner_address());
     if (stored.ok()) {
-      out->set_in_store(true);
+      objects_->MarkInThisNodeStore(out);
     } else {
       result.error =
           ErrorInfo{ErrorType::kTaskExecution,

@@ -36,6 +36,11 @@
 //                                       label KEY VALUE; resource NAME AMOUNT;
 //                                       actor (one actor per task instead,
 //                                       asked for its node)
+//   transfer MIB NODE_ID                objects of MIB MiB across nodes, each
+//                                       line its size as read: "result N" (a
+//                                       task on NODE_ID made it), "arg N" (a
+//                                       put read by a task there), "borrowed
+//                                       N" (put by a task there, read here)
 //
 // The node starts this same binary (with the same command line) as a
 // worker, so ray::Init comes first: in a worker it never returns.
@@ -270,6 +275,20 @@ int DeadBorrower() {
   return 0;
 }
 
+int Transfer(const std::vector<std::string> &args) {
+  if (args.size() < 2) return 2;
+  const int mib = std::stoi(args[0]);
+  const ray::NodeAffinitySchedulingStrategy there{args[1], false};
+  auto made = ray::Task(MakeBlob).SetSchedulingStrategy(there).Remote(mib);
+  Say("result " + std::to_string(made.Get()->size()));
+  auto put = ray::Put(std::string(static_cast<size_t>(mib) << 20, 'p'));
+  Say("arg " + std::to_string(*ray::Task(Length).SetSchedulingStrategy(there).Remote(put).Get()));
+  auto inside = ray::Task(PutBlobInside).SetSchedulingStrategy(there).Remote(mib);
+  std::vector<ray::ObjectRef<std::string>> refs = *inside.Get();
+  Say("borrowed " + std::to_string(refs.at(0).Get()->size()));
+  return 0;
+}
+
 int Where(const std::vector<std::string> &args) {
   if (args.empty()) return 2;
   const int count = std::stoi(args[0]);
@@ -354,6 +373,7 @@ int main(int argc, char **argv) {
     if (command == "dead-borrower") code = DeadBorrower();
     if (command == "hold-put") code = HoldPut();
     if (command == "where") code = Where(args);
+    if (command == "transfer") code = Transfer(args);
   } catch (const std::exception &e) {
     std::cerr << "driver " << command << ": " << e.what() << std::endl;
     Say("error " + std::string(e.what()));

@@ -29,11 +29,13 @@ struct NodeOptions {
   std::string resources_json = "{}";
   std::string labels_json = "{}";
   std::string extra_flags;  // e.g. the head's --health-check-period-ms
+  int64_t store_bytes = 10'000'000;
 
   NodeOptions &Cpus(double value) { return cpus = value, *this; }
   NodeOptions &Resources(std::string json) { return resources_json = std::move(json), *this; }
   NodeOptions &Labels(std::string json) { return labels_json = std::move(json), *this; }
   NodeOptions &Flags(std::string flags) { return extra_flags = std::move(flags), *this; }
+  NodeOptions &StoreBytes(int64_t bytes) { return store_bytes = bytes, *this; }
 };
 
 class MultiNodeCluster {
@@ -100,9 +102,9 @@ class MultiNodeCluster {
   static std::string Flags(const NodeOptions &options) {
     std::ostringstream cpus;
     cpus << options.cpus;
-    return "--num-cpus " + cpus.str() + " --object-store-memory 10000000 --resources '" +
-           options.resources_json + "' --labels '" + options.labels_json + "' " +
-           options.extra_flags;
+    return "--num-cpus " + cpus.str() + " --object-store-memory " +
+           std::to_string(options.store_bytes) + " --resources '" + options.resources_json +
+           "' --labels '" + options.labels_json + "' " + options.extra_flags;
   }
 
   ::testing::AssertionResult Start(const std::string &flags, const std::string &env) {

@@ -41,10 +41,15 @@
 //                                       task on NODE_ID made it), "arg N" (a
 //                                       put read by a task there), "borrowed
 //                                       N" (put by a task there, read here)
+//   lose NODE_ID PID_FILE               a task on NODE_ID makes a 6 MiB result;
+//                                       once it is ready, kills the process in
+//                                       PID_FILE (that node's daemon) and reads
+//                                       the result: "read N" or "lost MESSAGE"
 //
 // The node starts this same binary (with the same command line) as a
 // worker, so ray::Init comes first: in a worker it never returns.
 #include <ray/api.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -289,6 +294,24 @@ int Transfer(const std::vector<std::string> &args) {
   return 0;
 }
 
+int Lose(const std::vector<std::string> &args) {
+  if (args.size() < 2) return 2;
+  auto made = ray::Task(MakeBlob)
+                  .SetSchedulingStrategy(ray::NodeAffinitySchedulingStrategy{args[0], false})
+                  .Remote(6);
+  std::vector<ray::ObjectRef<std::string>> refs = {made};
+  if (ray::Wait(refs, 1, 30000).ready.size() != 1) return 1;
+  std::ifstream pid_file(args[1]);
+  pid_t pid = 0;
+  if (!(pid_file >> pid) || pid <= 0 || kill(pid, SIGKILL) != 0) return 1;
+  try {
+    Say("read " + std::to_string(made.Get()->size()));
+  } catch (const std::exception &e) {
+    Say("lost " + std::string(e.what()));
+  }
+  return 0;
+}
+
 int Where(const std::vector<std::string> &args) {
   if (args.empty()) return 2;
   const int count = std::stoi(args[0]);
@@ -374,6 +397,7 @@ int main(int argc, char **argv) {
     if (command == "hold-put") code = HoldPut();
     if (command == "where") code = Where(args);
     if (command == "transfer") code = Transfer(args);
+    if (command == "lose") code = Lose(args);
   } catch (const std::exception &e) {
     std::cerr << "driver " << command << ": " << e.what() << std::endl;
     Say("error " + std::string(e.what()));

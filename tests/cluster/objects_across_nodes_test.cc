@@ -51,6 +51,21 @@ TEST(ObjectsAcrossNodesTest, LargeObjectsAreReadOnAnotherNodeAndEveryCopyGoes) {
   }
 }
 
+TEST(ObjectsAcrossNodesTest, AnObjectOnlyADeadNodeHeldIsLostNamingTheObjectAndTheNode) {
+  MultiNodeCluster cluster;
+  ASSERT_TRUE(cluster.StartHead(NodeOptions().Cpus(1).StoreBytes(20 << 20)));
+  ASSERT_TRUE(cluster.AddNode(NodeOptions().Cpus(1).StoreBytes(20 << 20)));
+  const auto &b = cluster.nodes()[1];
+  const CommandResult ran =
+      cluster.RunDriverOn(cluster.head(), "lose " + b.id + " " + b.session + "/pids/node.pid");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_NE(ran.output.find("lost Object "), std::string::npos) << ran.output;
+  EXPECT_NE(ran.output.find("is lost: it could not be pulled from node " + b.address),
+            std::string::npos)
+      << ran.output;
+  EXPECT_EQ(ran.output.find("read "), std::string::npos) << ran.output;
+}
+
 }  // namespace
 }  // namespace cli_test
 }  // namespace sunray

@@ -44,11 +44,11 @@ TEST(SchedulingTest, SpreadPutsOneTaskOnEveryNode) {
   // One CPU each. The driver's node may not know the last node yet (it
   // hears of nodes with its reports' answers, every second): the third task
   // then waits there, and goes to the last node when the next view shows
-  // it, before the first task (2.5 s) frees the driver's node.
+  // it, well before the first task (4 s) frees the driver's node.
   ASSERT_TRUE(cluster.StartHead(NodeOptions().Cpus(1)));
   ASSERT_TRUE(cluster.AddNode(NodeOptions().Cpus(1)));
   ASSERT_TRUE(cluster.AddNode(NodeOptions().Cpus(1)));
-  const auto lines = Lines(cluster.RunDriverOn(cluster.nodes()[1], "where 3 spread sleep 2500"));
+  const auto lines = Lines(cluster.RunDriverOn(cluster.nodes()[1], "where 3 spread sleep 4000"));
   std::set<std::string> ran(lines.begin(), lines.end());
   std::set<std::string> every;
   for (const auto &node : cluster.nodes()) every.insert("ran " + node.id);

@@ -8,9 +8,11 @@
 // the head: a task pinned to the second node makes an N MiB result; once it
 // is ready the driver reads it (`Get`: the head pulls it in chunks, then it
 // is deserialized). Prints the median of R reads as GB/s
-// (object_transfer_gigabytes), the raw TCP figure (one process writing N
-// MiB to another over a loopback socket, 4 MiB writes) and their ratio. The
-// workers are this program (ray::Init comes first).
+// (object_transfer_gigabytes), the same read of a result made on the head
+// itself (local_get_gigabytes: no pull, only the deserialization), the raw
+// TCP figure (one process writing N MiB to another over a loopback socket,
+// 4 MiB writes) and the ratio of transfer to raw TCP. The workers are this
+// program (ray::Init comes first).
 #include <netinet/in.h>
 #include <ray/api.h>
 #include <sys/socket.h>
@@ -130,28 +132,35 @@ int main(int argc, char **argv) {
     setenv("SUNRAY_TEMP_DIR", head_root.c_str(), 1);  // the driver's node: the head
     config.address = control;
     ray::Init(config, argc, argv);
-    std::vector<double> seconds;
-    for (int i = 0; i <= repeats; ++i) {
-      auto made = ray::Task(Made)
-                      .SetSchedulingStrategy(ray::NodeAffinitySchedulingStrategy{other, false})
-                      .Remote(mib);
-      std::vector<ray::ObjectRef<std::string>> refs = {made};
-      ray::Wait(refs, 1, -1);
-      const auto start = Clock::now();
-      const size_t size = made.Get()->size();
-      const double took = std::chrono::duration<double>(Clock::now() - start).count();
-      if (size != static_cast<size_t>(mib) << 20) break;
-      if (i > 0) seconds.push_back(took);  // the first warms the workers up
-    }
+    // Seconds to read a result made on `node`, per read after a warm-up.
+    auto reads = [&](const std::string &node) {
+      std::vector<double> seconds;
+      for (int i = 0; i <= repeats; ++i) {
+        auto made = ray::Task(Made)
+                        .SetSchedulingStrategy(ray::NodeAffinitySchedulingStrategy{node, false})
+                        .Remote(mib);
+        std::vector<ray::ObjectRef<std::string>> refs = {made};
+        ray::Wait(refs, 1, -1);
+        const auto start = Clock::now();
+        const size_t size = made.Get()->size();
+        const double took = std::chrono::duration<double>(Clock::now() - start).count();
+        if (size != static_cast<size_t>(mib) << 20) break;
+        if (i > 0) seconds.push_back(took);  // the first warms the workers up
+      }
+      return seconds;
+    };
+    const std::vector<double> seconds = reads(other);
+    const std::vector<double> local = reads(ReadFile(head_root + "/session_latest/node_id"));
     ray::Shutdown();
     std::vector<double> tcp;
     for (int i = 0; i < repeats; ++i) tcp.push_back(RawTcpSeconds(static_cast<size_t>(mib) << 20));
-    if (static_cast<int>(seconds.size()) == repeats) {
+    if (static_cast<int>(seconds.size()) == repeats && static_cast<int>(local.size()) == repeats) {
       const double gb = static_cast<double>(static_cast<size_t>(mib) << 20) / 1e9;
       const double transfer = gb / Median(seconds);
       const double raw = gb / Median(tcp);
       std::cout << std::fixed << std::setprecision(2) << "object_transfer_gigabytes (" << mib
-                << " MiB, 2 nodes)  " << transfer << " GB/s\nraw_tcp_loopback_gigabytes  " << raw
+                << " MiB, 2 nodes)  " << transfer << " GB/s\nlocal_get_gigabytes  "
+                << gb / Median(local) << " GB/s\nraw_tcp_loopback_gigabytes  " << raw
                 << " GB/s\ntransfer/raw  " << transfer / raw << std::endl;
       code = 0;
     }

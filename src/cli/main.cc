@@ -3,7 +3,7 @@
 //   sunray start --head [--port P] [--node-ip-address IP] [--block]
 //   sunray start --address HEAD:PORT [--token-file F] [--labels JSON] ...
 //   sunray status [--address HOST:PORT]
-//   sunray list nodes [--address HOST:PORT] [--format table|json]
+//   sunray list nodes|placement-groups [--address HOST:PORT] [--format table|json]
 //   sunray stop
 #include <fcntl.h>
 #include <poll.h>
@@ -29,6 +29,7 @@
 #include "control.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "node.grpc.pb.h"
+#include "src/cli/inspect.h"
 #include "src/common/environment.h"
 #include "src/common/id.h"
 #include "src/common/log.h"
@@ -390,238 +391,6 @@ int Stop() {
   return 0;
 }
 
-// The cluster as `sunray status` and `sunray list` show it: every node the
-// control service knows, with live usage from each node that answers.
-struct ClusterView {
-  std::string address;
-  std::vector<proto::NodeInfo> nodes;
-  std::vector<std::string> unreachable;  // per node: why its daemon did not answer, or ""
-  proto::GetAllJobsReply jobs;
-};
-
-absl::StatusOr<ClusterView> FetchCluster(const std::string &address_flag) {
-  ClusterView view;
-  view.address = address_flag;
-  std::string token;
-  if (const char *env = std::getenv(env::kToken)) token = env;
-  if (view.address.empty() || token.empty()) {
-    auto session = LatestSession();
-    if (!session.ok()) return session.status();
-    if (view.address.empty()) {
-      auto stored = ReadFileToString(*session + "/control_address");
-      if (!stored.ok()) {
-        return absl::NotFoundError("the session " + *session + " has no control address");
-      }
-      view.address = *stored;
-    }
-    if (token.empty()) {
-      auto stored = ReadFileToString(*session + "/token");
-      if (stored.ok()) token = *stored;
-    }
-  }
-  auto stub = proto::ControlService::NewStub(rpc::MakeChannel(view.address));
-  proto::GetAllNodesReply nodes;
-  grpc::Status status =
-      stub->GetAllNodes(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &nodes);
-  if (!status.ok()) {
-    return absl::UnavailableError("cannot reach the control service at " + view.address + ": " +
-                                  status.error_message());
-  }
-  status =
-      stub->GetAllJobs(rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &view.jobs);
-  if (!status.ok()) return rpc::FromGrpcStatus(status);
-  for (proto::NodeInfo &node : *nodes.mutable_nodes()) {
-    std::string unreachable;
-    if (node.state() == proto::NodeInfo::ALIVE) {
-      // Live usage comes from the node itself (control's copy is up to a
-      // report period old).
-      auto node_stub = proto::NodeService::NewStub(
-          rpc::MakeChannel(node.address().ip() + ":" + std::to_string(node.address().port())));
-      proto::GetNodeStatsReply stats;
-      grpc::Status reached = node_stub->GetNodeStats(
-          rpc::MakeClientContext(token, milliseconds(5000)).get(), {}, &stats);
-      if (reached.ok()) {
-        *node.mutable_available() = stats.available();
-        node.set_pending_leases(stats.pending_leases());
-        node.set_infeasible_leases(stats.infeasible_leases());
-      } else {
-        unreachable = reached.error_message();
-      }
-    }
-    view.nodes.push_back(std::move(node));
-    view.unreachable.push_back(std::move(unreachable));
-  }
-  return view;
-}
-
-bool IsBytes(const std::string &resource) {
-  return resource == "memory" || resource == "object_store_memory";
-}
-
-std::string Number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.4g", value);
-  return text;
-}
-
-// "CPU 1.5/4", "memory 3.2/12.4 GiB": amounts in people's units.
-std::string Usage(const std::string &name, int64_t available, int64_t total) {
-  if (!IsBytes(name)) {
-    return name + " " + Number(FromFixedPoint(available)) + "/" + Number(FromFixedPoint(total));
-  }
-  const double bytes = FromFixedPoint(total);
-  const char *unit = "B";
-  double scale = 1;
-  constexpr std::pair<const char *, double> kUnits[] = {{"KiB", 1024.0},
-                                                        {"MiB", 1024.0 * 1024},
-                                                        {"GiB", 1024.0 * 1024 * 1024},
-                                                        {"TiB", 1024.0 * 1024 * 1024 * 1024}};
-  for (const auto &[name_of_unit, size] : kUnits) {
-    if (bytes >= size) {
-      unit = name_of_unit;
-      scale = size;
-    }
-  }
-  char text[64];
-  std::snprintf(text, sizeof(text), "%.1f/%.1f %s", FromFixedPoint(available) / scale,
-                bytes / scale, unit);
-  return name + " " + text;
-}
-
-std::string UsageOf(const proto::NodeInfo &node) {
-  std::string text;
-  for (const auto &[name, total] : std::map<std::string, int64_t>(node.total().amounts().begin(),
-                                                                  node.total().amounts().end())) {
-    auto available = node.available().amounts().find(name);
-    text +=
-        (text.empty() ? "" : ", ") +
-        Usage(name, available == node.available().amounts().end() ? 0 : available->second, total);
-  }
-  return text;
-}
-
-std::string LabelsOf(const proto::NodeInfo &node) {
-  std::string text;
-  for (const auto &[key, value] :
-       std::map<std::string, std::string>(node.labels().begin(), node.labels().end())) {
-    text += (text.empty() ? "" : ", ") + key + "=" + value;
-  }
-  return text;
-}
-
-const char *StateName(const proto::NodeInfo &node) {
-  return node.state() == proto::NodeInfo::ALIVE ? "ALIVE" : "DEAD";
-}
-
-int Status(const std::string &address_flag) {
-  auto view = FetchCluster(address_flag);
-  if (!view.ok()) {
-    std::cerr << "sunray status: " << view.status().message() << "\n";
-    return 1;
-  }
-  int alive = 0;
-  for (const auto &node : view->nodes) alive += node.state() == proto::NodeInfo::ALIVE;
-  int running = 0;
-  for (const auto &job : view->jobs.jobs()) running += !job.finished();
-  std::cout << "Cluster at " << view->address << "\n"
-            << "Nodes: " << alive << " alive, " << (view->nodes.size() - alive) << " dead\n";
-  std::map<std::string, int64_t> total;
-  std::map<std::string, int64_t> available;
-  int pending = 0;
-  int infeasible = 0;
-  for (size_t i = 0; i < view->nodes.size(); ++i) {
-    const proto::NodeInfo &node = view->nodes[i];
-    std::cout << "  " << BinaryToHex(node.node_id()) << "  " << node.address().ip() << ":"
-              << node.address().port() << "  " << StateName(node) << "\n";
-    if (node.state() != proto::NodeInfo::ALIVE) {
-      std::cout << "    died: " << node.death_reason() << "\n";
-      continue;
-    }
-    std::cout << "    resources: " << UsageOf(node) << "\n";
-    std::cout << "    labels: " << LabelsOf(node) << "\n";
-    if (!view->unreachable[i].empty()) {
-      std::cout << "    (node unreachable: " << view->unreachable[i]
-                << "; usage as it last reported)\n";
-    }
-    for (const auto &[name, amount] : node.total().amounts()) total[name] += amount;
-    for (const auto &[name, amount] : node.available().amounts()) available[name] += amount;
-    pending += node.pending_leases();
-    infeasible += node.infeasible_leases();
-  }
-  std::cout << "Resources (available/total):\n";
-  for (const auto &[name, amount] : total) {
-    std::cout << "  " << Usage(name, available[name], amount) << "\n";
-  }
-  std::cout << "Demand: " << pending << " pending lease request(s), " << infeasible
-            << " infeasible (more than any node has)\n";
-  std::cout << "Jobs: " << running << " running, " << (view->jobs.jobs_size() - running)
-            << " finished\n";
-  return 0;
-}
-
-// `sunray list nodes`: one row per node, or JSON.
-int ListNodes(const std::string &address_flag, const std::string &format) {
-  auto view = FetchCluster(address_flag);
-  if (!view.ok()) {
-    std::cerr << "sunray list nodes: " << view.status().message() << "\n";
-    return 1;
-  }
-  if (format == "json") {
-    nlohmann::json nodes = nlohmann::json::array();
-    for (const proto::NodeInfo &node : view->nodes) {
-      nlohmann::json resources_total = nlohmann::json::object();
-      for (const auto &[name, amount] : node.total().amounts()) {
-        resources_total[name] = FromFixedPoint(amount);
-      }
-      nlohmann::json resources_available = nlohmann::json::object();
-      for (const auto &[name, amount] : node.available().amounts()) {
-        resources_available[name] = FromFixedPoint(amount);
-      }
-      nlohmann::json labels = nlohmann::json::object();
-      for (const auto &[key, value] : node.labels()) labels[key] = value;
-      nodes.push_back(
-          {{"node_id", BinaryToHex(node.node_id())},
-           {"address", node.address().ip() + ":" + std::to_string(node.address().port())},
-           {"state", StateName(node)},
-           {"death_reason", node.death_reason()},
-           {"start_time_ms", node.start_time_ms()},
-           {"end_time_ms", node.end_time_ms()},
-           {"labels", labels},
-           {"resources_total", resources_total},
-           {"resources_available", resources_available},
-           {"pending_leases", node.pending_leases()},
-           {"infeasible_leases", node.infeasible_leases()}});
-    }
-    std::cout << nodes.dump(2) << "\n";
-    return 0;
-  }
-  std::vector<std::vector<std::string>> rows = {
-      {"NODE_ID", "ADDRESS", "STATE", "RESOURCES (available/total)", "LABELS"}};
-  for (const proto::NodeInfo &node : view->nodes) {
-    rows.push_back(
-        {BinaryToHex(node.node_id()),
-         node.address().ip() + ":" + std::to_string(node.address().port()), StateName(node),
-         node.state() == proto::NodeInfo::ALIVE ? UsageOf(node) : "died: " + node.death_reason(),
-         LabelsOf(node)});
-  }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto &row : rows) {
-    for (size_t column = 0; column < row.size(); ++column) {
-      widths[column] = std::max(widths[column], row[column].size());
-    }
-  }
-  for (const auto &row : rows) {
-    std::string line;
-    for (size_t column = 0; column < row.size(); ++column) {
-      line += row[column];
-      if (column + 1 < row.size())
-        line += std::string(widths[column] - row[column].size() + 2, ' ');
-    }
-    std::cout << line << "\n";
-  }
-  return 0;
-}
-
 }  // namespace
 
 }  // namespace sunray
@@ -718,6 +487,12 @@ int main(int argc, char **argv) {
                          "Control service HOST:PORT (default: the newest session's)");
   list_nodes->add_option("--format", list_format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
+  CLI::App *list_groups =
+      list_command->add_subcommand("placement-groups", "Every placement group, and its bundles");
+  list_groups->add_option("--address", list_address,
+                          "Control service HOST:PORT (default: the newest session's)");
+  list_groups->add_option("--format", list_format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
 
   sunray::ControlDaemonOptions control;
   CLI::App *control_command = app.add_subcommand("control", "(internal) run the control service");
@@ -787,6 +562,7 @@ int main(int argc, char **argv) {
   if (*stop_command) return sunray::Stop();
   if (*status_command) return sunray::Status(status_address);
   if (*list_nodes) return sunray::ListNodes(list_address, list_format);
+  if (*list_groups) return sunray::ListPlacementGroups(list_address, list_format);
   if (*control_command) {
     control.health.period = std::chrono::milliseconds(health_period_ms);
     control.health.timeout = std::chrono::milliseconds(health_timeout_ms);

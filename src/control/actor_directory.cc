@@ -229,6 +229,24 @@ void ActorDirectory::OnJobFinished(const std::string &job_id) {
   for (auto &run : work) run();
 }
 
+void ActorDirectory::OnPlacementGroupRemoved(const std::string &group_id) {
+  Work work;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto &[id, actor] : actors_) {
+      if (actor.spec.placement_group_id() != group_id || actor.phase == Phase::kDead) continue;
+      actor.final_death = Describe(actor) + " died because its placement group " +
+                          BinaryToHex(group_id) + " was removed";
+      if (actor.phase == Phase::kQueued || actor.phase == Phase::kLeasing) {
+        DieLocked(actor, DiedError(actor.final_death), &work);
+      } else {
+        StopWorkerLocked(actor, /*graceful=*/false, &work);
+      }
+    }
+  }
+  for (auto &run : work) run();
+}
+
 void ActorDirectory::Stop() {
   std::map<int64_t, Waiter> waiters;
   {

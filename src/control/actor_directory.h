@@ -52,6 +52,12 @@ class ActorDirectory {
     // lease uses up no restart: the actor never ran.)
     int max_lease_failures = 5;
     std::chrono::milliseconds kill_timeout{5000};  // Exit and KillWorker calls
+    // The nodes (ids' bytes) holding bundle `index` (-1: any) of a placement
+    // group: Unavailable while it is not placed yet (the actor waits),
+    // another error when it never will be (the actor dies with it). Empty:
+    // actors in groups wait.
+    std::function<absl::StatusOr<std::vector<std::string>>(const std::string &group_id, int index)>
+        locate_bundle;
   };
   // Every node control knows, alive or dead. Called without the directory's lock.
   using NodeLister = std::function<std::vector<proto::NodeInfo>()>;
@@ -98,6 +104,8 @@ class ActorDirectory {
   void OnNodeAdded();
   // Kills every actor of the job that is not detached, without restart.
   void OnJobFinished(const std::string &job_id);
+  // Kills every actor in the placement group, without restart.
+  void OnPlacementGroupRemoved(const std::string &group_id);
 
   // Stops scheduling, cancels calls in flight and answers every long poll
   // with Unavailable. Idempotent.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 
 #include "node.grpc.pb.h"
 #include "src/common/id.h"
@@ -23,6 +24,10 @@ spdlog::logger &Logger() {
 }
 
 using Clock = std::chrono::steady_clock;
+
+// How often an actor looks again for its placement group's bundle while
+// the group is not placed yet.
+constexpr std::chrono::milliseconds kGroupRetry{100};
 
 std::string AddressOf(const proto::NodeInfo &node) {
   return node.address().ip() + ":" + std::to_string(node.address().port());
@@ -83,15 +88,40 @@ void ActorDirectory::PlaceQueuedLocked(const std::vector<proto::NodeInfo> &nodes
     }
     const proto::SchedulingStrategy &strategy = actor.spec.strategy();
     const ResourceSet resources = ResourceSetOf(actor.spec.resources());
+    // In a placement group: only the nodes holding its bundle, which check
+    // the bundle's resources themselves (their reports may lag).
+    std::optional<std::vector<std::string>> bundle_nodes;
+    std::string unschedulable;
+    if (!actor.spec.placement_group_id().empty()) {
+      absl::StatusOr<std::vector<std::string>> located =
+          options_.locate_bundle
+              ? options_.locate_bundle(actor.spec.placement_group_id(), actor.spec.bundle_index())
+              : absl::UnavailableError("no placement groups here");
+      if (absl::IsUnavailable(located.status())) {
+        actor.not_before = now + kGroupRetry;  // not placed yet
+        ++it;
+        continue;
+      }
+      if (!located.ok()) {
+        unschedulable = std::string(located.status().message());
+      } else {
+        bundle_nodes = *std::move(located);
+      }
+    }
     auto usable = [&](const proto::NodeInfo &node) {
-      return node.state() == proto::NodeInfo::ALIVE &&
-             Fits(resources, ResourceSetOf(node.total())) &&
+      if (node.state() != proto::NodeInfo::ALIVE) return false;
+      if (bundle_nodes) {
+        return std::find(bundle_nodes->begin(), bundle_nodes->end(), node.node_id()) !=
+               bundle_nodes->end();
+      }
+      return Fits(resources, ResourceSetOf(node.total())) &&
              LabelsMatch(strategy.label_selector(),
                          Labels(node.labels().begin(), node.labels().end()));
     };
     const proto::NodeInfo *best = nullptr;
-    std::string unschedulable;
-    if (strategy.kind() == proto::SchedulingStrategy::NODE_AFFINITY) {
+    if (!unschedulable.empty()) {
+      // Dies below.
+    } else if (strategy.kind() == proto::SchedulingStrategy::NODE_AFFINITY) {
       auto target = std::find_if(nodes.begin(), nodes.end(), [&](const proto::NodeInfo &node) {
         return node.node_id() == strategy.node_id();
       });

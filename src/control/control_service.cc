@@ -8,6 +8,7 @@
 #include "src/common/id.h"
 #include "src/common/log.h"
 #include "src/common/resources.h"
+#include "src/rpc/refused_stream.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -56,26 +57,44 @@ class ActorInfoPoll final : public grpc::ServerUnaryReactor {
   int64_t wait_id_ = 0;
 };
 
-// A stream refused before it starts (no token).
-class RefusedStream final : public grpc::ServerWriteReactor<proto::Notification> {
+class PlacementGroupPoll final : public grpc::ServerUnaryReactor {
  public:
-  explicit RefusedStream(grpc::Status status) { Finish(std::move(status)); }
+  PlacementGroupPoll(PlacementGroupDirectory &groups, proto::WaitPlacementGroupReadyReply *reply)
+      : groups_(groups), reply_(reply) {}
+
+  void Start(const std::string &group_id, absl::Duration timeout) {
+    // OnCancel cannot run before the handler returns, so wait_id_ is set.
+    wait_id_ = groups_.WaitReady(
+        group_id, timeout, [this](absl::StatusOr<proto::PlacementGroupInfo> group) {
+          if (group.ok()) {
+            reply_->set_ready(group->state() == proto::PlacementGroupInfo::CREATED);
+            *reply_->mutable_group() = *group;
+          }
+          Finish(rpc::ToGrpcStatus(group.status()));
+        });
+  }
+
+  void OnCancel() override { groups_.CancelWait(wait_id_); }
   void OnDone() override { delete this; }
+
+ private:
+  PlacementGroupDirectory &groups_;
+  proto::WaitPlacementGroupReadyReply *const reply_;
+  int64_t wait_id_ = 0;
 };
 
 }  // namespace
 
 ControlService::ControlService(Options options)
     : options_(std::move(options)),
+      groups_({options_.token}, [this] { return AllNodes(); }),
       actors_(
-          {options_.token, options_.actor_lease_retry_delay},
-          [this] {
-            absl::MutexLock lock(&mu_);
-            std::vector<proto::NodeInfo> all;  // dead ones too: hard affinity tells them apart
-            for (const auto &[id, node] : nodes_) all.push_back(node);
-            return all;
-          },
-          publisher_),
+          {.token = options_.token,
+           .lease_retry_delay = options_.actor_lease_retry_delay,
+           .locate_bundle = [this](const std::string &group_id,
+                                   int index) { return groups_.BundleNodes(group_id, index); }},
+          // Dead ones too: hard affinity tells them apart.
+          [this] { return AllNodes(); }, publisher_),
       health_calls_(options_.token),
       health_(
           options_.health, [this] { return AliveNodes(); },
@@ -100,7 +119,16 @@ void ControlService::Stop() {
   health_.Stop();
   health_calls_.Stop();
   actors_.Stop();
+  groups_.Stop();
   publisher_.Stop();
+}
+
+std::vector<proto::NodeInfo> ControlService::AllNodes() {
+  absl::MutexLock lock(&mu_);
+  std::vector<proto::NodeInfo> all;
+  all.reserve(nodes_.size());
+  for (const auto &[id, node] : nodes_) all.push_back(node);
+  return all;
 }
 
 std::vector<NodeHealthChecker::Node> ControlService::AliveNodes() {
@@ -130,6 +158,7 @@ absl::Status ControlService::MarkNodeDead(const std::string &node_id, const std:
                             notification.node().address().port(), reason);
   publisher_.Publish(notification);
   actors_.OnNodeDead(node_id, reason);
+  groups_.OnNodeDead(node_id);
   return absl::OkStatus();
 }
 
@@ -156,6 +185,7 @@ grpc::ServerUnaryReactor *ControlService::RegisterNode(grpc::CallbackServerConte
     }
     publisher_.Publish(notification);
     actors_.OnNodeAdded();
+    groups_.OnNodesChanged();
     return absl::OkStatus();
   });
 }
@@ -193,10 +223,17 @@ grpc::ServerUnaryReactor *ControlService::ReportNodeState(
                                            "); its work was failed, so it must exit");
     }
     *node.mutable_available() = request->available();
+    if (request->has_total()) *node.mutable_total() = request->total();
     node.set_pending_leases(request->pending_leases());
     node.set_infeasible_leases(request->infeasible_leases());
     // The cluster view every node schedules with.
     for (const auto &[other_id, other] : nodes_) *reply->add_nodes() = other;
+    for (std::string &id : groups_.RecentlyRemoved()) {
+      reply->add_removed_placement_groups(std::move(id));
+    }
+    // Pending placement groups may fit now (their directory has its own
+    // lock, never held while it takes ours).
+    groups_.OnNodesChanged(request->node_id());
     return absl::OkStatus();
   });
 }
@@ -235,8 +272,12 @@ grpc::ServerUnaryReactor *ControlService::MarkJobFinished(
     const absl::StatusOr<JobID> id =
         IdFromWire<JobID>("MarkJobFinished: job_id", request->job_id());
     if (!id.ok()) return id.status();
-    // The job's actors die even if the job was never added (they name it).
+    // The job's actors die and its placement groups go even if the job was
+    // never added (they name it).
     actors_.OnJobFinished(request->job_id());
+    for (const std::string &group : groups_.OnJobFinished(request->job_id())) {
+      actors_.OnPlacementGroupRemoved(group);
+    }
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(request->job_id());
     if (it == jobs_.end()) {
@@ -375,9 +416,75 @@ grpc::ServerUnaryReactor *ControlService::ReportWorkerDeath(
 grpc::ServerWriteReactor<proto::Notification> *ControlService::Subscribe(
     grpc::CallbackServerContext *context, const proto::SubscribeRequest *request) {
   if (!rpc::HasToken(*context, options_.token)) {
-    return new RefusedStream(rpc::UnauthenticatedStatus());
+    return new rpc::RefusedStream<proto::Notification>(rpc::UnauthenticatedStatus());
   }
   return publisher_.Subscribe(*request);
+}
+
+// --- Placement groups (PlacementGroupDirectory) ---------------------------
+
+grpc::ServerUnaryReactor *ControlService::CreatePlacementGroup(
+    grpc::CallbackServerContext *context, const proto::CreatePlacementGroupRequest *request,
+    proto::CreatePlacementGroupReply *reply) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    absl::Status created = groups_.Create(request->group());
+    if (!created.ok()) {
+      return absl::Status(created.code(),
+                          "CreatePlacementGroup: " + std::string(created.message()));
+    }
+    reply->set_placement_group_id(request->group().placement_group_id());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *ControlService::RemovePlacementGroup(
+    grpc::CallbackServerContext *context, const proto::RemovePlacementGroupRequest *request,
+    proto::RemovePlacementGroupReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    absl::Status removed = groups_.Remove(request->placement_group_id());
+    if (!removed.ok()) {
+      return absl::Status(removed.code(),
+                          "RemovePlacementGroup: " + std::string(removed.message()));
+    }
+    actors_.OnPlacementGroupRemoved(request->placement_group_id());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *ControlService::GetPlacementGroup(
+    grpc::CallbackServerContext *context, const proto::GetPlacementGroupRequest *request,
+    proto::GetPlacementGroupReply *reply) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    std::optional<proto::PlacementGroupInfo> group =
+        request->placement_group_id().empty()
+            ? groups_.GetNamed(request->name(), request->ray_namespace())
+            : groups_.Get(request->placement_group_id());
+    reply->set_found(group.has_value());
+    if (group) *reply->mutable_group() = *std::move(group);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *ControlService::GetAllPlacementGroups(
+    grpc::CallbackServerContext *context, const proto::GetAllPlacementGroupsRequest *,
+    proto::GetAllPlacementGroupsReply *reply) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    for (auto &group : groups_.All()) *reply->add_groups() = std::move(group);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor *ControlService::WaitPlacementGroupReady(
+    grpc::CallbackServerContext *context, const proto::WaitPlacementGroupReadyRequest *request,
+    proto::WaitPlacementGroupReadyReply *reply) {
+  if (!rpc::HasToken(*context, options_.token)) {
+    grpc::ServerUnaryReactor *refused = context->DefaultReactor();
+    refused->Finish(rpc::UnauthenticatedStatus());
+    return refused;
+  }
+  auto *poll = new PlacementGroupPoll(groups_, reply);
+  poll->Start(request->placement_group_id(), absl::Milliseconds(request->timeout_ms()));
+  return poll;
 }
 
 }  // namespace sunray

@@ -2,7 +2,7 @@
 // job table, a namespaced KV store, the actor directory (ActorDirectory) and
 // pub/sub of actor and node changes (Publisher) and the nodes' health checks
 // (NodeHealthChecker: a node that stops answering is declared dead, as one
-// that unregisters); placement groups join it next.
+// that unregisters) and placement groups (PlacementGroupDirectory).
 //
 // Tables live in memory. The node, job and KV tables are guarded by one
 // mutex; the directory and the publisher have their own (never taken while
@@ -27,6 +27,7 @@
 #include "control.grpc.pb.h"
 #include "src/control/actor_directory.h"
 #include "src/control/node_health.h"
+#include "src/control/placement_groups.h"
 #include "src/control/publisher.h"
 #include "src/rpc/async_caller.h"
 
@@ -98,6 +99,21 @@ class ControlService final : public proto::ControlService::CallbackService {
                                               proto::ReportWorkerDeathReply *reply) override;
   grpc::ServerWriteReactor<proto::Notification> *Subscribe(
       grpc::CallbackServerContext *context, const proto::SubscribeRequest *request) override;
+  grpc::ServerUnaryReactor *CreatePlacementGroup(grpc::CallbackServerContext *context,
+                                                 const proto::CreatePlacementGroupRequest *request,
+                                                 proto::CreatePlacementGroupReply *reply) override;
+  grpc::ServerUnaryReactor *RemovePlacementGroup(grpc::CallbackServerContext *context,
+                                                 const proto::RemovePlacementGroupRequest *request,
+                                                 proto::RemovePlacementGroupReply *reply) override;
+  grpc::ServerUnaryReactor *GetPlacementGroup(grpc::CallbackServerContext *context,
+                                              const proto::GetPlacementGroupRequest *request,
+                                              proto::GetPlacementGroupReply *reply) override;
+  grpc::ServerUnaryReactor *GetAllPlacementGroups(
+      grpc::CallbackServerContext *context, const proto::GetAllPlacementGroupsRequest *request,
+      proto::GetAllPlacementGroupsReply *reply) override;
+  grpc::ServerUnaryReactor *WaitPlacementGroupReady(
+      grpc::CallbackServerContext *context, const proto::WaitPlacementGroupReadyRequest *request,
+      proto::WaitPlacementGroupReadyReply *reply) override;
 
  private:
   using KvKey = std::pair<std::string, std::string>;  // (namespace, key)
@@ -116,8 +132,12 @@ class ControlService final : public proto::ControlService::CallbackService {
   std::map<std::string, proto::JobInfo> jobs_ ABSL_GUARDED_BY(mu_);
   uint32_t next_job_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<KvKey, std::string> kv_ ABSL_GUARDED_BY(mu_);
+  std::vector<proto::NodeInfo> AllNodes() ABSL_LOCKS_EXCLUDED(mu_);
+
   Publisher publisher_;
-  ActorDirectory actors_;  // its scheduler thread lists nodes_ until it stops
+  // Before actors_, which asks it where bundles are.
+  PlacementGroupDirectory groups_;  // its scheduler thread lists nodes_ until it stops
+  ActorDirectory actors_;           // its scheduler thread lists nodes_ until it stops
   rpc::AsyncCaller health_calls_;
   // Last: its thread lists nodes_ and marks nodes dead until it stops.
   NodeHealthChecker health_;

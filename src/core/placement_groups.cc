@@ -9,7 +9,7 @@ ray::PlacementGroup PlacementGroupBook::MakeHandle(const std::string &id, const 
   return ray::PlacementGroup(id, record.options, record.state);
 }
 
-ray::PlacementGroup PlacementGroupBook::Create(const ray::PlacementGroupCreationOptions &options) {
+void CheckPlacementGroupOptions(const ray::PlacementGroupCreationOptions &options) {
   if (options.bundles.empty()) {
     throw ray::internal::RayException("A placement group needs at least one bundle.");
   }
@@ -24,6 +24,10 @@ ray::PlacementGroup PlacementGroupBook::Create(const ray::PlacementGroupCreation
     throw ray::internal::RayException("Placement group '" + options.name +
                                       "' has no valid strategy.");
   }
+}
+
+ray::PlacementGroup PlacementGroupBook::Create(const ray::PlacementGroupCreationOptions &options) {
+  CheckPlacementGroupOptions(options);
   const std::string id = PlacementGroupID::FromRandom().Binary();
   Record record{options, namespace_, ray::CREATED};
   absl::MutexLock lock(&mu_);

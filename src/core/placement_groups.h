@@ -1,6 +1,6 @@
-// Placement groups as bookkeeping: created at once, looked up by id or name
-// per namespace, removed. Bundles are not reserved on nodes yet; both
-// runtimes keep this book until the scheduler reserves them.
+// Placement groups as bookkeeping, for local mode (one process, no nodes):
+// created at once, looked up by id or name per namespace, removed. In a
+// cluster, control's PlacementGroupDirectory reserves bundles on nodes.
 //
 // Thread-safe. Errors throw RayException naming the group.
 #pragma once
@@ -14,6 +14,10 @@
 #include "ray/api/task_options.h"
 
 namespace sunray {
+
+// Throws RayException naming what is wrong with a group's options: no
+// bundles, an empty bundle, a bad amount, no valid strategy.
+void CheckPlacementGroupOptions(const ray::PlacementGroupCreationOptions &options);
 
 class PlacementGroupBook {
  public:

@@ -33,7 +33,7 @@ std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strateg
                                           const ray::LabelSelector &labels,
                                           const ray::PlacementGroup &group,
                                           const std::string &runtime_env_info,
-                                          const NodeID *only_node, PlacementGroupBook &groups,
+                                          const NodeID *only_node, PlacementGroupBook *groups,
                                           const std::string &node_note) {
   absl::StatusOr<proto::SchedulingStrategy> wire = SchedulingStrategyToProto(strategy, labels);
   if (!wire.ok()) {
@@ -56,8 +56,10 @@ std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strateg
                        "", "", ""};
     }
   }
-  if (auto why = groups.WhyUnusable(group)) {
-    return ErrorInfo{ErrorType::kTaskUnschedulable, *why, "", "", ""};
+  if (groups != nullptr) {
+    if (auto why = groups->WhyUnusable(group)) {
+      return ErrorInfo{ErrorType::kTaskUnschedulable, *why, "", "", ""};
+    }
   }
   std::string env_error;
   if (!ParseRuntimeEnvInfo(runtime_env_info, &env_error)) {

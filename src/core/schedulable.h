@@ -19,12 +19,13 @@ namespace sunray {
 // mode: one node, labeled only with its id) the strategy and selector are
 // checked against that node, and `node_note` ends the message of a hard
 // affinity to another node, after "which is not in this cluster"; without
-// it (a cluster: its nodes decide) only their form is checked.
+// it (a cluster: its nodes decide) only their form is checked. `groups`
+// (local mode's book) checks the placement group; null: the caller does.
 std::optional<ErrorInfo> CheckSchedulable(const ray::SchedulingStrategy &strategy,
                                           const ray::LabelSelector &labels,
                                           const ray::PlacementGroup &group,
                                           const std::string &runtime_env_info,
-                                          const NodeID *only_node, PlacementGroupBook &groups,
+                                          const NodeID *only_node, PlacementGroupBook *groups,
                                           const std::string &node_note);
 
 // The strategy and selector as they travel with a lease request or an

@@ -1,6 +1,7 @@
 #include "src/node/lease_manager.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace sunray {
 namespace {
@@ -12,10 +13,34 @@ int64_t CpuOf(const ResourceSet &resources) {
   return it == resources.end() ? 0 : it->second;
 }
 
+// Whether the lease asks for CPU, its own or a bundle's.
+bool UsesCpu(const ResourceSet &resources) {
+  for (const auto &[name, amount] : resources) {
+    if (amount > 0 && BaseResourceName(name) == kCpu) return true;
+  }
+  return false;
+}
+
+// The group whose bundles `resources` ask for, if any.
+std::optional<PlacementGroupID> GroupOf(const ResourceSet &resources) {
+  for (const auto &[name, amount] : resources) {
+    if (auto group = GroupOfResource(name)) return group;
+  }
+  return std::nullopt;
+}
+
+void Add(ResourceSet &to, const ResourceSet &amounts, int sign) {
+  for (const auto &[name, amount] : amounts) {
+    int64_t &left = to[name];
+    left += sign * amount;
+    if (left == 0 && GroupOfResource(name)) to.erase(name);
+  }
+}
+
 }  // namespace
 
 LeaseManager::LeaseManager(ResourceSet total, WorkerPool &pool, Options options)
-    : total_(std::move(total)), pool_(pool), options_(std::move(options)), available_(total_) {}
+    : pool_(pool), options_(std::move(options)), total_(std::move(total)), available_(total_) {}
 
 LeaseManager::RequestId LeaseManager::RequestLease(const JobID &job_id,
                                                    const ResourceSet &resources,
@@ -108,6 +133,7 @@ Placement LeaseManager::DecideLocked(const Request &request, const std::vector<N
 }
 
 void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
+  FailRemovedLocked(work);
   if (pending_.empty()) return;
   // This node first, exactly; then the others as the view has them.
   std::vector<NodeView> nodes;
@@ -151,7 +177,7 @@ void LeaseManager::DispatchLocked(std::vector<std::function<void()>> *work) {
     work->push_back([this, request = std::move(*it)]() mutable {
       ResourceSet resources = request.resources;
       Callback callback = std::move(request.callback);
-      const bool uses_cpu = CpuOf(resources) > 0;
+      const bool uses_cpu = UsesCpu(resources);
       pool_.PopWorker(request.job_id, request.launch, request.detached, uses_cpu,
                       [this, resources, callback](absl::StatusOr<WorkerInfo> worker) {
                         OnWorker(resources, callback, std::move(worker));
@@ -169,7 +195,10 @@ void LeaseManager::OnWorker(ResourceSet resources, Callback callback,
   {
     absl::MutexLock lock(&mu_);
     if (!worker.ok()) {
-      for (const auto &[name, amount] : resources) available_[name] += amount;
+      for (const auto &[name, amount] : resources) {
+        if (auto group = GroupOfResource(name); group && !bundles_.contains(*group)) continue;
+        available_[name] += amount;
+      }
       result = worker.status();
       if (options_.resources_changed) work.push_back(options_.resources_changed);
       DispatchLocked(&work);
@@ -234,6 +263,8 @@ void LeaseManager::ReleaseLocked(std::map<int64_t, Lease>::iterator lease,
                                  std::vector<std::function<void()>> *work) {
   for (const auto &[name, amount] : lease->second.resources) {
     if (name == kCpu && lease->second.blocked) continue;  // lent out already
+    // A returned bundle's resources are gone.
+    if (auto group = GroupOfResource(name); group && !bundles_.contains(*group)) continue;
     available_[name] += amount;
   }
   leases_.erase(lease);
@@ -259,6 +290,126 @@ int LeaseManager::CancelJob(const JobID &job_id) {
     callback(absl::CancelledError("the job " + job_id.Hex() + " finished"));
   }
   return static_cast<int>(cancelled.size());
+}
+
+void LeaseManager::FailRemovedLocked(std::vector<std::function<void()>> *work) {
+  if (removed_groups_.empty()) return;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    std::optional<PlacementGroupID> group = GroupOf(it->resources);
+    if (!group || !removed_groups_.contains(*group)) {
+      ++it;
+      continue;
+    }
+    work->push_back([callback = std::move(it->callback), hex = group->Hex()] {
+      callback(absl::FailedPreconditionError("its placement group " + hex + " was removed"));
+    });
+    it = pending_.erase(it);
+  }
+}
+
+absl::Status LeaseManager::PrepareBundles(const PlacementGroupID &group,
+                                          const std::map<int, ResourceSet> &bundles) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the node is stopping");
+    if (removed_groups_.contains(group)) {
+      return absl::FailedPreconditionError("placement group " + group.Hex() + " was removed");
+    }
+    if (bundles_.contains(group)) {
+      return absl::AlreadyExistsError("this node holds bundles of placement group " + group.Hex() +
+                                      " already");
+    }
+    ResourceSet sum;
+    for (const auto &[index, bundle] : bundles) Add(sum, bundle, 1);
+    if (!Fits(sum, available_)) {
+      return absl::ResourceExhaustedError("bundles " + ResourcesText(sum) +
+                                          " do not fit this node's free " +
+                                          ResourcesText(WithoutBundleResources(available_)));
+    }
+    Add(available_, sum, -1);
+    bundles_[group] = Bundles{bundles, false};
+    if (options_.resources_changed) work.push_back(options_.resources_changed);
+  }
+  for (auto &run : work) run();
+  return absl::OkStatus();
+}
+
+absl::Status LeaseManager::CommitBundles(const PlacementGroupID &group) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = bundles_.find(group);
+    if (it == bundles_.end()) {
+      return absl::NotFoundError("no bundle of placement group " + group.Hex() +
+                                 " is prepared on this node");
+    }
+    if (it->second.committed) return absl::OkStatus();
+    it->second.committed = true;
+    for (const auto &[index, bundle] : it->second.resources) {
+      const ResourceSet added = CommittedBundleResources(group, index, bundle);
+      Add(total_, added, 1);
+      Add(available_, added, 1);
+    }
+    if (options_.resources_changed) work.push_back(options_.resources_changed);
+    DispatchLocked(&work);
+  }
+  for (auto &run : work) run();
+  return absl::OkStatus();
+}
+
+void LeaseManager::ReturnBundles(const PlacementGroupID &group, bool removed) {
+  std::vector<std::function<void()>> work;
+  std::vector<int64_t> stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (removed) removed_groups_.insert(group);
+    auto it = bundles_.find(group);
+    if (it != bundles_.end()) {
+      // The leases on its bundles end here; their workers are stopped.
+      for (auto lease = leases_.begin(); lease != leases_.end();) {
+        if (GroupOf(lease->second.resources) != group) {
+          ++lease;
+          continue;
+        }
+        stopped.push_back(lease->first);
+        lease = leases_.erase(lease);
+      }
+      for (const auto &[index, bundle] : it->second.resources) {
+        if (it->second.committed) {
+          const ResourceSet added = CommittedBundleResources(group, index, bundle);
+          Add(total_, added, -1);
+          // What leases held of it is gone with them.
+          for (const auto &[name, amount] : added) available_.erase(name);
+        }
+        Add(available_, bundle, 1);
+      }
+      bundles_.erase(it);
+      if (options_.resources_changed) work.push_back(options_.resources_changed);
+    }
+    DispatchLocked(&work);
+  }
+  for (int64_t lease_id : stopped) {
+    // NotFound: the process is gone already.
+    pool_.KillWorker(lease_id, /*force=*/false).IgnoreError();
+  }
+  for (auto &run : work) run();
+}
+
+void LeaseManager::GroupsRemoved(const std::vector<PlacementGroupID> &groups) {
+  std::vector<std::function<void()>> work;
+  {
+    absl::MutexLock lock(&mu_);
+    bool added = false;
+    for (const PlacementGroupID &group : groups) added |= removed_groups_.insert(group).second;
+    if (added) FailRemovedLocked(&work);
+  }
+  for (auto &run : work) run();
+}
+
+ResourceSet LeaseManager::Total() const {
+  absl::MutexLock lock(&mu_);
+  return total_;
 }
 
 ResourceSet LeaseManager::Available() const {

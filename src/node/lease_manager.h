@@ -19,6 +19,13 @@
 // dead node fails at once; to a node the view does not know, once a view
 // two views newer than the request still do not know it.
 //
+// Placement group bundles (src/scheduling/bundles.h) are reserved in two
+// phases that control drives: prepared bundles are taken out of the free
+// resources; committed ones add their own resources (total and free) that
+// only leases in the group ask for; returned ones give everything back and
+// stop the workers leased on them. Leases that wait for a removed group's
+// bundles fail.
+//
 // The manager does not watch processes: the node tells it when a leased
 // worker's process exited (OnWorkerExit), and the lease is gone.
 //
@@ -40,6 +47,7 @@
 #include "common.pb.h"
 #include "src/common/resources.h"
 #include "src/node/worker_pool.h"
+#include "src/scheduling/bundles.h"
 #include "src/scheduling/policy.h"
 
 namespace sunray {
@@ -123,6 +131,23 @@ class LeaseManager {
   // Fails every waiting request (and later ones) with Unavailable.
   void Stop();
 
+  // Reserves `bundles` (index -> resources) of `group` out of the free
+  // resources, all or none: ResourceExhausted naming what is short when
+  // they do not fit now; AlreadyExists when this node holds bundles of the
+  // group already.
+  absl::Status PrepareBundles(const PlacementGroupID &group,
+                              const std::map<int, ResourceSet> &bundles);
+  // The group's prepared bundles become resources of their own (added to
+  // total and free). NotFound when none is prepared; OK when committed already.
+  absl::Status CommitBundles(const PlacementGroupID &group);
+  // Gives back what this node holds of the group, prepared or committed;
+  // the workers leased on its bundles are stopped (their leases end here).
+  // With `removed`, requests waiting for the group fail, now and later.
+  void ReturnBundles(const PlacementGroupID &group, bool removed);
+  // Groups control reports removed: requests waiting for them fail.
+  void GroupsRemoved(const std::vector<PlacementGroupID> &groups);
+
+  ResourceSet Total() const;
   ResourceSet Available() const;
   int NumPending() const;
   int NumInfeasible() const;
@@ -149,11 +174,21 @@ class LeaseManager {
                      std::vector<std::function<void()>> *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnWorker(ResourceSet resources, Callback callback, absl::StatusOr<WorkerInfo> worker);
 
-  const ResourceSet total_;
+  // Fails the waiting requests that ask for a removed group's bundles.
+  void FailRemovedLocked(std::vector<std::function<void()>> *work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   WorkerPool &pool_;
   const Options options_;
   mutable absl::Mutex mu_;
+  ResourceSet total_ ABSL_GUARDED_BY(mu_);  // as started, plus committed bundles
   ResourceSet available_ ABSL_GUARDED_BY(mu_);
+  struct Bundles {
+    std::map<int, ResourceSet> resources;  // index -> what it took from the free ones
+    bool committed = false;
+  };
+  std::map<PlacementGroupID, Bundles> bundles_ ABSL_GUARDED_BY(mu_);
+  std::set<PlacementGroupID> removed_groups_ ABSL_GUARDED_BY(mu_);
   // The other nodes, less what was sent to each (sent_).
   std::vector<NodeView> view_ ABSL_GUARDED_BY(mu_);
   struct Sent {

@@ -395,5 +395,73 @@ TEST_F(LeaseManagerTest, ALabelSelectorSendsTheRequestToAMatchingNode) {
   EXPECT_EQ(leases_->NumInfeasible(), 1);
 }
 
+TEST_F(LeaseManagerTest, BundlesArePreparedThenCommittedAsResourcesOfTheirOwn) {
+  MakeManager({{"CPU", 2 * kResourceUnit}});
+  const PlacementGroupID group = PlacementGroupID::FromRandom();
+  // Too big: refused naming what is short; nothing taken.
+  absl::Status refused = leases_->PrepareBundles(group, {{0, {{"CPU", 3 * kResourceUnit}}}});
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_EQ(leases_->Available().at("CPU"), 2 * kResourceUnit);
+
+  ASSERT_TRUE(leases_->PrepareBundles(group, {{0, {{"CPU", kResourceUnit}}}}).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(leases_->PrepareBundles(group, {{1, {{"CPU", 1}}}})));
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+  // A task in the bundle waits until it is committed.
+  auto in_bundle = Request(ResourcesInBundle({{"CPU", kResourceUnit}}, group, 0),
+                           testing::FakeWorker(directory_));
+  EXPECT_EQ(in_bundle.wait_for(milliseconds(50)), std::future_status::timeout);
+  ASSERT_TRUE(leases_->CommitBundles(group).ok());
+  EXPECT_EQ(leases_->Total().at(BundleResourceName("CPU", group, 0)), kResourceUnit);
+  ASSERT_NE(testing::RegisterWhenStarted(*pool_, directory_, 1), 0);
+  ASSERT_EQ(in_bundle.wait_for(kDeadline), std::future_status::ready);
+  auto lease = in_bundle.get();
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  // It used the bundle's CPU, not the free one.
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+  ASSERT_TRUE(leases_->ReturnLease(lease->lease_id).ok());
+  EXPECT_EQ(leases_->Available().at(BundleResourceName("CPU", group, 0)), kResourceUnit);
+}
+
+TEST_F(LeaseManagerTest, ReturningARemovedGroupStopsItsWorkersAndFailsItsRequests) {
+  MakeManager({{"CPU", 2 * kResourceUnit}});
+  const PlacementGroupID group = PlacementGroupID::FromRandom();
+  ASSERT_TRUE(leases_->PrepareBundles(group, {{0, {{"CPU", kResourceUnit}}}}).ok());
+  ASSERT_TRUE(leases_->CommitBundles(group).ok());
+  auto running = Request(ResourcesInBundle({{"CPU", kResourceUnit}}, group, 0),
+                         testing::FakeWorker(directory_));
+  const pid_t pid = testing::RegisterWhenStarted(*pool_, directory_, 1);
+  ASSERT_NE(pid, 0);
+  auto lease = running.get();
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  auto waiting = Request(ResourcesInBundle({{"CPU", kResourceUnit}}, group, 0),
+                         testing::FakeWorker(directory_));
+  EXPECT_EQ(waiting.wait_for(milliseconds(50)), std::future_status::timeout);
+
+  leases_->ReturnBundles(group, /*removed=*/true);
+  auto failed = waiting.get();
+  EXPECT_TRUE(absl::IsFailedPrecondition(failed.status())) << failed.status();
+  EXPECT_NE(failed.status().message().find("was removed"), std::string::npos);
+  EXPECT_TRUE(Eventually([&] { return !ProcessAlive(pid); }));
+  // Everything is back; the bundle's own resources are gone.
+  EXPECT_EQ(leases_->Available().at("CPU"), 2 * kResourceUnit);
+  EXPECT_EQ(leases_->Total().count(BundleResourceName("CPU", group, 0)), 0u);
+  EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(lease->lease_id)));
+  // Later requests for it fail too, and it cannot come back.
+  auto later = Request(ResourcesInBundle({}, group, -1), testing::FakeWorker(directory_));
+  EXPECT_TRUE(absl::IsFailedPrecondition(later.get().status()));
+  EXPECT_FALSE(leases_->PrepareBundles(group, {{0, {{"CPU", 1}}}}).ok());
+}
+
+TEST_F(LeaseManagerTest, ARolledBackBundleGivesItsResourcesBack) {
+  MakeManager({{"CPU", kResourceUnit}});
+  const PlacementGroupID group = PlacementGroupID::FromRandom();
+  ASSERT_TRUE(leases_->PrepareBundles(group, {{0, {{"CPU", kResourceUnit}}}}).ok());
+  EXPECT_EQ(leases_->Available().at("CPU"), 0);
+  leases_->ReturnBundles(group, /*removed=*/false);
+  EXPECT_EQ(leases_->Available().at("CPU"), kResourceUnit);
+  // Not removed: it may be prepared again.
+  EXPECT_TRUE(leases_->PrepareBundles(group, {{0, {{"CPU", kResourceUnit}}}}).ok());
+}
+
 }  // namespace
 }  // namespace sunray

@@ -153,12 +153,22 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
         proto::ReportNodeStateRequest report;
         report.set_node_id(node_id.Binary());
         FillResourceMap(leases.Available(), report.mutable_available());
+        FillResourceMap(leases.Total(), report.mutable_total());
         report.set_pending_leases(leases.NumPending());
         report.set_infeasible_leases(leases.NumInfeasible());
         proto::ReportNodeStateReply reported;
         absl::Status status = rpc::FromGrpcStatus(control->ReportNodeState(
             rpc::MakeClientContext(*token, kReportTimeout).get(), report, &reported));
-        if (status.ok()) leases.UpdateClusterView(ClusterViewOf(reported));
+        if (status.ok()) {
+          std::vector<PlacementGroupID> removed;
+          for (const std::string &id : reported.removed_placement_groups()) {
+            if (id.size() == PlacementGroupID::kSize) {
+              removed.push_back(PlacementGroupID::FromBinary(id));
+            }
+          }
+          leases.GroupsRemoved(removed);
+          leases.UpdateClusterView(ClusterViewOf(reported));
+        }
         return status;
       },
       [&](const std::string &why) {

@@ -2,6 +2,7 @@
 #include "src/common/log.h"
 
 #include "src/common/environment.h"
+#include "src/rpc/refused_stream.h"
 #include "src/rpc/rpc.h"
 
 namespace sunray {
@@ -110,7 +111,7 @@ grpc::ServerUnaryReactor *NodeService::GetNodeStats(grpc::CallbackServerContext 
                                                     proto::GetNodeStatsReply *reply) {
   return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
     reply->set_node_id(options_.node_id.Binary());
-    FillResourceMap(options_.resources, reply->mutable_total());
+    FillResourceMap(leases_.Total(), reply->mutable_total());
     FillResourceMap(leases_.Available(), reply->mutable_available());
     reply->set_pending_leases(leases_.NumPending());
     reply->set_infeasible_leases(leases_.NumInfeasible());
@@ -265,6 +266,56 @@ grpc::ServerUnaryReactor *NodeService::ReturnWorker(grpc::CallbackServerContext 
   });
 }
 
+grpc::ServerUnaryReactor *NodeService::PrepareBundles(grpc::CallbackServerContext *context,
+                                                      const proto::PrepareBundlesRequest *request,
+                                                      proto::PrepareBundlesReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    absl::StatusOr<PlacementGroupID> group =
+        IdFromWire<PlacementGroupID>("placement_group_id", request->placement_group_id());
+    if (!group.ok()) return group.status();
+    std::map<int, ResourceSet> bundles;
+    for (const proto::BundleReservation &bundle : request->bundles()) {
+      ResourceSet resources = ResourceSetOf(bundle.resources());
+      for (const auto &[name, amount] : resources) {
+        if (amount < 0 || name.empty()) {
+          return absl::InvalidArgumentError("bundle " + std::to_string(bundle.index()) +
+                                            " asks for " + std::to_string(amount) + " of '" + name +
+                                            "'");
+        }
+      }
+      if (bundle.index() < 0 || !bundles.emplace(bundle.index(), std::move(resources)).second) {
+        return absl::InvalidArgumentError("bundle index " + std::to_string(bundle.index()) +
+                                          " is negative or given twice");
+      }
+    }
+    if (bundles.empty()) return absl::InvalidArgumentError("no bundles to prepare");
+    return leases_.PrepareBundles(*group, bundles);
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::CommitBundles(grpc::CallbackServerContext *context,
+                                                     const proto::CommitBundlesRequest *request,
+                                                     proto::CommitBundlesReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    absl::StatusOr<PlacementGroupID> group =
+        IdFromWire<PlacementGroupID>("placement_group_id", request->placement_group_id());
+    if (!group.ok()) return group.status();
+    return leases_.CommitBundles(*group);
+  });
+}
+
+grpc::ServerUnaryReactor *NodeService::ReturnBundles(grpc::CallbackServerContext *context,
+                                                     const proto::ReturnBundlesRequest *request,
+                                                     proto::ReturnBundlesReply *) {
+  return rpc::HandleUnary(context, options_.token, [&]() -> absl::Status {
+    absl::StatusOr<PlacementGroupID> group =
+        IdFromWire<PlacementGroupID>("placement_group_id", request->placement_group_id());
+    if (!group.ok()) return group.status();
+    leases_.ReturnBundles(*group, request->removed());
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor *NodeService::NotifyBlocked(grpc::CallbackServerContext *context,
                                                      const proto::NotifyBlockedRequest *request,
                                                      proto::NotifyBlockedReply *) {
@@ -314,13 +365,6 @@ grpc::ServerUnaryReactor *NodeService::UnregisterDriver(
   });
 }
 
-// A stream refused before it starts (no token, a malformed id).
-class RefusedChunks final : public grpc::ServerWriteReactor<proto::ObjectChunk> {
- public:
-  explicit RefusedChunks(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
 grpc::ServerUnaryReactor *NodeService::PullObject(grpc::CallbackServerContext *context,
                                                   const proto::PullObjectRequest *request,
                                                   proto::PullObjectReply *) {
@@ -346,11 +390,11 @@ grpc::ServerUnaryReactor *NodeService::PullObject(grpc::CallbackServerContext *c
 grpc::ServerWriteReactor<proto::ObjectChunk> *NodeService::FetchObject(
     grpc::CallbackServerContext *context, const proto::FetchObjectRequest *request) {
   if (!rpc::HasToken(*context, options_.token)) {
-    return new RefusedChunks(rpc::UnauthenticatedStatus());
+    return new rpc::RefusedStream<proto::ObjectChunk>(rpc::UnauthenticatedStatus());
   }
   absl::StatusOr<ObjectID> id =
       IdFromWire<ObjectID>("FetchObject: object_id", request->object_id());
-  if (!id.ok()) return new RefusedChunks(rpc::ToGrpcStatus(id.status()));
+  if (!id.ok()) return new rpc::RefusedStream<proto::ObjectChunk>(rpc::ToGrpcStatus(id.status()));
   return ServeObject(store_, *id, request->chunk_bytes());
 }
 

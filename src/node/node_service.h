@@ -84,6 +84,15 @@ class NodeService final : public proto::NodeService::CallbackService {
   grpc::ServerUnaryReactor *ReturnWorker(grpc::CallbackServerContext *context,
                                          const proto::ReturnWorkerRequest *request,
                                          proto::ReturnWorkerReply *reply) override;
+  grpc::ServerUnaryReactor *PrepareBundles(grpc::CallbackServerContext *context,
+                                           const proto::PrepareBundlesRequest *request,
+                                           proto::PrepareBundlesReply *reply) override;
+  grpc::ServerUnaryReactor *CommitBundles(grpc::CallbackServerContext *context,
+                                          const proto::CommitBundlesRequest *request,
+                                          proto::CommitBundlesReply *reply) override;
+  grpc::ServerUnaryReactor *ReturnBundles(grpc::CallbackServerContext *context,
+                                          const proto::ReturnBundlesRequest *request,
+                                          proto::ReturnBundlesReply *reply) override;
   grpc::ServerUnaryReactor *NotifyBlocked(grpc::CallbackServerContext *context,
                                           const proto::NotifyBlockedRequest *request,
                                           proto::NotifyBlockedReply *reply) override;

@@ -31,13 +31,23 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
   // checked here.
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
                                     options.group, options.serialized_runtime_env_info,
-                                    /*only_node=*/nullptr, placement_groups_, "")) {
+                                    /*only_node=*/nullptr, /*groups=*/nullptr, "")) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }
   if (auto error = CheckActorOptions(options)) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + *error);
+  }
+  ResourceSet resources = ResourceSetFromUnits(options.resources);
+  if (!options.group.Empty()) {
+    absl::StatusOr<InGroup> placed = PlaceInGroup(options.group, options.bundle_index, resources);
+    if (!placed.ok()) {
+      throw ray::internal::RayActorException(
+          "The actor " + factory.class_name +
+          " cannot be created: " + std::string(placed.status().message()));
+    }
+    resources = std::move(placed->resources);
   }
   const ActorID actor_id = ActorID::FromRandom();
   auto task = std::make_shared<PendingTask>();
@@ -57,9 +67,15 @@ std::string ClusterRuntime::CreateActor(const ray::internal::RemoteFunctionHolde
 
   auto request = std::make_shared<proto::CreateActorRequest>();
   // Its form was checked above.
-  *request->mutable_strategy() =
-      *SchedulingStrategyToProto(options.scheduling_strategy, options.label_selector);
-  FillResourceMap(ResourceSetFromUnits(options.resources), request->mutable_resources());
+  if (options.group.Empty()) {
+    *request->mutable_strategy() =
+        *SchedulingStrategyToProto(options.scheduling_strategy, options.label_selector);
+  } else {
+    // Control places it on the bundle's node.
+    request->set_placement_group_id(options.group.GetID());
+    request->set_bundle_index(options.bundle_index);
+  }
+  FillResourceMap(resources, request->mutable_resources());
   for (const auto &arg : options_.worker_argv) request->add_argv(arg);
   for (const auto &entry : worker_env_) request->add_env(entry);
   for (const auto &entry : RuntimeEnvEntries(options.serialized_runtime_env_info)) {

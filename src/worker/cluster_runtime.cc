@@ -196,8 +196,7 @@ ClusterRuntime::ClusterRuntime(ClusterRuntimeOptions options)
                                                 : options_.ray_namespace),
       driver_task_id_(TaskID::FromRandom()),
       worker_id_(ActorID::FromRandom().Binary()),
-      executor_(ray::internal::FunctionManager::Instance()),
-      placement_groups_(namespace_) {
+      executor_(ray::internal::FunctionManager::Instance()) {
   if (!options_.code_search_description.empty()) {
     executor_.SetSearchDescription(options_.code_search_description);
   }
@@ -493,33 +492,6 @@ void ClusterRuntime::ExitActor() {
     throw std::logic_error("ray::ExitActor() can only be called inside an actor method.");
   }
   throw ray::internal::RayIntentionalSystemExitException("ray::ExitActor()");
-}
-
-// --- Placement groups (bookkeeping, see placement_groups.h) ----------------
-
-ray::PlacementGroup ClusterRuntime::CreatePlacementGroup(
-    const ray::PlacementGroupCreationOptions &options) {
-  return placement_groups_.Create(options);
-}
-
-void ClusterRuntime::RemovePlacementGroup(const std::string &group_id) {
-  placement_groups_.Remove(group_id);
-}
-
-bool ClusterRuntime::WaitPlacementGroupReady(const std::string &group_id, int64_t) {
-  return placement_groups_.WaitReady(group_id);
-}
-
-std::vector<ray::PlacementGroup> ClusterRuntime::GetAllPlacementGroups() {
-  return placement_groups_.All();
-}
-
-ray::PlacementGroup ClusterRuntime::GetPlacementGroupById(const std::string &id) {
-  return placement_groups_.ById(id);
-}
-
-ray::PlacementGroup ClusterRuntime::GetPlacementGroup(const std::string &name) {
-  return placement_groups_.ByName(name);
 }
 
 }  // namespace sunray

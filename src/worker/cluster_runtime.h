@@ -223,6 +223,17 @@ class ClusterRuntime : public ray::internal::RayRuntime,
                      ExecutionResult *failed);
   [[noreturn]] void ExitProcess(int code);
 
+  // A task or actor in bundle `bundle_index` (-1: any) of `group`: what it
+  // leases, and the node to ask first (the bundle's, once it is placed).
+  // FailedPrecondition when the group is removed, unknown or has no such
+  // bundle; Unavailable when control could not be asked.
+  struct InGroup {
+    ResourceSet resources;
+    NormalTaskSubmitter::FirstNode first_node;
+  };
+  absl::StatusOr<InGroup> PlaceInGroup(const ray::PlacementGroup &group, int bundle_index,
+                                       const ResourceSet &resources);
+
   // RemoteStores: other nodes' stores, through this node and theirs.
   absl::Status Pull(const std::string &id, const std::string &from,
                     const std::string &owner) override;
@@ -268,7 +279,11 @@ class ClusterRuntime : public ray::internal::RayRuntime,
   // Normal tasks as a caller (made once the job is known, before any task
   // can arrive or be submitted; then never reset).
   std::unique_ptr<NormalTaskSubmitter> normal_;
-  PlacementGroupBook placement_groups_;
+  // Placement groups seen CREATED (their bundles' nodes), by id; this
+  // process's RemovePlacementGroup forgets one.
+  absl::Mutex groups_mu_;
+  absl::flat_hash_map<std::string, proto::PlacementGroupInfo> created_groups_
+      ABSL_GUARDED_BY(groups_mu_);
   std::unique_ptr<Service> service_;
   // Task batches are capped at kMaxTaskMessageBytes, one spec's inline
   // arguments at kMaxInlineArgBytes: a message never needs more.

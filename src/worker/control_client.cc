@@ -87,4 +87,50 @@ void GrpcControlClient::WatchActor(const std::string &actor_id, int64_t after_ve
       });
 }
 
+absl::Status GrpcControlClient::CreatePlacementGroup(const proto::PlacementGroupInfo &group,
+                                                     std::chrono::milliseconds timeout) {
+  proto::CreatePlacementGroupRequest request;
+  *request.mutable_group() = group;
+  proto::CreatePlacementGroupReply reply;
+  return rpc::FromGrpcStatus(stub_->CreatePlacementGroup(Context(timeout).get(), request, &reply));
+}
+
+absl::Status GrpcControlClient::RemovePlacementGroup(const std::string &group_id,
+                                                     std::chrono::milliseconds timeout) {
+  proto::RemovePlacementGroupRequest request;
+  request.set_placement_group_id(group_id);
+  proto::RemovePlacementGroupReply reply;
+  return rpc::FromGrpcStatus(stub_->RemovePlacementGroup(Context(timeout).get(), request, &reply));
+}
+
+absl::StatusOr<std::optional<proto::PlacementGroupInfo>> GrpcControlClient::GetPlacementGroup(
+    const proto::GetPlacementGroupRequest &request, std::chrono::milliseconds timeout) {
+  proto::GetPlacementGroupReply reply;
+  const grpc::Status status = stub_->GetPlacementGroup(Context(timeout).get(), request, &reply);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  if (!reply.found()) return std::optional<proto::PlacementGroupInfo>();
+  return std::optional<proto::PlacementGroupInfo>(std::move(*reply.mutable_group()));
+}
+
+absl::StatusOr<std::vector<proto::PlacementGroupInfo>> GrpcControlClient::GetAllPlacementGroups(
+    std::chrono::milliseconds timeout) {
+  proto::GetAllPlacementGroupsReply reply;
+  const grpc::Status status = stub_->GetAllPlacementGroups(Context(timeout).get(), {}, &reply);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  return std::vector<proto::PlacementGroupInfo>(reply.groups().begin(), reply.groups().end());
+}
+
+absl::StatusOr<proto::PlacementGroupInfo> GrpcControlClient::WaitPlacementGroupReady(
+    const std::string &group_id, std::chrono::milliseconds wait) {
+  proto::WaitPlacementGroupReadyRequest request;
+  request.set_placement_group_id(group_id);
+  request.set_timeout_ms(wait.count());
+  proto::WaitPlacementGroupReadyReply reply;
+  // The service answers by `wait`; the call's own deadline leaves it room.
+  const grpc::Status status =
+      stub_->WaitPlacementGroupReady(Context(wait + kShortCallTimeout).get(), request, &reply);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  return std::move(*reply.mutable_group());
+}
+
 }  // namespace sunray

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,23 @@ class ControlClient {
   // kActorPollTimeout, NotFound for an actor the service does not know.
   virtual void WatchActor(const std::string &actor_id, int64_t after_version,
                           std::function<void(absl::StatusOr<proto::ActorInfo>)> done) = 0;
+
+  // Placement groups. Create is answered once the group is registered
+  // (AlreadyExists: its name is taken); placing it goes on after.
+  [[nodiscard]] virtual absl::Status CreatePlacementGroup(const proto::PlacementGroupInfo &group,
+                                                          std::chrono::milliseconds timeout) = 0;
+  // NotFound for an unknown group.
+  [[nodiscard]] virtual absl::Status RemovePlacementGroup(const std::string &group_id,
+                                                          std::chrono::milliseconds timeout) = 0;
+  // By id, or by name in a namespace (id empty); nullopt: no such group.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<proto::PlacementGroupInfo>> GetPlacementGroup(
+      const proto::GetPlacementGroupRequest &request, std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<proto::PlacementGroupInfo>>
+  GetAllPlacementGroups(std::chrono::milliseconds timeout) = 0;
+  // The group once it is CREATED or REMOVED, or as it is after `wait`.
+  // NotFound for an unknown group.
+  [[nodiscard]] virtual absl::StatusOr<proto::PlacementGroupInfo> WaitPlacementGroupReady(
+      const std::string &group_id, std::chrono::milliseconds wait) = 0;
 };
 
 class GrpcControlClient : public ControlClient {
@@ -73,6 +91,16 @@ class GrpcControlClient : public ControlClient {
                                              std::chrono::milliseconds timeout) override;
   void WatchActor(const std::string &actor_id, int64_t after_version,
                   std::function<void(absl::StatusOr<proto::ActorInfo>)> done) override;
+  absl::Status CreatePlacementGroup(const proto::PlacementGroupInfo &group,
+                                    std::chrono::milliseconds timeout) override;
+  absl::Status RemovePlacementGroup(const std::string &group_id,
+                                    std::chrono::milliseconds timeout) override;
+  absl::StatusOr<std::optional<proto::PlacementGroupInfo>> GetPlacementGroup(
+      const proto::GetPlacementGroupRequest &request, std::chrono::milliseconds timeout) override;
+  absl::StatusOr<std::vector<proto::PlacementGroupInfo>> GetAllPlacementGroups(
+      std::chrono::milliseconds timeout) override;
+  absl::StatusOr<proto::PlacementGroupInfo> WaitPlacementGroupReady(
+      const std::string &group_id, std::chrono::milliseconds wait) override;
 
   // Cancels the watches in flight and waits for their callbacks; later
   // watches end Cancelled at once. Idempotent.

@@ -83,13 +83,21 @@ absl::Status GrpcNodeClient::PullObject(const proto::PullObjectRequest &request,
       Stub()->PullObject(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
 }
 
+namespace {
+
+proto::DeleteObjectsRequest DeleteRequest(const std::vector<std::string> &ids) {
+  proto::DeleteObjectsRequest request;
+  for (const auto &id : ids) request.add_object_ids(id);
+  return request;
+}
+
+}  // namespace
+
 void GrpcNodeClient::DeleteObjects(const std::vector<std::string> &ids,
                                    std::chrono::milliseconds timeout,
                                    std::function<void(absl::Status)> done) {
-  proto::DeleteObjectsRequest request;
-  for (const auto &id : ids) request.add_object_ids(id);
   calls_.Call<proto::ObjectStoreService>(
-      address_, &proto::ObjectStoreService::Stub::async::DeleteObjects, request, timeout,
+      address_, &proto::ObjectStoreService::Stub::async::DeleteObjects, DeleteRequest(ids), timeout,
       [done = std::move(done)](const grpc::Status &status, const proto::DeleteObjectsReply &) {
         done(rpc::FromGrpcStatus(status));
       });
@@ -97,12 +105,10 @@ void GrpcNodeClient::DeleteObjects(const std::vector<std::string> &ids,
 
 absl::Status GrpcNodeClient::DeleteObjectsNow(const std::vector<std::string> &ids,
                                               std::chrono::milliseconds timeout) {
-  proto::DeleteObjectsRequest request;
-  for (const auto &id : ids) request.add_object_ids(id);
   proto::DeleteObjectsReply reply;
-  return rpc::FromGrpcStatus(
-      proto::ObjectStoreService::NewStub(calls_.Channel(address_))
-          ->DeleteObjects(rpc::MakeClientContext(token_, timeout).get(), request, &reply));
+  return rpc::FromGrpcStatus(proto::ObjectStoreService::NewStub(calls_.Channel(address_))
+                                 ->DeleteObjects(rpc::MakeClientContext(token_, timeout).get(),
+                                                 DeleteRequest(ids), &reply));
 }
 
 std::unique_ptr<proto::NodeService::Stub> GrpcNodeClient::Stub() {

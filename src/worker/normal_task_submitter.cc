@@ -1,6 +1,8 @@
 #include "src/worker/normal_task_submitter.h"
+
 #include "src/common/id.h"
 #include "src/common/log.h"
+#include "src/scheduling/bundles.h"
 
 #include <algorithm>
 #include <utility>
@@ -47,6 +49,9 @@ struct NormalTaskSubmitter::SchedulingClass {
   proto::ResourceMap resources;
   std::vector<std::string> env;  // NAME=value, for the workers it leases
   proto::SchedulingStrategy strategy;
+  // The node its leases are asked of first (empty: the local one).
+  std::string first_address;
+  std::string first_name;
   std::deque<std::shared_ptr<Held>> queue;
   std::vector<std::shared_ptr<LeasedWorker>> workers;
   int pending_leases = 0;
@@ -80,11 +85,14 @@ NormalTaskSubmitter::~NormalTaskSubmitter() = default;
 
 void NormalTaskSubmitter::Add(std::shared_ptr<PendingTask> task, const ResourceSet &resources,
                               const std::vector<std::string> &env,
-                              const proto::SchedulingStrategy &strategy) {
-  const std::string key = ClassKey(resources, env, strategy);
+                              const proto::SchedulingStrategy &strategy, const FirstNode &first) {
+  std::string key = ClassKey(resources, env, strategy);
+  if (!first.address.empty()) key += "\n@" + first.address;
+  // (A placement group's bundles are on no node at start.)
+  const ResourceSet plain = WithoutBundleResources(resources);
   const bool infeasible =
       std::none_of(options_.node_totals.begin(), options_.node_totals.end(),
-                   [&](const ResourceSet &totals) { return Fits(resources, totals); });
+                   [&](const ResourceSet &totals) { return Fits(plain, totals); });
   auto held = std::make_shared<Held>();
   held->task = std::move(task);
   Work settle;
@@ -96,6 +104,8 @@ void NormalTaskSubmitter::Add(std::shared_ptr<PendingTask> task, const ResourceS
       cls->key = key;
       cls->env = env;
       cls->strategy = strategy;
+      cls->first_address = first.address;
+      cls->first_name = first.name;
       FillResourceMap(resources, &cls->resources);
     }
     held->cls = cls.get();
@@ -180,7 +190,10 @@ void NormalTaskSubmitter::DispatchLocked(SchedulingClass *cls, Work *work) {
          cls->pending_leases < kMaxPendingLeases) {
     ++cls->pending_leases;
     work->push_back([this, cls] {
-      RequestLease(cls, LeaseTarget{nodes_->Local(), options_.node_name, 0});
+      // The class's first node never changes once it is made.
+      RequestLease(cls, cls->first_address.empty()
+                            ? LeaseTarget{nodes_->Local(), options_.node_name, 0}
+                            : LeaseTarget{nodes_->At(cls->first_address), cls->first_name, 0});
     });
   }
 }
@@ -204,46 +217,40 @@ void NormalTaskSubmitter::RequestLease(SchedulingClass *cls, LeaseTarget target)
 void NormalTaskSubmitter::OnLeaseAnswer(SchedulingClass *cls, const LeaseTarget &target,
                                         absl::StatusOr<proto::RequestWorkerLeaseReply> granted) {
   absl::Status status = granted.status();
+  // Where to ask next, if anywhere: the node a spillback names; or this
+  // node again when the node a spillback named cannot be reached (it died
+  // since the view was made), marked as sent on too often, so it waits here
+  // (or fails once that node is known dead) instead of following the stale
+  // view again.
+  std::optional<LeaseTarget> next;
   if (status.ok() && !granted->spillback_address().empty()) {
-    // Another node fits it: ask that one, the request still pending.
     if (target.spillback_count < kMaxSpillbacksFollowed) {
-      bool shut_down;
-      {
-        absl::MutexLock lock(&mu_);
-        shut_down = shut_down_;
-      }
-      if (!shut_down) {
-        RequestLease(cls, LeaseTarget{nodes_->At(granted->spillback_address()),
-                                      BinaryToHex(granted->spillback_node_id()),
-                                      target.spillback_count + 1});
-        return;
-      }
-      status = absl::CancelledError("Sunray is shutting down");
+      next = LeaseTarget{nodes_->At(granted->spillback_address()),
+                         BinaryToHex(granted->spillback_node_id()), target.spillback_count + 1};
     } else {
       status = absl::UnavailableError("the lease request was sent on " +
                                       std::to_string(target.spillback_count) +
                                       " times without a node taking it");
     }
+  } else if ((absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) &&
+             target.spillback_count > 0 && target.spillback_count < kMaxSpillbacksFollowed) {
+    Logger().warn(
+        "the node {} that a lease request was sent on to cannot be reached ({}); asking this "
+        "node again",
+        target.node_name, status.message());
+    next = LeaseTarget{nodes_->Local(), options_.node_name, kMaxSpillbacksFollowed};
   }
-  if ((absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) &&
-      target.spillback_count > 0 && target.spillback_count < kMaxSpillbacksFollowed) {
-    // The node it was sent to cannot be reached (it died since the view was
-    // made): back to this node, marked as sent on too often, so it waits
-    // there (or fails once that node is known dead) instead of following
-    // the stale view again.
+  if (next.has_value()) {
     bool shut_down;
     {
       absl::MutexLock lock(&mu_);
       shut_down = shut_down_;
     }
     if (!shut_down) {
-      Logger().warn(
-          "the node {} that a lease request was sent on to cannot be reached ({}); "
-          "asking this node again",
-          target.node_name, status.message());
-      RequestLease(cls, LeaseTarget{nodes_->Local(), options_.node_name, kMaxSpillbacksFollowed});
+      RequestLease(cls, *std::move(next));  // the request stays pending
       return;
     }
+    if (status.ok()) status = absl::CancelledError("Sunray is shutting down");
   }
   std::shared_ptr<LeasedWorker> worker;
   if (status.ok()) {

@@ -84,8 +84,15 @@ class NormalTaskSubmitter {
   // resolving) into the class of `resources`, `env` (NAME=value entries
   // the workers must start with) and `strategy`. It waits for
   // ArgumentsResolved.
+  // `first`: the node to ask for its leases first (a placement group
+  // bundle's), instead of the local one.
+  struct FirstNode {
+    std::string address;  // its NodeService
+    std::string name;     // its id in hex, for messages
+  };
   void Add(std::shared_ptr<PendingTask> task, const ResourceSet &resources,
-           const std::vector<std::string> &env, const proto::SchedulingStrategy &strategy = {});
+           const std::vector<std::string> &env, const proto::SchedulingStrategy &strategy = {},
+           const FirstNode &first = {});
   // The task's arguments are in its spec (or one failed: `error`, the task
   // fails with it). A task cancelled meanwhile stays failed.
   void ArgumentsResolved(const std::shared_ptr<PendingTask> &task, std::optional<ErrorInfo> error);

@@ -120,7 +120,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
   // the form is checked here.
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
                                     options.group, options.serialized_runtime_env_info,
-                                    /*only_node=*/nullptr, placement_groups_, "")) {
+                                    /*only_node=*/nullptr, /*groups=*/nullptr, "")) {
     tasks_.Failed(*task, std::move(*error));
     return return_id;
   }
@@ -129,6 +129,19 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
       *SchedulingStrategyToProto(options.scheduling_strategy, options.label_selector);
   ResourceSet resources = ResourceSetFromUnits(options.resources);
   if (resources.empty()) resources["CPU"] = kResourceUnit;
+  NormalTaskSubmitter::FirstNode first_node;
+  if (!options.group.Empty()) {
+    // The group's bundles decide where it runs.
+    absl::StatusOr<InGroup> placed = PlaceInGroup(options.group, options.bundle_index, resources);
+    if (!placed.ok()) {
+      tasks_.Failed(*task, ErrorInfo{ErrorType::kTaskUnschedulable,
+                                     std::string(placed.status().message()), "", "", ""});
+      return return_id;
+    }
+    resources = std::move(placed->resources);
+    first_node = std::move(placed->first_node);
+    strategy = proto::SchedulingStrategy();
+  }
   // Tasks with env_vars run in workers started with them (CheckSchedulable
   // has parsed the runtime env already).
   const std::vector<std::string> env = RuntimeEnvEntries(options.serialized_runtime_env_info);
@@ -140,7 +153,7 @@ std::string ClusterRuntime::Call(const ray::internal::RemoteFunctionHolder &func
                   ErrorInfo{ErrorType::kTaskCancelled, "Sunray is shutting down.", "", "", ""});
     throw RayException("Sunray is shutting down.");
   }
-  normal_->Add(task, resources, env, strategy);
+  normal_->Add(task, resources, env, strategy, first_node);
   resolver_.Resolve(task, [this, task](std::optional<ErrorInfo> error) {
     normal_->ArgumentsResolved(task, std::move(error));
   });

@@ -45,6 +45,15 @@
 //                                       once it is ready, kills the process in
 //                                       PID_FILE (that node's daemon) and reads
 //                                       the result: "read N" or "lost MESSAGE"
+//   pg STRATEGY N CPUS WAIT [remove]    a placement group of N bundles of
+//                                       CPUS CPUs: "ready true|false" after
+//                                       Wait(WAIT); if ready, a task and an
+//                                       actor in each bundle ("bundle I task
+//                                       NODE", "bundle I actor NODE"); with
+//                                       remove, a long task and an actor in
+//                                       bundle 0, then the group removed:
+//                                       "removed task|actor|after error ..."
+//                                       and "freed ran NODE"
 //
 // The node starts this same binary (with the same command line) as a
 // worker, so ray::Init comes first: in a worker it never returns.
@@ -56,6 +65,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -312,6 +322,51 @@ int Lose(const std::vector<std::string> &args) {
   return 0;
 }
 
+int PlacementGroupRun(const std::vector<std::string> &args) {
+  if (args.size() < 4) return 2;
+  const std::map<std::string, ray::PlacementStrategy> strategies = {
+      {"PACK", ray::PlacementStrategy::PACK},
+      {"SPREAD", ray::PlacementStrategy::SPREAD},
+      {"STRICT_PACK", ray::PlacementStrategy::STRICT_PACK},
+      {"STRICT_SPREAD", ray::PlacementStrategy::STRICT_SPREAD}};
+  if (!strategies.contains(args[0])) return 2;
+  const int count = std::stoi(args[1]);
+  const double cpus = std::stod(args[2]);
+  ray::PlacementGroupCreationOptions options;
+  options.name = "pg-test";
+  options.strategy = strategies.at(args[0]);
+  for (int i = 0; i < count; ++i) options.bundles.push_back({{"CPU", cpus}});
+  ray::PlacementGroup group = ray::CreatePlacementGroup(options);
+  const bool ready = group.Wait(std::stoi(args[3]));
+  Say(std::string("ready ") + (ready ? "true" : "false"));
+  if (!ready) return 0;
+  for (int i = 0; i < count; ++i) {
+    auto task = ray::Task(NodeAfter).SetPlacementGroup(group, i).SetResource("CPU", cpus);
+    Say("bundle " + std::to_string(i) + " task " + *task.Remote(0).Get());
+    auto actor = ray::Actor(Locator::Create).SetPlacementGroup(group, i).Remote();
+    Say("bundle " + std::to_string(i) + " actor " + *actor.Task(&Locator::Node).Remote().Get());
+  }
+  if (args.size() < 5 || args[4] != "remove") return 0;
+  auto long_task =
+      ray::Task(NodeAfter).SetPlacementGroup(group, 0).SetResource("CPU", cpus).Remote(60000);
+  auto actor = ray::Actor(Locator::Create).SetPlacementGroup(group, 0).Remote();
+  actor.Task(&Locator::Node).Remote().Get();  // it runs
+  ray::RemovePlacementGroup(group.GetID());
+  auto report = [](const std::string &what, auto &&get) {
+    try {
+      Say("removed " + what + " ran " + *get());
+    } catch (const std::exception &e) {
+      Say("removed " + what + " error " + std::string(e.what()));
+    }
+  };
+  report("task", [&] { return long_task.Get(); });
+  report("actor", [&] { return actor.Task(&Locator::Node).Remote().Get(); });
+  report("after", [&] { return ray::Task(NodeAfter).SetPlacementGroup(group, 0).Remote(0).Get(); });
+  // Every bundle's CPUs are free again: a task holding them all runs.
+  Say("freed ran " + *ray::Task(NodeAfter).SetResource("CPU", cpus).Remote(0).Get());
+  return 0;
+}
+
 int Where(const std::vector<std::string> &args) {
   if (args.empty()) return 2;
   const int count = std::stoi(args[0]);
@@ -398,6 +453,7 @@ int main(int argc, char **argv) {
     if (command == "where") code = Where(args);
     if (command == "transfer") code = Transfer(args);
     if (command == "lose") code = Lose(args);
+    if (command == "pg") code = PlacementGroupRun(args);
   } catch (const std::exception &e) {
     std::cerr << "driver " << command << ": " << e.what() << std::endl;
     Say("error " + std::string(e.what()));

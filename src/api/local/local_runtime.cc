@@ -121,7 +121,7 @@ std::string LocalModeRuntime::Call(const ray::internal::RemoteFunctionHolder &fu
   store_.CreatePending(task->return_id);
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
                                     options.group, options.serialized_runtime_env_info, &node_id_,
-                                    placement_groups_, LocalNodeNote())) {
+                                    &placement_groups_, LocalNodeNote())) {
     error->function_name = function.function_name;
     services_.StoreError(task->return_id, std::move(*error));
     return task->return_id;
@@ -210,7 +210,7 @@ std::string LocalModeRuntime::CreateActor(const ray::internal::RemoteFunctionHol
                                           const ray::internal::ActorCreationOptions &options) {
   if (auto error = CheckSchedulable(options.scheduling_strategy, options.label_selector,
                                     options.group, options.serialized_runtime_env_info, &node_id_,
-                                    placement_groups_, LocalNodeNote())) {
+                                    &placement_groups_, LocalNodeNote())) {
     throw ray::internal::RayActorException("The actor " + factory.class_name +
                                            " cannot be created: " + error->message);
   }

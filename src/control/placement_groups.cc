@@ -255,7 +255,7 @@ void PlacementGroupDirectory::OnNodesChanged(const std::string &reporting_node) 
       return reserved.node_id == reporting_node && reserved.made < counted;
     });
   }
-  nodes_changed_ = true;
+  ++nodes_epoch_;
   if (!pending_.empty()) wake_.Signal();
 }
 
@@ -334,21 +334,26 @@ void PlacementGroupDirectory::AnswerDueWaitsLocked(absl::Time now, Work *work) {
   }
 }
 
-std::optional<std::string> PlacementGroupDirectory::NextDueLocked(absl::Time now,
-                                                                  absl::Time *next) {
+std::vector<std::string> PlacementGroupDirectory::DueLocked(absl::Time now, absl::Time *next) {
+  std::vector<std::string> due;
   for (const std::string &id : pending_) {
     const Group &group = groups_.at(id);
     if (group.placing) continue;
-    if (group.waiting_for_change && !nodes_changed_) continue;
-    if (group.not_before <= now) return id;
-    *next = std::min(*next, group.not_before);
+    // Nothing fit it, and the nodes have not changed since it was tried.
+    if (group.waiting_for_change && group.tried_epoch == nodes_epoch_) continue;
+    if (group.not_before > now) {
+      *next = std::min(*next, group.not_before);
+      continue;
+    }
+    due.push_back(id);
+    if (due.size() == kMaxBatch) break;
   }
-  return std::nullopt;
+  return due;
 }
 
 void PlacementGroupDirectory::ScheduleLoop() {
   while (true) {
-    std::optional<std::string> due;
+    std::vector<std::string> due;
     Work work;
     {
       absl::MutexLock lock(&mu_);
@@ -358,21 +363,20 @@ void PlacementGroupDirectory::ScheduleLoop() {
         AnswerDueWaitsLocked(now, &work);
         if (!work.empty()) break;
         absl::Time next = absl::InfiniteFuture();
-        due = NextDueLocked(now, &next);
-        if (due) break;
-        // Every waiting group has seen the nodes as they are now.
-        nodes_changed_ = false;
+        due = DueLocked(now, &next);
+        if (!due.empty()) break;
         for (const auto &[id, waiter] : waiters_) next = std::min(next, waiter.deadline);
         wake_.WaitWithTimeout(&mu_, next - now);
       }
-      if (due) {
-        Group &group = groups_.at(*due);
+      for (const std::string &id : due) {
+        Group &group = groups_.at(id);
         group.placing = true;
         group.waiting_for_change = false;
+        group.tried_epoch = nodes_epoch_;
       }
     }
     for (auto &run : work) run();
-    if (due) Place(*due, list_nodes_());
+    if (!due.empty()) Place(due, list_nodes_());
   }
 }
 
@@ -386,6 +390,7 @@ std::vector<grpc::Status> CallAll(
     const std::vector<std::pair<std::string, Request>> &requests,
     std::chrono::milliseconds timeout) {
   std::vector<grpc::Status> statuses(requests.size());
+  if (requests.empty()) return statuses;
   absl::BlockingCounter done(static_cast<int>(requests.size()));
   for (size_t i = 0; i < requests.size(); ++i) {
     calls.Call<proto::NodeService>(
@@ -401,7 +406,7 @@ std::vector<grpc::Status> CallAll(
 
 }  // namespace
 
-void PlacementGroupDirectory::Place(const std::string &group_id,
+void PlacementGroupDirectory::Place(const std::vector<std::string> &group_ids,
                                     const std::vector<proto::NodeInfo> &nodes) {
   std::vector<NodeView> views;
   views.reserve(nodes.size());
@@ -411,10 +416,17 @@ void PlacementGroupDirectory::Place(const std::string &group_id,
                              Labels(node.labels().begin(), node.labels().end()),
                              node.state() == proto::NodeInfo::ALIVE});
   }
-  proto::PlacementGroupInfo info;
+  // One attempt per group: where its bundles go, and how its calls went.
+  struct Attempt {
+    proto::PlacementGroupInfo info;
+    std::vector<ResourceSet> bundles;
+    BundlePlacement placement;
+    std::vector<std::string> addresses;  // its chosen nodes, in first-use order
+    std::string refused;                 // why it rolled back ("": it did not)
+  };
+  std::vector<Attempt> attempts(group_ids.size());
   {
     absl::MutexLock lock(&mu_);
-    info = groups_.at(group_id).info;
     // What was reserved lately is not in those nodes' reports yet.
     const absl::Time oldest = absl::Now() - kReservedHold;
     std::erase_if(reserved_, [&](const Reserved &reserved) { return reserved.made < oldest; });
@@ -424,110 +436,123 @@ void PlacementGroupDirectory::Place(const std::string &group_id,
         for (const auto &[name, amount] : reserved.resources) views[n].available[name] -= amount;
       }
     }
+    for (size_t g = 0; g < group_ids.size(); ++g) attempts[g].info = groups_.at(group_ids[g]).info;
   }
-  std::vector<ResourceSet> bundles;
-  for (const auto &bundle : info.bundles()) bundles.push_back(ResourceSetOf(bundle.resources()));
-  const BundlePlacement placement =
-      PlaceBundles(bundles, static_cast<BundleStrategy>(info.strategy()), views);
 
-  // Two phases over the chosen nodes, in the order they first appear.
-  std::vector<int> chosen;
+  // Decided in creation order, each seeing what the ones before it took;
+  // then every group's prepares go out at once, then its commits.
   std::vector<std::pair<std::string, proto::PrepareBundlesRequest>> prepares;
-  bool placed = false;
-  if (placement.kind == BundlePlacement::kPlaced) {
-    for (size_t i = 0; i < bundles.size(); ++i) {
-      const int node = placement.node_of[i];
+  std::vector<size_t> prepare_group;  // prepares[i] is for attempts[prepare_group[i]]
+  for (size_t g = 0; g < attempts.size(); ++g) {
+    Attempt &attempt = attempts[g];
+    for (const auto &bundle : attempt.info.bundles()) {
+      attempt.bundles.push_back(ResourceSetOf(bundle.resources()));
+    }
+    attempt.placement =
+        PlaceBundles(attempt.bundles, static_cast<BundleStrategy>(attempt.info.strategy()), views);
+    if (attempt.placement.kind != BundlePlacement::kPlaced) continue;
+    std::vector<int> chosen;
+    const size_t first = prepares.size();
+    for (size_t i = 0; i < attempt.bundles.size(); ++i) {
+      const int node = attempt.placement.node_of[i];
+      for (const auto &[name, amount] : attempt.bundles[i]) views[node].available[name] -= amount;
       auto at = std::find(chosen.begin(), chosen.end(), node);
       if (at == chosen.end()) {
         chosen.push_back(node);
+        attempt.addresses.push_back(views[node].address);
         proto::PrepareBundlesRequest request;
-        request.set_placement_group_id(group_id);
+        request.set_placement_group_id(attempt.info.placement_group_id());
         prepares.emplace_back(views[node].address, std::move(request));
+        prepare_group.push_back(g);
         at = chosen.end() - 1;
       }
-      proto::BundleReservation *reservation = prepares[at - chosen.begin()].second.add_bundles();
+      proto::BundleReservation *reservation =
+          prepares[first + (at - chosen.begin())].second.add_bundles();
       reservation->set_index(static_cast<int>(i));
-      *reservation->mutable_resources() = info.bundles(static_cast<int>(i)).resources();
+      *reservation->mutable_resources() = attempt.info.bundles(static_cast<int>(i)).resources();
     }
-    std::vector<grpc::Status> prepared = CallAll(
-        calls_, &proto::NodeService::Stub::async::PrepareBundles, prepares, options_.call_timeout);
-    std::string refused;
-    for (size_t c = 0; c < chosen.size(); ++c) {
-      if (!prepared[c].ok() && refused.empty()) {
-        refused = "node " + views[chosen[c]].id.Hex() + ": " + prepared[c].error_message();
-      }
+  }
+  const std::vector<grpc::Status> prepared = CallAll(
+      calls_, &proto::NodeService::Stub::async::PrepareBundles, prepares, options_.call_timeout);
+  for (size_t i = 0; i < prepares.size(); ++i) {
+    Attempt &attempt = attempts[prepare_group[i]];
+    if (!prepared[i].ok() && attempt.refused.empty()) {
+      attempt.refused = "node at " + prepares[i].first + ": " + prepared[i].error_message();
     }
-    if (refused.empty()) {
-      std::vector<std::pair<std::string, proto::CommitBundlesRequest>> commits;
-      for (const auto &[address, request] : prepares) {
-        proto::CommitBundlesRequest commit;
-        commit.set_placement_group_id(group_id);
-        commits.emplace_back(address, std::move(commit));
-      }
-      std::vector<grpc::Status> committed = CallAll(
-          calls_, &proto::NodeService::Stub::async::CommitBundles, commits, options_.call_timeout);
-      for (size_t c = 0; c < chosen.size(); ++c) {
-        if (!committed[c].ok() && refused.empty()) {
-          refused = "node " + views[chosen[c]].id.Hex() + ": " + committed[c].error_message();
-        }
-      }
+  }
+  std::vector<std::pair<std::string, proto::CommitBundlesRequest>> commits;
+  std::vector<size_t> commit_group;
+  for (size_t i = 0; i < prepares.size(); ++i) {
+    if (!attempts[prepare_group[i]].refused.empty()) continue;
+    proto::CommitBundlesRequest commit;
+    commit.set_placement_group_id(prepares[i].second.placement_group_id());
+    commits.emplace_back(prepares[i].first, std::move(commit));
+    commit_group.push_back(prepare_group[i]);
+  }
+  const std::vector<grpc::Status> committed = CallAll(
+      calls_, &proto::NodeService::Stub::async::CommitBundles, commits, options_.call_timeout);
+  for (size_t i = 0; i < commits.size(); ++i) {
+    Attempt &attempt = attempts[commit_group[i]];
+    if (!committed[i].ok() && attempt.refused.empty()) {
+      attempt.refused = "node at " + commits[i].first + ": " + committed[i].error_message();
     }
-    placed = refused.empty();
-    if (!placed) {
-      // All or nothing: every chosen node gives back what it took (a node
-      // that took nothing answers OK).
-      Logger().info("{} rolled back ({}); it will be tried again", Describe(info), refused);
-      std::vector<std::string> addresses;
-      for (const auto &[address, request] : prepares) addresses.push_back(address);
-      ReturnBundles(info, addresses, /*removed=*/false);
-    }
+  }
+  for (const Attempt &attempt : attempts) {
+    if (attempt.placement.kind != BundlePlacement::kPlaced || attempt.refused.empty()) continue;
+    // All or nothing: every chosen node gives back what it took (a node
+    // that took nothing answers OK).
+    Logger().info("{} rolled back ({}); it will be tried again", Describe(attempt.info),
+                  attempt.refused);
+    ReturnBundles(attempt.info, attempt.addresses, /*removed=*/false);
   }
 
   Work work;
   {
     absl::MutexLock lock(&mu_);
-    Group &group = groups_.at(group_id);
-    group.placing = false;
-    if (group.info.state() == proto::PlacementGroupInfo::REMOVED) {
-      // Removed while its calls were out: what they took goes back.
-      if (placed) {
-        std::vector<std::string> addresses;
-        for (const auto &[address, request] : prepares) addresses.push_back(address);
-        work.push_back([this, info = group.info, addresses] {
-          ReturnBundles(info, addresses, /*removed=*/true);
-        });
+    const absl::Time now = absl::Now();
+    for (const Attempt &attempt : attempts) {
+      Group &group = groups_.at(attempt.info.placement_group_id());
+      group.placing = false;
+      const BundlePlacement &placement = attempt.placement;
+      const bool placed = placement.kind == BundlePlacement::kPlaced && attempt.refused.empty();
+      if (group.info.state() == proto::PlacementGroupInfo::REMOVED) {
+        // Removed while its calls were out: what they took goes back.
+        if (placed) {
+          work.push_back([this, info = group.info, addresses = attempt.addresses] {
+            ReturnBundles(info, addresses, /*removed=*/true);
+          });
+        }
+      } else if (placed) {
+        group.info.set_state(proto::PlacementGroupInfo::CREATED);
+        group.info.set_ready_time_ms(NowMs());
+        group.info.clear_infeasible_reason();
+        group.rollbacks = 0;
+        for (size_t i = 0; i < attempt.bundles.size(); ++i) {
+          const NodeView &node = views[placement.node_of[i]];
+          proto::BundleInfo *bundle = group.info.mutable_bundles(static_cast<int>(i));
+          bundle->set_node_id(node.id.Binary());
+          bundle->set_node_address(node.address);
+          group.addresses[node.id.Binary()] = node.address;
+          reserved_.push_back(Reserved{node.id.Binary(), attempt.bundles[i], now});
+        }
+        std::erase(pending_, attempt.info.placement_group_id());
+        ChangedLocked(group, &work);
+      } else if (placement.kind == BundlePlacement::kPlaced) {
+        // Rolled back: again after a delay that grows while it keeps failing.
+        group.not_before =
+            now +
+            std::min(options_.retry_delay * (1 << std::min(group.rollbacks, 10)), kMaxRetryDelay);
+        ++group.rollbacks;
+      } else {
+        if (placement.kind == BundlePlacement::kInfeasible &&
+            group.info.infeasible_reason() != placement.reason) {
+          Logger().warn("{} cannot be placed: {}. It waits for a node that fits it.",
+                        Describe(group.info), placement.reason);
+        }
+        group.info.set_infeasible_reason(
+            placement.kind == BundlePlacement::kInfeasible ? placement.reason : "");
+        group.waiting_for_change = true;
       }
-    } else if (placed) {
-      group.info.set_state(proto::PlacementGroupInfo::CREATED);
-      group.info.set_ready_time_ms(NowMs());
-      group.info.clear_infeasible_reason();
-      const absl::Time made = absl::Now();
-      group.rollbacks = 0;
-      for (size_t i = 0; i < bundles.size(); ++i) {
-        const NodeView &node = views[placement.node_of[i]];
-        proto::BundleInfo *bundle = group.info.mutable_bundles(static_cast<int>(i));
-        bundle->set_node_id(node.id.Binary());
-        bundle->set_node_address(node.address);
-        group.addresses[node.id.Binary()] = node.address;
-        reserved_.push_back(Reserved{node.id.Binary(), bundles[i], made});
-      }
-      std::erase(pending_, group_id);
-      ChangedLocked(group, &work);
-    } else if (placement.kind == BundlePlacement::kPlaced) {
-      // Rolled back: again after a delay that grows while it keeps failing.
-      group.not_before =
-          absl::Now() +
-          std::min(options_.retry_delay * (1 << std::min(group.rollbacks, 10)), kMaxRetryDelay);
-      ++group.rollbacks;
-    } else {
-      if (placement.kind == BundlePlacement::kInfeasible &&
-          group.info.infeasible_reason() != placement.reason) {
-        Logger().warn("{} cannot be placed: {}. It waits for a node that fits it.",
-                      Describe(group.info), placement.reason);
-      }
-      group.info.set_infeasible_reason(
-          placement.kind == BundlePlacement::kInfeasible ? placement.reason : "");
-      group.waiting_for_change = true;
     }
   }
   for (auto &run : work) run();

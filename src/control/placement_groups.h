@@ -117,6 +117,7 @@ class PlacementGroupDirectory {
     std::map<std::string, std::string> addresses;
     bool placing = false;                          // its two-phase calls are out
     bool waiting_for_change = false;               // nothing fit: tried again when nodes change
+    uint64_t tried_epoch = 0;                      // nodes_epoch_ when it was last tried
     absl::Time not_before = absl::InfinitePast();  // rolled back: not before then
     int rollbacks = 0;                             // in a row
   };
@@ -137,14 +138,18 @@ class PlacementGroupDirectory {
   // After a rollback the group waits retry_delay, doubling with each one
   // in a row, up to this.
   static constexpr absl::Duration kMaxRetryDelay = absl::Seconds(2);
+  // Groups placed in one round (their two phases' calls go out together).
+  static constexpr size_t kMaxBatch = 64;
   using Work = std::vector<std::function<void()>>;
 
   void ScheduleLoop();
-  // The first pending group that is due, if any; else when one will be.
-  std::optional<std::string> NextDueLocked(absl::Time now, absl::Time *next)
+  // The pending groups that are due (at most kMaxBatch, in creation
+  // order); `next` gets when a later one will be.
+  std::vector<std::string> DueLocked(absl::Time now, absl::Time *next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Places the group (two phases) without the lock held.
-  void Place(const std::string &group_id, const std::vector<proto::NodeInfo> &nodes);
+  // Places the groups (two phases, their calls all at once) without the
+  // lock held.
+  void Place(const std::vector<std::string> &group_ids, const std::vector<proto::NodeInfo> &nodes);
   void ChangedLocked(Group &group, Work *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveLocked(Group &group, Work *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AnswerDueWaitsLocked(absl::Time now, Work *work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -160,7 +165,8 @@ class PlacementGroupDirectory {
   absl::CondVar wake_;
   std::map<std::string, Group> groups_ ABSL_GUARDED_BY(mu_);  // by binary id
   std::deque<std::string> pending_ ABSL_GUARDED_BY(mu_);      // in creation order
-  bool nodes_changed_ ABSL_GUARDED_BY(mu_) = true;
+  // Raised by every join and report: a group nothing fit waits for it to move.
+  uint64_t nodes_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Reserved> reserved_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<absl::Time, std::string>> removed_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);

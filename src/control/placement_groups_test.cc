@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <map>
 
 #include "node.grpc.pb.h"
 #include "src/common/id.h"
@@ -152,6 +153,29 @@ TEST_F(PlacementGroupDirectoryTest, BundlesArePreparedThenCommittedOnEveryChosen
   ASSERT_TRUE(directory_.Create(named).ok());
   named.set_placement_group_id(PlacementGroupID::FromRandom().Binary());
   EXPECT_TRUE(absl::IsAlreadyExists(directory_.Create(named)));
+}
+
+TEST_F(PlacementGroupDirectoryTest, GroupsPlacedTogetherSeeWhatTheOnesBeforeThemTook) {
+  AddNode(2);
+  AddNode(2);
+  // Created at once, placed in one round: four fit, the fifth waits.
+  std::vector<proto::PlacementGroupInfo> groups;
+  for (int i = 0; i < 5; ++i) {
+    groups.push_back(Group(1, proto::PlacementGroupInfo::PACK));
+    ASSERT_TRUE(directory_.Create(groups.back()).ok());
+  }
+  std::map<std::string, int> per_node;
+  for (int i = 0; i < 4; ++i) {
+    const proto::PlacementGroupInfo ready =
+        WaitReady(groups[i].placement_group_id(), absl::Seconds(10));
+    ASSERT_EQ(ready.state(), proto::PlacementGroupInfo::CREATED) << i;
+    ++per_node[ready.bundles(0).node_id()];
+  }
+  EXPECT_EQ(per_node, (std::map<std::string, int>{{NodeId(0), 2}, {NodeId(1), 2}}));
+  const proto::PlacementGroupInfo last =
+      WaitReady(groups[4].placement_group_id(), absl::Milliseconds(100));
+  EXPECT_EQ(last.state(), proto::PlacementGroupInfo::PENDING);
+  EXPECT_TRUE(last.infeasible_reason().empty());  // it fits an idle cluster
 }
 
 TEST_F(PlacementGroupDirectoryTest, ANodeThatRefusesRollsBackTheWholeGroup) {

@@ -240,7 +240,12 @@ absl::StatusOr<std::vector<std::string>> PlacementGroupDirectory::BundleNodes(
 std::vector<std::string> PlacementGroupDirectory::RecentlyRemoved() {
   absl::MutexLock lock(&mu_);
   const absl::Time oldest = absl::Now() - options_.removed_kept;
-  while (!removed_.empty() && removed_.front().first < oldest) removed_.pop_front();
+  while (!removed_.empty() && removed_.front().first < oldest) {
+    // Forgotten too: the table does not grow with every group ever made.
+    auto it = groups_.find(removed_.front().second);
+    if (it != groups_.end() && !it->second.placing) groups_.erase(it);
+    removed_.pop_front();
+  }
   std::vector<std::string> ids;
   ids.reserve(removed_.size());
   for (const auto &[when, id] : removed_) ids.push_back(id);

@@ -53,7 +53,7 @@ class PlacementGroupDirectory {
     // After a rollback, wait this long before trying the group again.
     absl::Duration retry_delay = absl::Milliseconds(100);
     // Removed groups' ids go out with every view this long (nodes fail
-    // leases waiting for them).
+    // leases waiting for them); then the directory forgets them.
     absl::Duration removed_kept = absl::Seconds(60);
   };
   // Every node control knows, alive or dead. Called without the directory's lock.
@@ -94,7 +94,8 @@ class PlacementGroupDirectory {
   // its bundles). Unavailable while it is not CREATED; FailedPrecondition
   // when it is REMOVED or unknown.
   absl::StatusOr<std::vector<std::string>> BundleNodes(const std::string &group_id, int index);
-  // Groups removed within Options::removed_kept (their ids).
+  // Groups removed within Options::removed_kept (their ids); those removed
+  // before are forgotten (unknown from then on).
   std::vector<std::string> RecentlyRemoved();
 
   // A node joined, or `reporting_node` (its id's bytes) reported: pending

@@ -244,6 +244,21 @@ TEST_F(PlacementGroupDirectoryTest, RemovalGivesBundlesBackAndAnswersWaits) {
   EXPECT_TRUE(absl::IsNotFound(directory_.Remove(PlacementGroupID::FromRandom().Binary())));
 }
 
+TEST(PlacementGroupDirectoryForgetting, RemovedGroupsAreForgottenAfterAWhile) {
+  PlacementGroupDirectory directory({.token = kToken, .removed_kept = absl::Milliseconds(20)},
+                                    [] { return std::vector<proto::NodeInfo>(); });
+  proto::PlacementGroupInfo group;
+  group.set_placement_group_id(PlacementGroupID::FromRandom().Binary());
+  FillResourceMap({{"CPU", kResourceUnit}}, group.add_bundles()->mutable_resources());
+  ASSERT_TRUE(directory.Create(group).ok());
+  ASSERT_TRUE(directory.Remove(group.placement_group_id()).ok());
+  EXPECT_EQ(directory.RecentlyRemoved().size(), 1u);
+  EXPECT_TRUE(directory.Get(group.placement_group_id()).has_value());
+  ASSERT_TRUE(Eventually([&] { return directory.RecentlyRemoved().empty(); }));
+  EXPECT_FALSE(directory.Get(group.placement_group_id()).has_value());
+  EXPECT_TRUE(directory.All().empty());
+}
+
 TEST_F(PlacementGroupDirectoryTest, AFinishedJobsGroupsAreRemoved) {
   AddNode(4);
   const proto::PlacementGroupInfo mine = Group(1, proto::PlacementGroupInfo::PACK, "job1");

@@ -431,6 +431,7 @@ TEST_F(LeaseManagerTest, ReturningARemovedGroupStopsItsWorkersAndFailsItsRequest
                          testing::FakeWorker(directory_));
   const pid_t pid = testing::RegisterWhenStarted(*pool_, directory_, 1);
   ASSERT_NE(pid, 0);
+  ASSERT_EQ(running.wait_for(kDeadline), std::future_status::ready);
   auto lease = running.get();
   ASSERT_TRUE(lease.ok()) << lease.status();
   auto waiting = Request(ResourcesInBundle({{"CPU", kResourceUnit}}, group, 0),
@@ -438,6 +439,7 @@ TEST_F(LeaseManagerTest, ReturningARemovedGroupStopsItsWorkersAndFailsItsRequest
   EXPECT_EQ(waiting.wait_for(milliseconds(50)), std::future_status::timeout);
 
   leases_->ReturnBundles(group, /*removed=*/true);
+  ASSERT_EQ(waiting.wait_for(kDeadline), std::future_status::ready);
   auto failed = waiting.get();
   EXPECT_TRUE(absl::IsFailedPrecondition(failed.status())) << failed.status();
   EXPECT_NE(failed.status().message().find("was removed"), std::string::npos);
@@ -448,6 +450,7 @@ TEST_F(LeaseManagerTest, ReturningARemovedGroupStopsItsWorkersAndFailsItsRequest
   EXPECT_TRUE(absl::IsNotFound(leases_->ReturnLease(lease->lease_id)));
   // Later requests for it fail too, and it cannot come back.
   auto later = Request(ResourcesInBundle({}, group, -1), testing::FakeWorker(directory_));
+  ASSERT_EQ(later.wait_for(kDeadline), std::future_status::ready);
   EXPECT_TRUE(absl::IsFailedPrecondition(later.get().status()));
   EXPECT_FALSE(leases_->PrepareBundles(group, {{0, {{"CPU", 1}}}}).ok());
 }

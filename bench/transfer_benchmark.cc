@@ -1,7 +1,7 @@
 // Object transfer between two nodes on this machine, next to raw TCP
 // between two processes on the same link (loopback) as the ceiling.
 //
-//   bench/transfer_benchmark [--mib N] [--repeats R]
+//   [SUNRAY_BENCH_CLI=OTHER/sunray] bench/transfer_benchmark [--mib N] [--repeats R]
 //
 // Starts a head and a second node with `sunray start` (each in its own
 // temporary SUNRAY_TEMP_DIR, stores of 2.5 x N MiB), then, as a driver on
@@ -110,7 +110,10 @@ int main(int argc, char **argv) {
     ray::Init(config, argc, argv);  // a worker: never returns
     return 0;
   }
-  const std::string cli = SUNRAY_CLI_PATH;
+  // SUNRAY_BENCH_CLI: another build's `sunray` (its daemons move the
+  // object), for before/after runs of one benchmark binary.
+  const char *other_cli = getenv("SUNRAY_BENCH_CLI");
+  const std::string cli = other_cli != nullptr ? other_cli : SUNRAY_CLI_PATH;
   char head_pattern[] = "/tmp/sunray-transfer-bench.XXXXXX";
   char node_pattern[] = "/tmp/sunray-transfer-bench.XXXXXX";
   const std::string head_root = mkdtemp(head_pattern);

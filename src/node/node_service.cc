@@ -395,7 +395,7 @@ grpc::ServerWriteReactor<proto::ObjectChunk> *NodeService::FetchObject(
   absl::StatusOr<ObjectID> id =
       IdFromWire<ObjectID>("FetchObject: object_id", request->object_id());
   if (!id.ok()) return new rpc::RefusedStream<proto::ObjectChunk>(rpc::ToGrpcStatus(id.status()));
-  return ServeObject(store_, *id, request->chunk_bytes());
+  return ServeObject(store_, *id, request->chunk_bytes(), request->offset(), request->length());
 }
 
 }  // namespace sunray

@@ -23,6 +23,15 @@ spdlog::logger &Logger() {
 constexpr milliseconds kFetchTimeout{10 * 60 * 1000};
 constexpr milliseconds kOwnerTimeout{5000};
 
+// A channel with a TCP connection of its own (gRPC shares one per address
+// among channels otherwise): a pull's extra streams each get one.
+std::shared_ptr<grpc::Channel> TransferChannel(const std::string &address) {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(512 << 20);
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+}
+
 }  // namespace
 
 // --- Serving ----------------------------------------------------------------
@@ -31,7 +40,8 @@ namespace {
 
 class ObjectWriter final : public grpc::ServerWriteReactor<proto::ObjectChunk> {
  public:
-  ObjectWriter(ObjectStore &store, const ObjectID &id, uint64_t chunk_bytes)
+  ObjectWriter(ObjectStore &store, const ObjectID &id, uint64_t chunk_bytes, uint64_t offset,
+               uint64_t length)
       : store_(store), id_(id), chunk_bytes_(chunk_bytes) {
     absl::StatusOr<ObjectStore::Location> pinned = store_.Get(id_, kNodeStoreClient);
     if (!pinned.ok()) {
@@ -42,6 +52,15 @@ class ObjectWriter final : public grpc::ServerWriteReactor<proto::ObjectChunk> {
     }
     pinned_ = true;
     location_ = *pinned;
+    const uint64_t total = location_.data_size + location_.metadata_size;
+    if (offset > total) {
+      Finish(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                          "offset " + std::to_string(offset) + " is past the end of object " +
+                              id_.Hex() + " (" + std::to_string(total) + " bytes)"));
+      return;
+    }
+    sent_ = offset;
+    end_ = length == 0 ? total : std::min(total, offset + length);
     WriteNext();
   }
 
@@ -60,19 +79,19 @@ class ObjectWriter final : public grpc::ServerWriteReactor<proto::ObjectChunk> {
 
  private:
   void WriteNext() {
-    const uint64_t total = location_.data_size + location_.metadata_size;
-    if (sent_ > 0 && sent_ >= total) {
+    // An empty range is one empty chunk (it still tells the sizes).
+    if (started_ && sent_ >= end_) {
       Finish(grpc::Status::OK);
       return;
     }
-    const uint64_t length = std::min<uint64_t>(chunk_bytes_, total - sent_);
+    started_ = true;
+    const uint64_t length = std::min<uint64_t>(chunk_bytes_, end_ - sent_);
     chunk_.Clear();
     chunk_.set_data_size(location_.data_size);
     chunk_.set_metadata_size(location_.metadata_size);
     chunk_.set_offset(sent_);
     chunk_.set_data(store_.segment().base() + location_.offset + sent_, length);
-    // An empty object is one empty chunk.
-    sent_ += std::max<uint64_t>(length, 1);
+    sent_ += length;
     StartWrite(&chunk_);
   }
 
@@ -81,15 +100,18 @@ class ObjectWriter final : public grpc::ServerWriteReactor<proto::ObjectChunk> {
   const uint64_t chunk_bytes_;
   bool pinned_ = false;
   ObjectStore::Location location_;
-  uint64_t sent_ = 0;
+  uint64_t sent_ = 0;  // next byte to send
+  uint64_t end_ = 0;   // past the range's last byte
+  bool started_ = false;
   proto::ObjectChunk chunk_;  // being written
 };
 
 }  // namespace
 
 grpc::ServerWriteReactor<proto::ObjectChunk> *ServeObject(ObjectStore &store, const ObjectID &id,
-                                                          uint64_t chunk_bytes) {
-  return new ObjectWriter(store, id, chunk_bytes == 0 ? 4 << 20 : chunk_bytes);
+                                                          uint64_t chunk_bytes, uint64_t offset,
+                                                          uint64_t length) {
+  return new ObjectWriter(store, id, chunk_bytes == 0 ? 4 << 20 : chunk_bytes, offset, length);
 }
 
 // --- Pulling ----------------------------------------------------------------
@@ -213,11 +235,60 @@ absl::StatusOr<ObjectStore::Location> ObjectPuller::CreateWithRoom(const ObjectI
 
 absl::Status ObjectPuller::Fetch(const ObjectID &id, const std::string &from,
                                  const std::string &owner) {
-  auto stub = proto::NodeService::NewStub(rpc::MakeChannel(from));
+  Target target;
+  const uint64_t chunk = std::max<uint64_t>(1, options_.chunk_bytes);
+  // The first chunk on one stream: it tells the size and makes the object.
+  absl::Status failed = FetchRange(id, from, owner, 0, chunk, &target);
+  if (absl::IsAlreadyExists(failed)) return absl::OkStatus();  // a copy came another way
+  if (failed.ok() && target.total > chunk) {
+    // The rest in whole chunks, split over up to `streams` streams at once.
+    const uint64_t chunks = (target.total - chunk + chunk - 1) / chunk;
+    const uint64_t streams = std::min<uint64_t>(std::max(1, options_.streams), chunks);
+    const uint64_t per_stream = (chunks + streams - 1) / streams * chunk;
+    std::vector<absl::Status> statuses(streams);
+    std::vector<std::thread> readers;
+    for (uint64_t i = 0; i < streams; ++i) {
+      const uint64_t begin = chunk + i * per_stream;
+      if (begin >= target.total) break;
+      const uint64_t length = std::min(per_stream, target.total - begin);
+      readers.emplace_back([&, i, begin, length] {
+        statuses[i] = FetchRange(id, from, owner, begin, length, &target);
+      });
+    }
+    for (auto &reader : readers) reader.join();
+    for (const absl::Status &status : statuses) {
+      if (!status.ok()) {
+        failed = status;
+        break;
+      }
+    }
+  }
+  if (!failed.ok()) {
+    if (target.created) (void)store_.Abort(id, kNodeStoreClient);
+    return failed;
+  }
+  if (absl::Status sealed = store_.Seal(id); !sealed.ok()) {
+    (void)store_.Abort(id, kNodeStoreClient);
+    return sealed;
+  }
+  (void)store_.Release(id, kNodeStoreClient);  // the creator's pin
+  TellOwner(id, owner);
+  return absl::OkStatus();
+}
+
+absl::Status ObjectPuller::FetchRange(const ObjectID &id, const std::string &from,
+                                      const std::string &owner, uint64_t offset, uint64_t length,
+                                      Target *target) {
+  // The first range shares the node's connection to `from`; the others run
+  // beside it, each on a connection of its own.
+  auto stub =
+      proto::NodeService::NewStub(offset == 0 ? rpc::MakeChannel(from) : TransferChannel(from));
   auto context = rpc::MakeClientContext(options_.token, kFetchTimeout);
   proto::FetchObjectRequest request;
   request.set_object_id(id.Binary());
   request.set_chunk_bytes(options_.chunk_bytes);
+  request.set_offset(offset);
+  request.set_length(length);
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::CancelledError("the node is stopping");
@@ -234,63 +305,58 @@ absl::Status ObjectPuller::Fetch(const ObjectID &id, const std::string &from,
   std::unique_ptr<grpc::ClientReader<proto::ObjectChunk>> reader =
       stub->FetchObject(context.get(), request);
   proto::ObjectChunk chunk;
-  bool created = false;
-  ObjectStore::Location location;
-  uint64_t total = 0, received = 0;
+  uint64_t received = offset;  // the next byte expected
+  uint64_t end = 0;            // known from the first chunk
+  bool any = false;
   absl::Status failed;
   while (reader->Read(&chunk)) {
-    if (!created) {
-      total = chunk.data_size() + chunk.metadata_size();
+    if (!target->created) {  // only the first range creates (alone)
       absl::StatusOr<ObjectStore::Location> made =
           CreateWithRoom(id, chunk.data_size(), chunk.metadata_size(), owner);
-      if (absl::IsAlreadyExists(made.status())) {  // pulled meanwhile another way
+      if (absl::IsAlreadyExists(made.status())) {
         context->TryCancel();
         while (reader->Read(&chunk)) {
         }
         (void)reader->Finish();
-        return absl::OkStatus();
+        return made.status();
       }
       if (!made.ok()) {
         failed = made.status();
         break;
       }
-      created = true;
-      location = *made;
+      target->created = true;
+      target->location = *made;
+      target->total = chunk.data_size() + chunk.metadata_size();
     }
-    if (chunk.data_size() + chunk.metadata_size() != total || chunk.offset() != received ||
-        chunk.offset() + chunk.data().size() > total) {
+    if (!any) {
+      any = true;
+      end = length == 0 ? target->total : std::min(target->total, offset + length);
+    }
+    if (chunk.data_size() + chunk.metadata_size() != target->total || chunk.offset() != received ||
+        chunk.offset() + chunk.data().size() > end) {
       failed =
           absl::InternalError("node " + from + " sent a chunk of object " + id.Hex() +
                               " that does not fit it (offset " + std::to_string(chunk.offset()) +
                               ", " + std::to_string(chunk.data().size()) + " bytes, object " +
-                              std::to_string(total) + " bytes)");
+                              std::to_string(target->total) + " bytes)");
       break;
     }
-    std::memcpy(store_.segment().base() + location.offset + chunk.offset(), chunk.data().data(),
-                chunk.data().size());
+    std::memcpy(store_.segment().base() + target->location.offset + chunk.offset(),
+                chunk.data().data(), chunk.data().size());
     received += chunk.data().size();
   }
   if (!failed.ok()) context->TryCancel();
   const grpc::Status ended = reader->Finish();
   if (failed.ok() && !ended.ok()) failed = rpc::FromGrpcStatus(ended);
-  if (failed.ok() && !created) {
+  if (failed.ok() && !any) {
     failed = absl::InternalError("node " + from + " sent no chunk of object " + id.Hex());
   }
-  if (failed.ok() && received != total) {
-    failed = absl::InternalError("node " + from + " sent " + std::to_string(received) + " of " +
-                                 std::to_string(total) + " bytes of object " + id.Hex());
+  if (failed.ok() && received != end) {
+    failed = absl::InternalError("node " + from + " sent " + std::to_string(received - offset) +
+                                 " of the " + std::to_string(end - offset) + " bytes at offset " +
+                                 std::to_string(offset) + " of object " + id.Hex());
   }
-  if (!failed.ok()) {
-    if (created) (void)store_.Abort(id, kNodeStoreClient);
-    return failed;
-  }
-  if (absl::Status sealed = store_.Seal(id); !sealed.ok()) {
-    (void)store_.Abort(id, kNodeStoreClient);
-    return sealed;
-  }
-  (void)store_.Release(id, kNodeStoreClient);  // the creator's pin
-  TellOwner(id, owner);
-  return absl::OkStatus();
+  return failed;
 }
 
 void ObjectPuller::TellOwner(const ObjectID &id, const std::string &owner) {

@@ -9,7 +9,10 @@
 //
 // A pull streams the object from the source node's FetchObject in chunks
 // (`chunk_bytes`, Ray's 5 MiB default) straight into a new object in this
-// store, seals it, and tells the owner where the copy is
+// store: the first chunk's range on one stream (it tells the size), the
+// rest split over up to `streams` streams at once, each on its own
+// connection (several chunks in flight). Then it seals the copy and tells
+// the owner where it is
 // (WorkerService.AddObjectLocation: it deletes the copy when it frees the
 // object; an owner that no longer has it gets the copy deleted at once).
 // Pulls of one object are merged: every caller waits for the one pull. At
@@ -50,6 +53,7 @@ class ObjectPuller {
   struct Options {
     std::string token;
     uint64_t chunk_bytes = 5 << 20;
+    int streams = 4;  // per pull, at most
     int threads = 2;
     absl::Duration room_timeout = absl::Seconds(30);
   };
@@ -80,6 +84,18 @@ class ObjectPuller {
   void Loop();
   // Copies `id` from `from`; OK once it is sealed here.
   absl::Status Fetch(const ObjectID &id, const std::string &from, const std::string &owner);
+  // Where a pull writes: the object once created, and its whole size.
+  struct Target {
+    bool created = false;
+    ObjectStore::Location location;
+    uint64_t total = 0;
+  };
+  // Streams the bytes [offset, offset + length) (length 0: to the end) of
+  // `id` from `from` into `target`; creates the object from the first
+  // chunk when `target` is not created yet (AlreadyExists: a copy came
+  // another way). Checks every chunk against the range and the size.
+  absl::Status FetchRange(const ObjectID &id, const std::string &from, const std::string &owner,
+                          uint64_t offset, uint64_t length, Target *target);
   // Creates the object, waiting for room up to the room timeout.
   absl::StatusOr<ObjectStore::Location> CreateWithRoom(const ObjectID &id, uint64_t data_size,
                                                        uint64_t metadata_size,
@@ -98,11 +114,14 @@ class ObjectPuller {
   std::vector<std::thread> threads_;
 };
 
-// FetchObject's answer: the sealed copy of the object in `store` (which
-// knows kNodeStoreClient: the node's ObjectPuller adds it), pinned while it
-// is written in chunks of `chunk_bytes`. Finishes NOT_FOUND when
-// the store has no sealed copy, CANCELLED when the reader goes away.
+// FetchObject's answer: the bytes [offset, offset + length) (length 0: to
+// the end) of the sealed copy of the object in `store` (which knows
+// kNodeStoreClient: the node's ObjectPuller adds it), pinned while it is
+// written in chunks of `chunk_bytes`. Finishes NOT_FOUND when the store
+// has no sealed copy, OUT_OF_RANGE for an offset past its end, CANCELLED
+// when the reader goes away.
 grpc::ServerWriteReactor<proto::ObjectChunk> *ServeObject(ObjectStore &store, const ObjectID &id,
-                                                          uint64_t chunk_bytes);
+                                                          uint64_t chunk_bytes, uint64_t offset = 0,
+                                                          uint64_t length = 0);
 
 }  // namespace sunray

@@ -44,17 +44,21 @@ std::string Read(ObjectStore &store, const ObjectID &id) {
 }
 
 // A node's FetchObject over `store` (or, with `lie`, a source whose second
-// chunk claims another size); counts the fetches.
+// chunk claims another size); counts the fetches (streams from offset 0:
+// one per pull) and every stream.
 class SourceNode final : public proto::NodeService::CallbackService {
  public:
   explicit SourceNode(ObjectStore &store) : store_(store) {}
   grpc::ServerWriteReactor<proto::ObjectChunk> *FetchObject(
       grpc::CallbackServerContext *, const proto::FetchObjectRequest *request) override {
-    ++fetches;
+    if (request->offset() == 0) ++fetches;
+    ++streams;
     if (lie) return new Liar();
-    return ServeObject(store_, ObjectID::FromBinary(request->object_id()), request->chunk_bytes());
+    return ServeObject(store_, ObjectID::FromBinary(request->object_id()), request->chunk_bytes(),
+                       request->offset(), request->length());
   }
   std::atomic<int> fetches{0};
+  std::atomic<int> streams{0};
   bool lie = false;
 
  private:
@@ -133,9 +137,26 @@ TEST_F(ObjectTransferTest, AnObjectArrivesWholeInManyChunks) {
   Puller(/*chunk_bytes=*/999);
   ASSERT_TRUE(PullAndWait(id).ok());
   EXPECT_TRUE(Read(*here_, id) == data);
+  // The first chunk alone, then the other ten over four streams at once.
+  EXPECT_EQ(source_.streams.load(), 5);
   // Already here: answered at once, no fetch.
   ASSERT_TRUE(PullAndWait(id).ok());
   EXPECT_EQ(source_.fetches.load(), 1);
+}
+
+TEST_F(ObjectTransferTest, ARangePastTheEndIsRefused) {
+  const ObjectID id = ObjectID::FromRandom();
+  PutObject(*source_store_, id, std::string(100, 'x'));
+  Puller(1000);
+  auto stub = proto::NodeService::NewStub(rpc::MakeChannel(address_));
+  grpc::ClientContext context;
+  proto::FetchObjectRequest request;
+  request.set_object_id(id.Binary());
+  request.set_offset(101);
+  auto reader = stub->FetchObject(&context, request);
+  proto::ObjectChunk chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::OUT_OF_RANGE);
 }
 
 TEST_F(ObjectTransferTest, AnEmptyObjectArrives) {

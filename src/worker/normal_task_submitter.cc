@@ -147,9 +147,11 @@ void NormalTaskSubmitter::ArgumentsResolved(const std::shared_ptr<PendingTask> &
 void NormalTaskSubmitter::DispatchLocked(SchedulingClass *cls, Work *work) {
   if (shut_down_) return;
   // First every idle worker gets a task; then, while the backlog is deeper
-  // than the workers can take one at a time, workers get a few more queued
-  // behind (they run them in order, with no round trip in between; a worker
-  // that blocks in Get sends back what it had not started).
+  // than the workers and the leases asked for can take one at a time,
+  // workers get a few more queued behind (they run them in order, with no
+  // round trip in between; a worker that blocks in Get sends back what it
+  // had not started). So a task never waits behind another while a lease
+  // that could run it may still come (an idle CPU, a worker starting).
   std::vector<std::pair<std::shared_ptr<LeasedWorker>, std::vector<std::shared_ptr<Held>>>> pushes;
   auto push = [&](const std::shared_ptr<LeasedWorker> &worker) {
     std::shared_ptr<Held> held = std::move(cls->queue.front());
@@ -171,7 +173,7 @@ void NormalTaskSubmitter::DispatchLocked(SchedulingClass *cls, Work *work) {
       cls->strategy.kind() == proto::SchedulingStrategy::SPREAD ? 1 : kMaxTasksInFlightPerWorker;
   for (size_t depth = 1; depth < max_depth; ++depth) {
     for (auto &worker : cls->workers) {
-      if (cls->queue.size() <= cls->workers.size()) break;
+      if (cls->queue.size() <= cls->workers.size() + cls->pending_leases) break;
       if (in_flight(*worker) == depth && !worker->dead && !worker->bounced) push(worker);
     }
   }

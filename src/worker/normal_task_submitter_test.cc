@@ -167,12 +167,29 @@ TEST_F(NormalTaskSubmitterTest, TasksOfAClassReuseItsLease) {
   EXPECT_EQ(outcomes_.values.size(), 2u);
 }
 
-TEST_F(NormalTaskSubmitterTest, ADeepBacklogIsPipelinedBehindTheWorkersTasks) {
+TEST_F(NormalTaskSubmitterTest, TasksDoNotWaitBehindABusyWorkerWhileTheirLeasesMayCome) {
   for (const char *name : {"a", "b", "c"}) Submit(name);
+  ASSERT_EQ(node_.requests.size(), 3u);
   node_.Grant(0, 1);
-  // "a" runs, "b" waits behind it on the worker, "c" waits for a worker.
-  EXPECT_EQ(Stream(0).sent, (std::vector<std::string>{"ret-a", "ret-b"}));
-  EXPECT_EQ(submitter_->counts().queued, 1u);
+  // "a" runs; "b" and "c" wait for the two leases still asked for (a free
+  // CPU, a worker starting), not behind "a".
+  EXPECT_EQ(Stream(0).sent, std::vector<std::string>{"ret-a"});
+  EXPECT_EQ(submitter_->counts().queued, 2u);
+  node_.Grant(1, 2);
+  EXPECT_EQ(Stream(1).sent, std::vector<std::string>{"ret-b"});
+}
+
+TEST_F(NormalTaskSubmitterTest, ADeepBacklogIsPipelinedBehindTheWorkersTasks) {
+  // More tasks than workers and leases asked for (at most 10) can take.
+  std::vector<std::string> names;
+  for (int i = 0; i < 14; ++i) names.push_back("t" + std::to_string(i));
+  for (const auto &name : names) Submit(name);
+  ASSERT_EQ(node_.requests.size(), 10u);
+  node_.Grant(0, 1);
+  // One runs; of the 13 left, 1 worker + 9 leases asked for take 10: the
+  // worker takes the rest behind its first task.
+  EXPECT_EQ(Stream(0).sent, (std::vector<std::string>{"ret-t0", "ret-t1", "ret-t2", "ret-t3"}));
+  EXPECT_EQ(submitter_->counts().queued, 10u);
 }
 
 TEST_F(NormalTaskSubmitterTest, AWorkerDeathRetriesTheTaskOnANewLease) {
@@ -218,7 +235,8 @@ TEST_F(NormalTaskSubmitterTest, AnExceptionIsRetriedOnlyWhenTheTaskAsks) {
 TEST_F(NormalTaskSubmitterTest, ABouncedTaskGoesElsewhereWithoutSpendingAnAttempt) {
   Submit("a");
   auto b = Submit("b");
-  Submit("c");
+  // A backlog deeper than the leases asked for: "b" waits behind "a".
+  for (int i = 0; i < 10; ++i) Submit("c" + std::to_string(i));
   node_.Grant(0, 1);
   ASSERT_EQ(Stream(0).sent, (std::vector<std::string>{"ret-a", "ret-b"}));
   // "a" blocks in Get: the worker sends "b" back.

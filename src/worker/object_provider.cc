@@ -351,8 +351,14 @@ void ObjectProvider::OwnedValueToProto(const std::string &id, proto::ObjectValue
     out->set_owner_address(options_.my_address);
     absl::MutexLock lock(&mu_);
     auto it = copies_.find(id);
-    out->set_node_address(it != copies_.end() && !it->second.empty() ? it->second.front()
-                                                                     : options_.node_address);
+    if (it == copies_.end() || it->second.empty()) {
+      out->set_node_address(options_.node_address);
+    } else {
+      out->set_node_address(it->second.front());
+      for (size_t i = 1; i < it->second.size(); ++i) {
+        out->add_other_node_addresses(it->second[i]);
+      }
+    }
   } else {
     out->set_data(value.data->Data(), value.data->Size());
   }
@@ -429,20 +435,39 @@ void ObjectProvider::ReadAnswersHere(Waiter &waiter, size_t num, absl::Time dead
   waiter.reading = nullptr;
 }
 
+std::vector<std::string> ObjectProvider::Holders(const proto::ObjectValue &value) {
+  std::vector<std::string> holders;
+  if (!value.node_address().empty()) holders.push_back(value.node_address());
+  holders.insert(holders.end(), value.other_node_addresses().begin(),
+                 value.other_node_addresses().end());
+  return holders;
+}
+
 absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::ReadNodeStore(
-    const std::string &id, const std::string &from, const std::string &owner) const {
+    const std::string &id, const std::vector<std::string> &from, const std::string &owner) const {
   auto view = node_store_->Get(ObjectID::FromBinary(id));
-  if (absl::IsNotFound(view.status()) && remote_ != nullptr && !from.empty() &&
-      from != options_.node_address) {
-    // Held by another node: this node pulls a copy first.
-    if (absl::Status pulled = remote_->Pull(id, from, owner); !pulled.ok()) {
-      return ObjectErrorStatus(ErrorInfo{ErrorType::kObjectLost,
-                                         "Object " + BinaryToHex(id) +
-                                             " is lost: it could not be pulled from node " + from +
-                                             " (" + std::string(pulled.message()) + ").",
-                                         "", "", ""});
+  std::string failures;  // "node A (why); node B (why)"
+  bool tried = false;
+  for (const std::string &holder : from) {
+    if (!absl::IsNotFound(view.status()) || remote_ == nullptr) break;
+    if (holder.empty() || holder == options_.node_address) continue;
+    // Held by another node: this node pulls a copy first; a holder that
+    // cannot serve it (it died) gives way to the next copy.
+    tried = true;
+    absl::Status pulled = remote_->Pull(id, holder, owner);
+    if (!pulled.ok()) {
+      failures +=
+          (failures.empty() ? "" : "; ") + holder + " (" + std::string(pulled.message()) + ")";
+      continue;
     }
     view = node_store_->Get(ObjectID::FromBinary(id));
+  }
+  if (tried && !view.ok() && !failures.empty()) {
+    return ObjectErrorStatus(ErrorInfo{ErrorType::kObjectLost,
+                                       "Object " + BinaryToHex(id) +
+                                           " is lost: it could not be pulled from node " +
+                                           failures + ".",
+                                       "", "", ""});
   }
   if (!view.ok()) {
     return ObjectErrorStatus(ErrorInfo{ErrorType::kObjectLost,
@@ -459,7 +484,7 @@ absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::Rea
   if (std::optional<proto::ObjectValue> borrowed = refs_->BorrowedValue(id)) {
     if (borrowed->is_error()) return ObjectErrorStatus(ErrorFromProto(borrowed->error()));
     if (borrowed->in_store()) {
-      return ReadNodeStore(id, borrowed->node_address(), borrowed->owner_address());
+      return ReadNodeStore(id, Holders(*borrowed), borrowed->owner_address());
     }
     return std::make_shared<StringObject>(std::move(*borrowed->mutable_data()));
   }
@@ -468,11 +493,11 @@ absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ObjectProvider::Rea
   MemoryStore::Value &value = values->at(0);
   if (value.error) return ObjectErrorStatus(*value.error);
   if (value.in_node_store) {
-    std::string from;
+    std::vector<std::string> from;
     {
       absl::MutexLock lock(&mu_);
       auto it = copies_.find(id);
-      if (it != copies_.end() && !it->second.empty()) from = it->second.front();
+      if (it != copies_.end()) from = it->second;
     }
     return ReadNodeStore(id, from, options_.my_address);
   }

@@ -156,11 +156,15 @@ class ObjectProvider {
   [[nodiscard]] absl::StatusOr<std::vector<std::shared_ptr<ray::internal::ObjectBuffer>>> Get(
       const std::vector<std::string> &ids, int timeout_ms);
   std::vector<bool> Wait(const std::vector<std::string> &ids, int num_objects, int timeout_ms);
-  // `id`'s copy in this node's store; when it is not here and `from` (the
-  // node holding it) is another node, pulled from there first, `owner`
-  // told. An ObjectLost error naming `id` (and the node) if it cannot be had.
+  // `id`'s copy in this node's store; when it is not here, pulled first
+  // from the first of `from` (the nodes holding a copy, in order) that can
+  // serve it, `owner` told. An ObjectLost error naming `id` and every node
+  // tried if it cannot be had.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> ReadNodeStore(
-      const std::string &id, const std::string &from = {}, const std::string &owner = {}) const;
+      const std::string &id, const std::vector<std::string> &from = {},
+      const std::string &owner = {}) const;
+  // The nodes holding a copy of a value in store: its node, then the others.
+  static std::vector<std::string> Holders(const proto::ObjectValue &value);
   // A task's large result under its return id (see NodeStore::PutIdempotent).
   absl::Status PutResult(const std::string &return_id, std::string_view data,
                          const std::string &owner) {

@@ -79,7 +79,7 @@ bool ClusterRuntime::ArgumentViews(const proto::TaskSpec &spec, ray::internal::A
   for (const auto &arg : spec.args()) {
     if (arg.value().in_store()) {
       absl::StatusOr<std::shared_ptr<ray::internal::ObjectBuffer>> value = objects_->ReadNodeStore(
-          arg.object_id(), arg.value().node_address(), arg.value().owner_address());
+          arg.object_id(), ObjectProvider::Holders(arg.value()), arg.value().owner_address());
       if (!value.ok()) {
         failed->error = ErrorInfo{ErrorType::kObjectLost, std::string(value.status().message()),
                                   spec.function_name(), "", ""};

@@ -41,10 +41,12 @@
 //                                       task on NODE_ID made it), "arg N" (a
 //                                       put read by a task there), "borrowed
 //                                       N" (put by a task there, read here)
-//   lose NODE_ID PID_FILE               a task on NODE_ID makes a 6 MiB result;
-//                                       once it is ready, kills the process in
-//                                       PID_FILE (that node's daemon) and reads
-//                                       the result: "read N" or "lost MESSAGE"
+//   lose NODE_ID PID_FILE [COPY_NODE]   a task on NODE_ID makes a 6 MiB result;
+//                                       once it is ready (and, with COPY_NODE,
+//                                       read by a task there: "copied N"),
+//                                       kills the process in PID_FILE (that
+//                                       node's daemon) and reads the result:
+//                                       "read N" or "lost MESSAGE"
 //   pg STRATEGY N CPUS WAIT [remove]    a placement group of N bundles of
 //                                       CPUS CPUs: "ready true|false" after
 //                                       Wait(WAIT); if ready, a task and an
@@ -311,6 +313,14 @@ int Lose(const std::vector<std::string> &args) {
                   .Remote(6);
   std::vector<ray::ObjectRef<std::string>> refs = {made};
   if (ray::Wait(refs, 1, 30000).ready.size() != 1) return 1;
+  if (args.size() > 2) {
+    // A task on that node reads it: its node pulls a copy, and the owner
+    // hears where.
+    auto length = ray::Task(Length)
+                      .SetSchedulingStrategy(ray::NodeAffinitySchedulingStrategy{args[2], false})
+                      .Remote(made);
+    Say("copied " + std::to_string(*length.Get()));
+  }
   std::ifstream pid_file(args[1]);
   pid_t pid = 0;
   if (!(pid_file >> pid) || pid <= 0 || kill(pid, SIGKILL) != 0) return 1;
@@ -360,7 +370,15 @@ int PlacementGroupRun(const std::vector<std::string> &args) {
     }
   };
   report("task", [&] { return long_task.Get(); });
-  report("actor", [&] { return actor.Task(&Locator::Node).Remote().Get(); });
+  // The actor's worker is stopped soon after the removal returns (control
+  // kills it asynchronously): calls succeed until then.
+  report("actor", [&] {
+    for (int i = 0; i < 100; ++i) {
+      actor.Task(&Locator::Node).Remote().Get();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return actor.Task(&Locator::Node).Remote().Get();
+  });
   report("after", [&] { return ray::Task(NodeAfter).SetPlacementGroup(group, 0).Remote(0).Get(); });
   // Every bundle's CPUs are free again: a task holding them all runs.
   Say("freed ran " + *ray::Task(NodeAfter).SetResource("CPU", cpus).Remote(0).Get());

@@ -66,6 +66,22 @@ TEST(ObjectsAcrossNodesTest, AnObjectOnlyADeadNodeHeldIsLostNamingTheObjectAndTh
   EXPECT_EQ(ran.output.find("read "), std::string::npos) << ran.output;
 }
 
+TEST(ObjectsAcrossNodesTest, AReadMovesToAnotherCopyWhenTheNodeHoldingItDies) {
+  MultiNodeCluster cluster;
+  ASSERT_TRUE(cluster.StartHead(NodeOptions().Cpus(1).StoreBytes(20 << 20)));
+  ASSERT_TRUE(cluster.AddNode(NodeOptions().Cpus(1).StoreBytes(20 << 20)));
+  ASSERT_TRUE(cluster.AddNode(NodeOptions().Cpus(1).StoreBytes(20 << 20)));
+  const auto &b = cluster.nodes()[1];
+  const auto &c = cluster.nodes()[2];
+  // Made on b, copied to c by a task there; b dies; the driver's node pulls
+  // from c instead.
+  const CommandResult ran = cluster.RunDriverOn(
+      cluster.head(), "lose " + b.id + " " + b.session + "/pids/node.pid " + c.id);
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_NE(ran.output.find("copied 6291456"), std::string::npos) << ran.output;
+  EXPECT_NE(ran.output.find("read 6291456"), std::string::npos) << ran.output;
+}
+
 }  // namespace
 }  // namespace cli_test
 }  // namespace sunray

@@ -85,6 +85,9 @@ class PlacementGroupPoll final : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
+// Finished jobs go out with every view this long (ms).
+constexpr int64_t kFinishedJobsSent = 60'000;
+
 ControlService::ControlService(Options options)
     : options_(std::move(options)),
       groups_({options_.token}, [this] { return AllNodes(); }),
@@ -230,6 +233,10 @@ grpc::ServerUnaryReactor *ControlService::ReportNodeState(
     for (const auto &[other_id, other] : nodes_) *reply->add_nodes() = other;
     for (std::string &id : groups_.RecentlyRemoved()) {
       reply->add_removed_placement_groups(std::move(id));
+    }
+    const int64_t lately = NowMs() - kFinishedJobsSent;
+    for (const auto &[job_id, job] : jobs_) {
+      if (job.finished() && job.end_time_ms() >= lately) reply->add_finished_jobs(job_id);
     }
     // Pending placement groups may fit now (their directory has its own
     // lock, never held while it takes ours).

@@ -167,6 +167,11 @@ int RunNodeDaemon(const NodeDaemonOptions &options) {
             }
           }
           leases.GroupsRemoved(removed);
+          std::vector<JobID> finished;
+          for (const std::string &id : reported.finished_jobs()) {
+            if (id.size() == JobID::kSize) finished.push_back(JobID::FromBinary(id));
+          }
+          service.JobsFinished(finished);
           leases.UpdateClusterView(ClusterViewOf(reported));
         }
         return status;

@@ -66,6 +66,30 @@ void NodeService::OnWorkerExit(const WorkerInfo &worker, const std::string &how)
       });
 }
 
+void NodeService::JobsFinished(const std::vector<JobID> &jobs) {
+  const absl::Time now = absl::Now();
+  for (const JobID &job_id : jobs) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_jobs_.contains(job_id)) continue;
+      // A grace first: a worker of the job may own objects whose borrowers
+      // let go as the driver exited; it frees them (and their copies on
+      // other nodes) if it lives a moment longer.
+      auto [heard, added] = finished_heard_.try_emplace(job_id, now);
+      if (now - heard->second < kFinishedJobGrace) continue;
+      finished_heard_.erase(heard);
+      finished_jobs_.insert(job_id);
+    }
+    // (Where its driver ran, FinishJob did this already: both are idempotent.)
+    const int cancelled = leases_.CancelJob(job_id);
+    const int killed = workers_.KillJobWorkers(job_id);
+    if (cancelled + killed > 0) {
+      Logger().info("job {} finished elsewhere: stopping {} worker(s), dropped {} lease request(s)",
+                    job_id.Hex(), killed, cancelled);
+    }
+  }
+}
+
 void NodeService::FinishJob(const JobID &job_id) {
   std::string driver;
   {

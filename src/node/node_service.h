@@ -24,7 +24,9 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "control.grpc.pb.h"
 #include "node.grpc.pb.h"
 #include "src/common/id.h"
@@ -61,6 +63,13 @@ class NodeService final : public proto::NodeService::CallbackService {
   // The job is over on this node (its driver exited or said so): its
   // workers stop and the driver's store objects are deleted. Idempotent.
   void FinishJob(const JobID &job_id);
+  // Jobs control reports finished (their drivers ran on any node): once a
+  // job has been reported for kFinishedJobGrace, its workers here stop and
+  // its waiting lease requests are dropped, once per job. (Called with
+  // every report; the grace lets the job's workers free what its driver's
+  // exit released.)
+  void JobsFinished(const std::vector<JobID> &jobs);
+  static constexpr absl::Duration kFinishedJobGrace = absl::Seconds(2);
   // Idempotent.
   void Stop();
   // Where this daemon serves (host:port), once it does: workers it starts
@@ -127,6 +136,10 @@ class NodeService final : public proto::NodeService::CallbackService {
   std::string address_ ABSL_GUARDED_BY(mu_);
   // Each running job's driver address (owner of its puts).
   absl::flat_hash_map<JobID, std::string> driver_addresses_ ABSL_GUARDED_BY(mu_);
+  // Jobs whose end this node acted on (JobsFinished); ids are never reused.
+  absl::flat_hash_set<JobID> finished_jobs_ ABSL_GUARDED_BY(mu_);
+  // Jobs heard finished, not acted on yet: when first heard.
+  absl::flat_hash_map<JobID, absl::Time> finished_heard_ ABSL_GUARDED_BY(mu_);
   DriverWatcher drivers_;  // last: its thread calls FinishJob until it stops
 };
 

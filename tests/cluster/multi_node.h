@@ -76,10 +76,12 @@ class MultiNodeCluster {
 #ifdef SUNRAY_TEST_DRIVER_PATH
   // Runs tests/cluster/driver_main.cc on `node`'s machine state (its root:
   // the driver uses that node) against the cluster, to its end.
-  CommandResult RunDriverOn(const Node &node, const std::string &arguments) const {
-    return RunCommand("SUNRAY_TEMP_DIR='" + node.root + "' SUNRAY_TOKEN=" + token_ + " " +
-                      SUNRAY_TEST_DRIVER_PATH + " --ray_address=" + control_ + " " + arguments +
-                      " 2>&1");
+  // `runner` goes before the driver's path (e.g. "timeout 3").
+  CommandResult RunDriverOn(const Node &node, const std::string &arguments,
+                            const std::string &runner = "") const {
+    return RunCommand("SUNRAY_TEMP_DIR='" + node.root + "' SUNRAY_TOKEN=" + token_ + " " + runner +
+                      " " + SUNRAY_TEST_DRIVER_PATH + " --ray_address=" + control_ + " " +
+                      arguments + " 2>&1");
   }
 #endif
 

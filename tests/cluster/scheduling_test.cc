@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "src/common/resources.h"
 #include "src/testing/eventually.h"
 #include "tests/cluster/multi_node.h"
 
@@ -99,6 +100,24 @@ TEST(SchedulingTest, HardAffinityToADeadNodeFailsAndSoftAffinityRunsElsewhere) {
   hard = Lines(cluster.RunDriverOn(cluster.head(), "where 1 actor affinity " + gone.id + " hard"));
   ASSERT_EQ(hard.size(), 1u);
   EXPECT_NE(hard[0].find("which is dead"), std::string::npos) << hard[0];
+}
+
+TEST(SchedulingTest, AJobsWorkersOnOtherNodesStopWhenItsDriverExits) {
+  MultiNodeCluster cluster;
+  ASSERT_TRUE(cluster.StartHead(NodeOptions().Cpus(1)));
+  ASSERT_TRUE(cluster.AddNode(NodeOptions().Cpus(1)));
+  const auto &b = cluster.nodes()[1];
+  auto cpu_free_on_b = [&] {
+    ResourceSet available = ResourceSetOf(cluster.Info(b.id).available());
+    return available["CPU"] == kResourceUnit;
+  };
+  ASSERT_TRUE(Eventually(cpu_free_on_b, seconds(10)));
+  // A 60 s task on b; its driver (on the head) is killed after 3 s.
+  cluster.RunDriverOn(cluster.head(), "where 1 affinity " + b.id + " hard sleep 60000",
+                      "timeout -s KILL 3");
+  // b hears the job finished with its next report and stops the worker:
+  // its CPU is free long before the task would have ended.
+  EXPECT_TRUE(Eventually(cpu_free_on_b, seconds(15)));
 }
 
 }  // namespace

@@ -131,8 +131,15 @@ void PlacementGroupDirectory::RemoveLocked(Group &group, Work *work) {
   std::erase(pending_, group.info.placement_group_id());
   if (!group.placing) {
     // The scheduler gives back what a placement in flight took when it ends.
+    // Its bundles' nodes, each once (a dead node's bundles have none).
     std::vector<std::string> addresses;
-    for (const auto &[node, address] : group.addresses) addresses.push_back(address);
+    for (const proto::BundleInfo &bundle : group.info.bundles()) {
+      const std::string &address = bundle.node_address();
+      if (!address.empty() &&
+          std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
+        addresses.push_back(address);
+      }
+    }
     if (!addresses.empty()) {
       work->push_back([this, info = group.info, addresses] {
         ReturnBundles(info, addresses, /*removed=*/true);
@@ -278,7 +285,6 @@ void PlacementGroupDirectory::OnNodeDead(const std::string &node_id) {
         lost = true;
       }
       if (!lost) continue;
-      group.addresses.erase(node_id);
       // Placing the lost bundles again is recovery's (the next issue).
       group.info.set_state(proto::PlacementGroupInfo::RESCHEDULING);
       Logger().warn("{} lost bundles on dead node {}", Describe(group.info), BinaryToHex(node_id));
@@ -537,7 +543,6 @@ void PlacementGroupDirectory::Place(const std::vector<std::string> &group_ids,
           proto::BundleInfo *bundle = group.info.mutable_bundles(static_cast<int>(i));
           bundle->set_node_id(node.id.Binary());
           bundle->set_node_address(node.address);
-          group.addresses[node.id.Binary()] = node.address;
           reserved_.push_back(Reserved{node.id.Binary(), attempt.bundles[i], now});
         }
         std::erase(pending_, attempt.info.placement_group_id());

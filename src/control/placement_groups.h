@@ -114,8 +114,6 @@ class PlacementGroupDirectory {
  private:
   struct Group {
     proto::PlacementGroupInfo info;
-    // Its bundles' nodes: id's bytes -> NodeService address.
-    std::map<std::string, std::string> addresses;
     bool placing = false;                          // its two-phase calls are out
     bool waiting_for_change = false;               // nothing fit: tried again when nodes change
     uint64_t tried_epoch = 0;                      // nodes_epoch_ when it was last tried
